@@ -1,0 +1,426 @@
+//! Shared-memory frame slots: a 64-byte header followed by the pixels, in a file mapped by both
+//! the client (which creates it) and the daemon (which maps it by path and works in place).
+//!
+//! Header layout (all little-endian):
+//! `0 magic "FSLT" | 4 layout u32 | 8 width u32 | 12 height u32 | 16 stride u32 (bytes/row)
+//! | 20 format u32 | 24 capacity u64 (pixel bytes) | 32 content hash u64 (xxh3) | 40..64 reserved`
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::MmapMut;
+use serde::{Deserialize, Serialize};
+
+use crate::ProtocolError;
+
+/// Bytes before the pixels.
+pub const HEADER_LEN: usize = 64;
+const SLOT_MAGIC: [u8; 4] = *b"FSLT";
+const LAYOUT_VERSION: u32 = 1;
+const NAME_PREFIX: &str = "slot-";
+const NAME_SUFFIX: &str = ".fsslot";
+
+/// Pixel layouts an OFX host hands us (always RGBA; components per the host's bit depth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PixelFormat {
+    /// 8-bit unsigned per channel.
+    Rgba8,
+    /// 16-bit unsigned per channel.
+    Rgba16,
+    /// IEEE half float per channel.
+    RgbaF16,
+    /// IEEE single float per channel.
+    RgbaF32,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel.
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Rgba8 => 4,
+            PixelFormat::Rgba16 | PixelFormat::RgbaF16 => 8,
+            PixelFormat::RgbaF32 => 16,
+        }
+    }
+
+    fn code(self) -> u32 {
+        match self {
+            PixelFormat::Rgba8 => 1,
+            PixelFormat::Rgba16 => 2,
+            PixelFormat::RgbaF16 => 3,
+            PixelFormat::RgbaF32 => 4,
+        }
+    }
+
+    fn from_code(c: u32) -> Option<Self> {
+        Some(match c {
+            1 => PixelFormat::Rgba8,
+            2 => PixelFormat::Rgba16,
+            3 => PixelFormat::RgbaF16,
+            4 => PixelFormat::RgbaF32,
+            _ => return None,
+        })
+    }
+}
+
+/// The validated header of a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotHeader {
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Bytes from one row to the next (≥ width × bytes per pixel).
+    pub stride: u32,
+    /// Pixel layout.
+    pub format: PixelFormat,
+    /// xxh3-64 of the `stride × height` pixel bytes, as sealed by the writer.
+    pub content_hash: u64,
+}
+
+impl SlotHeader {
+    /// Bytes the frame occupies.
+    pub fn frame_len(&self) -> usize {
+        self.stride as usize * self.height as usize
+    }
+}
+
+/// Hash used for slot contents.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// A mapped frame slot. The creator's handle deletes the file when dropped.
+pub struct FrameSlot {
+    path: PathBuf,
+    map: MmapMut,
+    owned: bool,
+}
+
+static SLOT_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FrameSlot {
+    /// Creates a slot file in `dir` (owner-only) able to hold `capacity` pixel bytes.
+    pub fn create(dir: &Path, capacity: usize) -> Result<Self, ProtocolError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "{NAME_PREFIX}{}-{}-{nanos}{NAME_SUFFIX}",
+            std::process::id(),
+            SLOT_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = dir.join(name);
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(&path)?;
+        file.set_len((HEADER_LEN + capacity) as u64)?;
+        // SAFETY: the file is ours, in an owner-only folder, and sized before mapping; the daemon
+        // writes into it only while we wait for its reply.
+        let map = unsafe { MmapMut::map_mut(&file) }?;
+        let mut slot = FrameSlot {
+            path,
+            map,
+            owned: true,
+        };
+        slot.map[0..4].copy_from_slice(&SLOT_MAGIC);
+        slot.put_u32(4, LAYOUT_VERSION);
+        slot.put_u64(24, capacity as u64);
+        Ok(slot)
+    }
+
+    /// Maps an existing slot by path, refusing anything that is not a slot file directly inside
+    /// `slot_dir`, owned by this user, with a sane header.
+    pub fn open(path: &Path, slot_dir: &Path) -> Result<Self, ProtocolError> {
+        let bad = |why: String| ProtocolError::Slot(format!("{}: {why}", path.display()));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| bad("not a slot file name".into()))?;
+        if !name.starts_with(NAME_PREFIX) || !name.ends_with(NAME_SUFFIX) {
+            return Err(bad("not a slot file name".into()));
+        }
+        let parent = path
+            .parent()
+            .ok_or_else(|| bad("no parent folder".into()))?;
+        let same_dir = parent.canonicalize().map_err(|e| bad(e.to_string()))?
+            == slot_dir.canonicalize().map_err(|e| bad(e.to_string()))?;
+        if !same_dir {
+            return Err(bad(format!("outside the slot folder {}", slot_dir.display())));
+        }
+        let meta = std::fs::symlink_metadata(path).map_err(|e| bad(e.to_string()))?;
+        if !meta.file_type().is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: getuid has no preconditions and cannot fail.
+            if meta.uid() != unsafe { libc::getuid() } {
+                return Err(bad("owned by another user".into()));
+            }
+        }
+        if (meta.len() as usize) < HEADER_LEN {
+            return Err(bad("shorter than a slot header".into()));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| bad(e.to_string()))?;
+        // SAFETY: the file is a regular file owned by this user in the owner-only slot folder; its
+        // bytes are treated as untrusted and validated before use.
+        let map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| bad(e.to_string()))?;
+        let slot = FrameSlot {
+            path: path.to_path_buf(),
+            map,
+            owned: false,
+        };
+        if slot.map[0..4] != SLOT_MAGIC || slot.get_u32(4) != LAYOUT_VERSION {
+            return Err(bad("bad slot magic or layout version".into()));
+        }
+        if slot.get_u64(24) != (slot.map.len() - HEADER_LEN) as u64 {
+            return Err(bad("capacity does not match the file size".into()));
+        }
+        Ok(slot)
+    }
+
+    /// The slot file's path, which clients send in [`crate::Request::ProcessFrame`].
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Pixel bytes this slot can hold.
+    pub fn capacity(&self) -> usize {
+        self.map.len() - HEADER_LEN
+    }
+
+    /// Declares the frame that follows: packed rows (`stride = width × bpp`). Returns the pixel
+    /// area to fill, then call [`FrameSlot::seal`].
+    pub fn begin_frame(
+        &mut self,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    ) -> Result<&mut [u8], ProtocolError> {
+        let stride = (width as usize)
+            .checked_mul(format.bytes_per_pixel())
+            .filter(|s| *s <= u32::MAX as usize)
+            .ok_or_else(|| ProtocolError::Slot("row too wide".into()))?;
+        let len = stride
+            .checked_mul(height as usize)
+            .filter(|l| *l <= self.capacity())
+            .ok_or_else(|| {
+                ProtocolError::Slot(format!(
+                    "{width}x{height} {format:?} does not fit in a {}-byte slot",
+                    self.capacity()
+                ))
+            })?;
+        self.put_u32(8, width);
+        self.put_u32(12, height);
+        self.put_u32(16, stride as u32);
+        self.put_u32(20, format.code());
+        self.put_u64(32, 0);
+        Ok(&mut self.map[HEADER_LEN..HEADER_LEN + len])
+    }
+
+    /// Copies rows of `row_bytes` each from `src` (rows `src_stride` apart) into a frame begun
+    /// with [`FrameSlot::begin_frame`], then seals it. Returns the content hash.
+    pub fn write_rows(
+        &mut self,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        src: &[u8],
+        src_stride: usize,
+    ) -> Result<u64, ProtocolError> {
+        let row = width as usize * format.bytes_per_pixel();
+        let needed = (height as usize).saturating_sub(1) * src_stride + row;
+        if height > 0 && (src_stride < row || src.len() < needed) {
+            return Err(ProtocolError::Slot(
+                "source image smaller than its declared size".into(),
+            ));
+        }
+        let dst = self.begin_frame(width, height, format)?;
+        if src_stride == row {
+            dst.copy_from_slice(&src[..dst.len()]);
+        } else {
+            for (y, out) in dst.chunks_exact_mut(row).enumerate() {
+                out.copy_from_slice(&src[y * src_stride..y * src_stride + row]);
+            }
+        }
+        self.seal()
+    }
+
+    /// Computes the content hash of the current frame and stores it in the header.
+    pub fn seal(&mut self) -> Result<u64, ProtocolError> {
+        let h = self.header_unchecked_hash()?;
+        let hash = content_hash(&self.map[HEADER_LEN..HEADER_LEN + h.frame_len()]);
+        self.put_u64(32, hash);
+        Ok(hash)
+    }
+
+    /// The header, validated against the slot's size.
+    pub fn header(&self) -> Result<SlotHeader, ProtocolError> {
+        let mut h = self.header_unchecked_hash()?;
+        h.content_hash = self.get_u64(32);
+        Ok(h)
+    }
+
+    fn header_unchecked_hash(&self) -> Result<SlotHeader, ProtocolError> {
+        let width = self.get_u32(8);
+        let height = self.get_u32(12);
+        let stride = self.get_u32(16);
+        let format = PixelFormat::from_code(self.get_u32(20))
+            .ok_or_else(|| ProtocolError::Slot(format!("unknown pixel format {}", self.get_u32(20))))?;
+        let h = SlotHeader {
+            width,
+            height,
+            stride,
+            format,
+            content_hash: 0,
+        };
+        if (stride as usize) < width as usize * format.bytes_per_pixel() {
+            return Err(ProtocolError::Slot(format!(
+                "stride {stride} shorter than a {width}-pixel row"
+            )));
+        }
+        if h.frame_len() > self.capacity() {
+            return Err(ProtocolError::Slot(format!(
+                "{width}x{height} frame overruns the {}-byte slot",
+                self.capacity()
+            )));
+        }
+        Ok(h)
+    }
+
+    /// Validates the header and checks the content hash against the pixels.
+    pub fn verify(&self) -> Result<SlotHeader, ProtocolError> {
+        let h = self.header()?;
+        let actual = content_hash(self.pixels(&h));
+        if actual != h.content_hash {
+            return Err(ProtocolError::Slot(format!(
+                "content hash mismatch (header {:016x}, pixels {actual:016x}): the frame was \
+                 changed or not fully written",
+                h.content_hash
+            )));
+        }
+        Ok(h)
+    }
+
+    /// The frame's bytes for a header returned by [`FrameSlot::header`].
+    pub fn pixels(&self, h: &SlotHeader) -> &[u8] {
+        &self.map[HEADER_LEN..HEADER_LEN + h.frame_len()]
+    }
+
+    /// The frame's bytes, writable.
+    pub fn pixels_mut(&mut self, h: &SlotHeader) -> &mut [u8] {
+        &mut self.map[HEADER_LEN..HEADER_LEN + h.frame_len()]
+    }
+
+    /// Copies the frame out into `dst` (rows `dst_stride` apart).
+    pub fn read_rows(&self, dst: &mut [u8], dst_stride: usize) -> Result<SlotHeader, ProtocolError> {
+        let h = self.header()?;
+        let row = h.width as usize * h.format.bytes_per_pixel();
+        let needed = (h.height as usize).saturating_sub(1) * dst_stride + row;
+        if h.height > 0 && (dst_stride < row || dst.len() < needed) {
+            return Err(ProtocolError::Slot(
+                "destination image smaller than the frame".into(),
+            ));
+        }
+        let src = self.pixels(&h);
+        if dst_stride == row && h.stride as usize == row {
+            dst[..src.len()].copy_from_slice(src);
+        } else {
+            for y in 0..h.height as usize {
+                let s = y * h.stride as usize;
+                dst[y * dst_stride..y * dst_stride + row].copy_from_slice(&src[s..s + row]);
+            }
+        }
+        Ok(h)
+    }
+
+    fn get_u32(&self, at: usize) -> u32 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.map[at..at + 4]);
+        u32::from_le_bytes(b)
+    }
+
+    fn get_u64(&self, at: usize) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.map[at..at + 8]);
+        u64::from_le_bytes(b)
+    }
+
+    fn put_u32(&mut self, at: usize, v: u32) {
+        self.map[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn put_u64(&mut self, at: usize, v: u64) {
+        self.map[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+impl Drop for FrameSlot {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_write_open_verify_and_modify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slot = FrameSlot::create(dir.path(), 4 * 4 * 3).unwrap();
+        let src: Vec<u8> = (0..(4 * 4 * 3 + 8) as u8).collect();
+        // Source rows padded to 20 bytes: only 16 are copied per row.
+        let hash = slot.write_rows(4, 3, PixelFormat::Rgba8, &src, 20).unwrap();
+
+        let mut peer = FrameSlot::open(slot.path(), dir.path()).unwrap();
+        let h = peer.verify().unwrap();
+        assert_eq!((h.width, h.height, h.stride, h.content_hash), (4, 3, 16, hash));
+        assert_eq!(&peer.pixels(&h)[16..32], &src[20..36]);
+        peer.pixels_mut(&h)[0] = 99;
+        assert!(slot.verify().is_err(), "a changed pixel must break the hash");
+        let mut out = vec![0u8; 3 * 24];
+        slot.read_rows(&mut out, 24).unwrap();
+        assert_eq!(out[0], 99);
+        assert_eq!(&out[24..40], &src[20..36]);
+        let path = slot.path().to_path_buf();
+        drop(peer);
+        drop(slot);
+        assert!(!path.exists(), "the creator removes its slot file");
+    }
+
+    #[test]
+    fn open_refuses_paths_outside_the_slot_dir_and_bad_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let slot = FrameSlot::create(other.path(), 64).unwrap();
+        assert!(FrameSlot::open(slot.path(), dir.path()).is_err());
+        let fake = dir.path().join("slot-1-1-1.fsslot");
+        std::fs::write(&fake, vec![0u8; 200]).unwrap();
+        assert!(FrameSlot::open(&fake, dir.path()).is_err());
+        assert!(FrameSlot::open(&dir.path().join("../etc/passwd"), dir.path()).is_err());
+    }
+
+    #[test]
+    fn oversize_frames_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slot = FrameSlot::create(dir.path(), 100).unwrap();
+        assert!(slot.begin_frame(10, 10, PixelFormat::RgbaF32).is_err());
+        assert!(slot.begin_frame(u32::MAX, 2, PixelFormat::RgbaF32).is_err());
+    }
+}
