@@ -1,0 +1,19 @@
+//! The Faceswap++ daemon (`faceswapd`): the background service that the OFX plugin and the CLI
+//! talk to, and the command line itself.
+//!
+//! `serve` runs the service: one instance per user (lock file), a local socket speaking
+//! [`faceswap_protocol`], a persisted job queue, shared-memory frame processing. Every other
+//! subcommand is a client that starts the service in the background when it is not running.
+
+pub mod assets;
+pub mod atomic;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod doctor;
+pub mod jobs;
+pub mod lock;
+pub mod logging;
+pub mod media;
+pub mod paths;
+pub mod server;

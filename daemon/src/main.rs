@@ -1,1 +1,5 @@
-fn main(){}
+//! `faceswapd`: the Faceswap++ daemon and command line.
+
+fn main() -> std::process::ExitCode {
+    faceswapd::cli::main()
+}

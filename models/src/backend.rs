@@ -148,7 +148,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for b in [ComputeBackend::Cpu, ComputeBackend::Cuda, ComputeBackend::Vulkan] {
+        for b in [
+            ComputeBackend::Cpu,
+            ComputeBackend::Cuda,
+            ComputeBackend::Vulkan,
+        ] {
             assert_eq!(ComputeBackend::parse(b.name()), Some(b));
         }
         assert_eq!(ComputeBackend::parse("tpu"), None);

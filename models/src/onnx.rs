@@ -11,7 +11,9 @@ pub enum OnnxRuntimeError {
     #[error("ONNX Runtime library not found at {0} (run `faceswapd assets fetch --runtime`)")]
     Missing(String),
     /// The file exists but does not load as a usable ONNX Runtime (wrong file, too old, wrong arch).
-    #[error("cannot load ONNX Runtime from {path}: {reason} (expected onnxruntime 1.31.1; run `faceswapd assets fetch --runtime`)")]
+    #[error(
+        "cannot load ONNX Runtime from {path}: {reason} (expected onnxruntime 1.31.1; run `faceswapd assets fetch --runtime`)"
+    )]
     Load {
         /// The file.
         path: String,

@@ -187,7 +187,10 @@ mod tests {
             pid: 1,
         };
         let err = server_handshake(&mut server, Ok(welcome)).unwrap_err();
-        assert!(matches!(err, ProtocolError::VersionMismatch { .. }), "{err}");
+        assert!(
+            matches!(err, ProtocolError::VersionMismatch { .. }),
+            "{err}"
+        );
         // The client, reading what the server wrote, sees the mismatch too.
         let mut client = Pipe {
             input: Cursor::new(server.output),
@@ -210,7 +213,10 @@ mod tests {
             input: Cursor::new(client_bytes(PROTOCOL_VERSION)),
             output: Vec::new(),
         };
-        assert_eq!(server_handshake(&mut server, Ok(welcome.clone())).unwrap(), hello());
+        assert_eq!(
+            server_handshake(&mut server, Ok(welcome.clone())).unwrap(),
+            hello()
+        );
         let mut client = Pipe {
             input: Cursor::new(server.output),
             output: Vec::new(),
@@ -231,7 +237,13 @@ mod tests {
             output: Vec::new(),
         };
         let err = client_handshake(&mut client, &hello()).unwrap_err();
-        assert!(matches!(err, ProtocolError::Remote { code: ErrorCode::Busy, .. }));
+        assert!(matches!(
+            err,
+            ProtocolError::Remote {
+                code: ErrorCode::Busy,
+                ..
+            }
+        ));
     }
 
     #[test]

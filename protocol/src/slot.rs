@@ -153,7 +153,10 @@ impl FrameSlot {
         let same_dir = parent.canonicalize().map_err(|e| bad(e.to_string()))?
             == slot_dir.canonicalize().map_err(|e| bad(e.to_string()))?;
         if !same_dir {
-            return Err(bad(format!("outside the slot folder {}", slot_dir.display())));
+            return Err(bad(format!(
+                "outside the slot folder {}",
+                slot_dir.display()
+            )));
         }
         let meta = std::fs::symlink_metadata(path).map_err(|e| bad(e.to_string()))?;
         if !meta.file_type().is_file() {
@@ -278,8 +281,9 @@ impl FrameSlot {
         let width = self.get_u32(8);
         let height = self.get_u32(12);
         let stride = self.get_u32(16);
-        let format = PixelFormat::from_code(self.get_u32(20))
-            .ok_or_else(|| ProtocolError::Slot(format!("unknown pixel format {}", self.get_u32(20))))?;
+        let format = PixelFormat::from_code(self.get_u32(20)).ok_or_else(|| {
+            ProtocolError::Slot(format!("unknown pixel format {}", self.get_u32(20)))
+        })?;
         let h = SlotHeader {
             width,
             height,
@@ -326,7 +330,11 @@ impl FrameSlot {
     }
 
     /// Copies the frame out into `dst` (rows `dst_stride` apart).
-    pub fn read_rows(&self, dst: &mut [u8], dst_stride: usize) -> Result<SlotHeader, ProtocolError> {
+    pub fn read_rows(
+        &self,
+        dst: &mut [u8],
+        dst_stride: usize,
+    ) -> Result<SlotHeader, ProtocolError> {
         let h = self.header()?;
         let row = h.width as usize * h.format.bytes_per_pixel();
         let needed = (h.height as usize).saturating_sub(1) * dst_stride + row;
@@ -390,10 +398,16 @@ mod tests {
 
         let mut peer = FrameSlot::open(slot.path(), dir.path()).unwrap();
         let h = peer.verify().unwrap();
-        assert_eq!((h.width, h.height, h.stride, h.content_hash), (4, 3, 16, hash));
+        assert_eq!(
+            (h.width, h.height, h.stride, h.content_hash),
+            (4, 3, 16, hash)
+        );
         assert_eq!(&peer.pixels(&h)[16..32], &src[20..36]);
         peer.pixels_mut(&h)[0] = 99;
-        assert!(slot.verify().is_err(), "a changed pixel must break the hash");
+        assert!(
+            slot.verify().is_err(),
+            "a changed pixel must break the hash"
+        );
         let mut out = vec![0u8; 3 * 24];
         slot.read_rows(&mut out, 24).unwrap();
         assert_eq!(out[0], 99);

@@ -6,7 +6,9 @@ use interprocess::ConnectWaitMode;
 use interprocess::local_socket::{ConnectOptions, Stream, prelude::*};
 
 use crate::handshake::client_handshake;
-use crate::{ClientKind, Hello, ProtocolError, Request, Response, Welcome, read_frame, write_frame};
+use crate::{
+    ClientKind, Hello, ProtocolError, Request, Response, Welcome, read_frame, write_frame,
+};
 
 pub use crate::locations::SocketPath;
 

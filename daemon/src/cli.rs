@@ -1,0 +1,437 @@
+//! The `faceswapd` command line (clap derive). `serve` runs the service; everything else is a
+//! client of it, or a local tool (config, doctor, assets).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use faceswap_protocol::{
+    Connection, JobId, JobRecord, JobSpec, JobState, Request, Response, SocketPath,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::assets::{ASSETS, Asset, AssetKind, Obtained};
+use crate::config::{Config, LoadedConfig};
+use crate::paths::Dirs;
+
+/// Exit status of `serve` when another daemon already runs.
+pub const EXIT_ALREADY_RUNNING: i32 = 3;
+
+/// Faceswap++ daemon and command line.
+#[derive(Debug, Parser)]
+#[command(name = "faceswapd", version, about, long_about = None)]
+pub struct Cli {
+    /// Socket of the daemon (default: per-user runtime dir; env FACESWAPD_SOCKET).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    /// Do not start the daemon when it is not running.
+    #[arg(long, global = true)]
+    pub no_autostart: bool,
+    /// More log output on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (what the service units run).
+    Serve,
+    /// Show the running daemon's status.
+    Status,
+    /// Stop the running daemon (running jobs become interrupted, resumable).
+    Shutdown,
+    /// List, inspect, cancel, resume and wait for jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Work on video frames.
+    #[command(subcommand)]
+    Frames(FramesCommand),
+    /// Show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check every runtime dependency and say how to fix what is missing.
+    Doctor,
+    /// Test media and model files (pinned by SHA-256).
+    #[command(subcommand)]
+    Assets(AssetsCommand),
+}
+
+/// `faceswapd jobs …`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// All jobs.
+    List,
+    /// One job in full, with its log tail.
+    Show {
+        /// Job id.
+        id: JobId,
+    },
+    /// Cancel a queued or running job.
+    Cancel {
+        /// Job id.
+        id: JobId,
+    },
+    /// Resume a failed, cancelled or interrupted job.
+    Resume {
+        /// Job id.
+        id: JobId,
+        /// Return at once instead of following progress.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Follow a job until it ends.
+    Wait {
+        /// Job id.
+        id: JobId,
+    },
+}
+
+/// `faceswapd frames …`.
+#[derive(Debug, Subcommand)]
+pub enum FramesCommand {
+    /// Write the frames of a video as PNG files (a resumable daemon job).
+    Extract(ExtractFramesArgs),
+}
+
+/// Arguments of `frames extract`.
+#[derive(Debug, Args)]
+pub struct ExtractFramesArgs {
+    /// Video file.
+    pub input: PathBuf,
+    /// Output folder.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Keep one frame in N.
+    #[arg(long, default_value_t = 1)]
+    pub every: u32,
+    /// Return once queued instead of following progress.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `faceswapd config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The effective configuration, each key with its source and meaning.
+    Show,
+    /// A documented config file with every default.
+    Default,
+    /// The config file's path.
+    Path,
+}
+
+/// `faceswapd assets …`.
+#[derive(Debug, Subcommand)]
+pub enum AssetsCommand {
+    /// Every asset, its source package and whether it is cached.
+    List,
+    /// Fetch assets (all when no selector is given).
+    Fetch {
+        /// Test media only.
+        #[arg(long)]
+        media: bool,
+        /// Model files only.
+        #[arg(long)]
+        models: bool,
+        /// Runtime libraries only.
+        #[arg(long)]
+        runtime: bool,
+        /// Specific assets by name.
+        names: Vec<String>,
+    },
+    /// Print the cached path of an asset (fails when missing).
+    Path {
+        /// Asset name.
+        name: String,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("faceswapd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let dirs = Dirs::resolve()?;
+    let socket = crate::paths::socket(cli.socket.clone())?;
+    if !matches!(cli.command, Command::Serve) {
+        crate::logging::init_client(cli.verbose);
+    }
+    match cli.command {
+        Command::Serve => serve(&dirs, socket),
+        Command::Config(c) => {
+            let path = dirs.config_file();
+            match c {
+                ConfigCommand::Path => println!("{}", path.display()),
+                ConfigCommand::Default => print!("{}", Config::default_toml()),
+                ConfigCommand::Show => print!("{}", LoadedConfig::load(&path)?.show()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => {
+            let (report, ok) = crate::doctor::render(&crate::doctor::run(&dirs, &socket));
+            print!("{report}");
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Assets(a) => assets(&dirs, a),
+        Command::Status => {
+            let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+            let Response::Status(s) = c.call(&Request::Status)? else {
+                bail!("unexpected reply to status");
+            };
+            println!(
+                "faceswapd {} running (pid {}, up {}s)\nsocket: {socket}\ndata: {}\ndevice: {}\nconnections: {}\njobs: {} queued, {} running",
+                s.version,
+                s.pid,
+                s.uptime_s,
+                s.data_dir,
+                s.device,
+                s.connections,
+                s.queued_jobs,
+                s.running_jobs
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shutdown => {
+            let mut c = connect(&dirs, &socket, false)?;
+            c.call(&Request::Shutdown)?;
+            println!("faceswapd is shutting down");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs(j) => jobs(&dirs, &socket, !cli.no_autostart, j),
+        Command::Frames(FramesCommand::Extract(a)) => {
+            let input =
+                absolute(&a.input).with_context(|| format!("video {}", a.input.display()))?;
+            std::fs::create_dir_all(&a.out)
+                .with_context(|| format!("creating output folder {}", a.out.display()))?;
+            let out = absolute(&a.out)?;
+            let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+            let spec = JobSpec::ExtractFrames {
+                input: input.display().to_string(),
+                output_dir: out.display().to_string(),
+                every_nth: a.every,
+            };
+            let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec })? else {
+                bail!("unexpected reply to submit");
+            };
+            println!(
+                "job {id} queued: extract frames of {} into {}",
+                input.display(),
+                out.display()
+            );
+            if a.detach {
+                return Ok(ExitCode::SUCCESS);
+            }
+            follow(&mut c, id)
+        }
+    }
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::canonicalize(p).with_context(|| format!("{} does not exist", p.display()))
+}
+
+fn connect(dirs: &Dirs, socket: &SocketPath, autostart: bool) -> anyhow::Result<Connection> {
+    crate::client::connect(
+        socket,
+        autostart,
+        &dirs.logs().join(crate::logging::LOG_FILE),
+    )
+}
+
+fn serve(dirs: &Dirs, socket: SocketPath) -> anyhow::Result<ExitCode> {
+    let loaded = LoadedConfig::load(&dirs.config_file())?;
+    crate::logging::init_service(&loaded.config.log, &dirs.logs())
+        .with_context(|| format!("opening the log folder {}", dirs.logs().display()))?;
+    match crate::server::serve(loaded.config, dirs, socket) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(crate::server::ServeError::Lock(e @ crate::lock::LockError::AlreadyRunning { .. })) => {
+            eprintln!("faceswapd: {e}");
+            Ok(ExitCode::from(EXIT_ALREADY_RUNNING as u8))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn jobs(
+    dirs: &Dirs,
+    socket: &SocketPath,
+    autostart: bool,
+    cmd: JobsCommand,
+) -> anyhow::Result<ExitCode> {
+    let mut c = connect(dirs, socket, autostart)?;
+    match cmd {
+        JobsCommand::List => {
+            let Response::Jobs(list) = c.call(&Request::ListJobs)? else {
+                bail!("unexpected reply to list");
+            };
+            if list.is_empty() {
+                println!("no jobs");
+            }
+            for j in list {
+                let progress = match j.progress.total {
+                    Some(t) => format!("{}/{t}", j.progress.done),
+                    None => j.progress.done.to_string(),
+                };
+                println!(
+                    "{:>5}  {:<16} {:<12} {:>12}  {}",
+                    j.id,
+                    j.kind,
+                    j.state.name(),
+                    progress,
+                    j.progress.message
+                );
+            }
+        }
+        JobsCommand::Show { id } => print_job(&show(&mut c, id)?),
+        JobsCommand::Cancel { id } => {
+            c.call(&Request::CancelJob { id })?;
+            println!("job {id}: cancel requested");
+        }
+        JobsCommand::Resume { id, detach } => {
+            c.call(&Request::ResumeJob { id })?;
+            println!("job {id} resumed");
+            if !detach {
+                return follow(&mut c, id);
+            }
+        }
+        JobsCommand::Wait { id } => return follow(&mut c, id),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(c: &mut Connection, id: JobId) -> anyhow::Result<JobRecord> {
+    match c.call(&Request::ShowJob { id })? {
+        Response::Job(r) => Ok(*r),
+        _ => bail!("unexpected reply to show"),
+    }
+}
+
+fn print_job(r: &JobRecord) {
+    println!("job {} ({}): {}", r.id, r.spec.kind(), r.state.name());
+    println!("spec: {:?}", r.spec);
+    match r.progress.total {
+        Some(t) => println!("progress: {}/{t} {}", r.progress.done, r.progress.message),
+        None => println!("progress: {} {}", r.progress.done, r.progress.message),
+    }
+    println!("resumes: {}", r.resumes);
+    if let Some(e) = &r.error {
+        println!("error: {e}");
+    }
+    println!("log:");
+    for line in &r.log_tail {
+        println!("  {line}");
+    }
+}
+
+/// Follows a job with a progress bar until it ends; the exit status says how it ended.
+fn follow(c: &mut Connection, id: JobId) -> anyhow::Result<ExitCode> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} job {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(id.to_string());
+    loop {
+        let r = show(c, id)?;
+        if let Some(t) = r.progress.total {
+            bar.set_length(t);
+        }
+        bar.set_position(r.progress.done);
+        bar.set_message(r.progress.message.clone());
+        if r.state.is_final() {
+            bar.finish_and_clear();
+            println!("job {id}: {}", r.state.name());
+            if let Some(e) = &r.error {
+                println!("error: {e}");
+            }
+            if let Some(last) = r.log_tail.iter().rev().find(|l| !l.starts_with("done")) {
+                println!("{last}");
+            }
+            return Ok(if r.state == JobState::Done {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn assets(dirs: &Dirs, cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AssetsCommand::List => {
+            for a in ASSETS {
+                let state = if !a.applies_here() {
+                    format!("not for {}", crate::assets::platform())
+                } else if crate::assets::locate(dirs, a.name).is_ok() {
+                    "cached".into()
+                } else {
+                    "missing".into()
+                };
+                println!(
+                    "{:<42} {:<8} {:<30} {state}",
+                    a.name,
+                    format!("{:?}", a.kind).to_lowercase(),
+                    a.spec()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AssetsCommand::Path { name } => {
+            println!("{}", crate::assets::locate(dirs, &name)?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        AssetsCommand::Fetch {
+            media,
+            models,
+            runtime,
+            names,
+        } => {
+            let all = !media && !models && !runtime && names.is_empty();
+            let mut wanted: Vec<&'static Asset> = ASSETS
+                .iter()
+                .filter(|a| a.applies_here())
+                .filter(|a| {
+                    all || (media && a.kind == AssetKind::Media)
+                        || (models && a.kind == AssetKind::Model)
+                        || (runtime && a.kind == AssetKind::Runtime)
+                })
+                .collect();
+            for n in &names {
+                wanted.push(Asset::by_name(n)?);
+            }
+            let cfg = LoadedConfig::load(&dirs.config_file())?.config;
+            let mirrors = crate::assets::mirrors(&cfg.assets.mirror);
+            let result = crate::assets::fetch(dirs, &wanted, &mirrors, |a, r| match r {
+                Ok(Obtained::Cached) => println!("cached      {}", a.name),
+                Ok(Obtained::Mirror(p)) => {
+                    println!("mirrored    {} (from {})", a.name, p.display())
+                }
+                Ok(Obtained::Downloaded(spec)) => println!("downloaded  {} (from {spec})", a.name),
+                Err(e) => println!("FAILED      {}: {e}", a.name),
+            });
+            result?;
+            println!("assets are in {}", dirs.cache.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Media I/O through FFmpeg (ffmpeg-next): decoding video frames, and the frame-export job.
+
+use std::path::{Path, PathBuf};
+
+use faceswap_protocol::JobSpec;
+use ffmpeg_next as ffmpeg;
+
+use crate::atomic::{remove_stale_temps, write_atomic};
+use crate::jobs::{JobContext, JobError};
+
+/// A decoded frame, 8-bit RGB, rows packed (`width × 3` bytes each).
+pub struct RgbFrame {
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// `width × height × 3` bytes.
+    pub data: Vec<u8>,
+}
+
+/// What a video file holds.
+#[derive(Debug, Clone)]
+pub struct VideoInfo {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Frame count from the container, or estimated from duration × rate; None when unknown.
+    pub frames: Option<u64>,
+    /// Average frame rate.
+    pub fps: f64,
+}
+
+/// Media could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// FFmpeg could not open or decode the file.
+    #[error(
+        "cannot read video {path}: {reason} (is it a video file FFmpeg can decode? try `ffprobe {path}`)"
+    )]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// FFmpeg's message.
+        reason: String,
+    },
+    /// The file has no video stream.
+    #[error("{0} has no video stream")]
+    NoVideo(PathBuf),
+}
+
+fn unreadable(path: &Path, e: impl std::fmt::Display) -> MediaError {
+    MediaError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Initialises FFmpeg once (safe to call repeatedly).
+pub fn init() -> Result<(), MediaError> {
+    ffmpeg::init().map_err(|e| unreadable(Path::new("(ffmpeg init)"), e))
+}
+
+/// Reads the container header.
+pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
+    init()?;
+    let ictx = ffmpeg::format::input(path).map_err(|e| unreadable(path, e))?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .ok_or_else(|| MediaError::NoVideo(path.to_path_buf()))?;
+    let dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+        .and_then(|c| c.decoder().video())
+        .map_err(|e| unreadable(path, e))?;
+    let rate = stream.avg_frame_rate();
+    let fps = if rate.denominator() != 0 {
+        rate.numerator() as f64 / rate.denominator() as f64
+    } else {
+        0.0
+    };
+    let frames = if stream.frames() > 0 {
+        Some(stream.frames() as u64)
+    } else if ictx.duration() > 0 && fps > 0.0 {
+        Some((ictx.duration() as f64 / ffmpeg::ffi::AV_TIME_BASE as f64 * fps).round() as u64)
+    } else {
+        None
+    };
+    Ok(VideoInfo {
+        width: dec.width(),
+        height: dec.height(),
+        frames,
+        fps,
+    })
+}
+
+/// Decodes every frame of `path` in order. `wanted(index)` says which frames to convert to RGB
+/// (others are decoded but not converted); `on_frame` gets the converted ones and may stop the
+/// walk by returning `Ok(false)`. Returns how many frames were decoded.
+pub fn decode_video<E: From<MediaError>>(
+    path: &Path,
+    mut wanted: impl FnMut(u64) -> bool,
+    mut on_frame: impl FnMut(u64, RgbFrame) -> Result<bool, E>,
+) -> Result<u64, E> {
+    init()?;
+    let mut ictx = ffmpeg::format::input(path).map_err(|e| unreadable(path, e))?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .ok_or_else(|| MediaError::NoVideo(path.to_path_buf()))?;
+    let index = stream.index();
+    let mut decoder = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+        .and_then(|c| c.decoder().video())
+        .map_err(|e| unreadable(path, e))?;
+    let (w, h) = (decoder.width(), decoder.height());
+    let mut scaler = ffmpeg::software::scaling::Context::get(
+        decoder.format(),
+        w,
+        h,
+        ffmpeg::format::Pixel::RGB24,
+        w,
+        h,
+        ffmpeg::software::scaling::Flags::BILINEAR,
+    )
+    .map_err(|e| unreadable(path, e))?;
+    let mut count = 0u64;
+    let mut decoded = ffmpeg::frame::Video::empty();
+    let mut rgb = ffmpeg::frame::Video::empty();
+    // Drains decoded frames; Ok(false) means the caller asked to stop.
+    let mut drain = |decoder: &mut ffmpeg::decoder::Video| -> Result<bool, E> {
+        while decoder.receive_frame(&mut decoded).is_ok() {
+            let i = count;
+            count += 1;
+            if !wanted(i) {
+                continue;
+            }
+            scaler
+                .run(&decoded, &mut rgb)
+                .map_err(|e| unreadable(path, e))?;
+            let row = w as usize * 3;
+            let stride = rgb.stride(0);
+            let src = rgb.data(0);
+            let mut data = Vec::with_capacity(row * h as usize);
+            for y in 0..h as usize {
+                data.extend_from_slice(&src[y * stride..y * stride + row]);
+            }
+            let frame = RgbFrame {
+                width: w,
+                height: h,
+                data,
+            };
+            if !on_frame(i, frame)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    for (s, packet) in ictx.packets() {
+        if s.index() != index {
+            continue;
+        }
+        decoder
+            .send_packet(&packet)
+            .map_err(|e| unreadable(path, e))?;
+        if !drain(&mut decoder)? {
+            return Ok(count);
+        }
+    }
+    decoder.send_eof().map_err(|e| unreadable(path, e))?;
+    drain(&mut decoder)?;
+    if count == 0 {
+        return Err(unreadable(path, "no frame could be decoded").into());
+    }
+    Ok(count)
+}
+
+/// Encodes an RGB frame as PNG.
+pub fn encode_png(frame: &RgbFrame) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, frame.width, frame.height);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    enc.write_header()?.write_image_data(&frame.data)?;
+    Ok(out)
+}
+
+/// File name of exported frame `i`.
+pub fn frame_file_name(i: u64) -> String {
+    format!("frame_{i:06}.png")
+}
+
+impl From<MediaError> for JobError {
+    fn from(e: MediaError) -> Self {
+        JobError::Failed(e.to_string())
+    }
+}
+
+/// The daemon's job runner: dispatches a spec to its implementation.
+pub fn run_job(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
+    match spec {
+        JobSpec::ExtractFrames {
+            input,
+            output_dir,
+            every_nth,
+        } => extract_frames(Path::new(input), Path::new(output_dir), *every_nth, ctx),
+    }
+}
+
+/// Writes every `every_nth` frame of `input` as PNG into `out_dir`. Frames already on disk
+/// (written atomically, so complete) are skipped, which is what makes resume continue.
+pub fn extract_frames(
+    input: &Path,
+    out_dir: &Path,
+    every_nth: u32,
+    ctx: &JobContext,
+) -> Result<(), JobError> {
+    let info = probe(input)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| {
+        JobError::Failed(format!(
+            "cannot create output folder {}: {e}",
+            out_dir.display()
+        ))
+    })?;
+    let stale = remove_stale_temps(out_dir).unwrap_or(0);
+    let nth = every_nth.max(1) as u64;
+    let total = info.frames.map(|n| n.div_ceil(nth));
+    ctx.log(format!(
+        "extracting every {nth} frame(s) of {} ({}x{}, {} frames) into {}{}",
+        input.display(),
+        info.width,
+        info.height,
+        info.frames.map_or("unknown".into(), |n| n.to_string()),
+        out_dir.display(),
+        if stale > 0 {
+            format!("; removed {stale} partial file(s)")
+        } else {
+            String::new()
+        }
+    ));
+    let present = std::cell::Cell::new(0u64);
+    let skipped = std::cell::Cell::new(0u64);
+    let decoded = decode_video::<JobError>(
+        input,
+        |i| {
+            if i % nth != 0 {
+                return false;
+            }
+            if out_dir.join(frame_file_name(i)).exists() {
+                present.set(present.get() + 1);
+                skipped.set(skipped.get() + 1);
+                ctx.progress(present.get(), total, &format!("frame {i} already written"));
+                return false;
+            }
+            true
+        },
+        |i, frame| {
+            if ctx.should_stop() {
+                return Err(JobError::Stopped);
+            }
+            let png = encode_png(&frame)
+                .map_err(|e| JobError::Failed(format!("cannot encode frame {i}: {e}")))?;
+            let path = out_dir.join(frame_file_name(i));
+            write_atomic(&path, &png).map_err(|e| {
+                JobError::Failed(format!(
+                    "cannot write {}: {e} (is the disk full?)",
+                    path.display()
+                ))
+            })?;
+            present.set(present.get() + 1);
+            ctx.progress(present.get(), total, &format!("frame {i}"));
+            Ok(true)
+        },
+    )?;
+    let n = present.get();
+    ctx.progress(n, Some(n), "finished");
+    ctx.log(format!(
+        "decoded {decoded} frames; {n} frame files present ({} were already there)",
+        skipped.get()
+    ));
+    Ok(())
+}
