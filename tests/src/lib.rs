@@ -1,1 +1,202 @@
+//! Harness for end-to-end tests and benches: real `faceswapd` processes in isolated per-test
+//! folders (data, config, cache, runtime, socket), driven over the real socket.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use faceswap_protocol::{
+    ClientKind, Connection, JobId, JobRecord, JobState, Request, Response, SocketPath,
+};
+use faceswapd::paths::Dirs;
+
+/// A daemon process under test, with its own folders.
+pub struct DaemonUnderTest {
+    bin: PathBuf,
+    root: PathBuf,
+    /// The daemon's socket.
+    pub socket: SocketPath,
+    child: Option<Child>,
+}
+
+impl DaemonUnderTest {
+    /// Starts a daemon whose every folder lives under `root` (created if needed).
+    pub fn start(bin: &Path, root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let mut d = DaemonUnderTest {
+            bin: bin.to_path_buf(),
+            root: root.to_path_buf(),
+            socket: SocketPath::new(root.join("run").join("faceswapd.sock")),
+            child: None,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let mut cmd = self.command();
+        cmd.arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("starting faceswapd")?;
+        let start = Instant::now();
+        loop {
+            if Connection::connect(&self.socket, ClientKind::Test, Duration::from_secs(5)).is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                bail!("faceswapd exited early ({status}): {err}");
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                bail!("faceswapd did not open {} in 30 s", self.socket);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// A command for the binary with this daemon's isolated environment.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.env("XDG_DATA_HOME", self.root.join("data"))
+            .env("XDG_CONFIG_HOME", self.root.join("config"))
+            .env("XDG_CACHE_HOME", self.root.join("cache"))
+            .env("XDG_RUNTIME_DIR", self.root.join("xdg-run"))
+            .env("FACESWAPD_SOCKET", self.socket.path())
+            .env_remove("FACESWAPD_CONFIG")
+            .env("FACESWAPD_LOG", "debug");
+        cmd
+    }
+
+    /// Runs a CLI subcommand against this daemon.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(self.command().args(args).output()?)
+    }
+
+    /// The daemon's folders as it sees them.
+    pub fn dirs(&self) -> Dirs {
+        Dirs {
+            data: self.root.join("data").join("faceswappp"),
+            cache: self.root.join("cache").join("faceswappp"),
+            config: self.root.join("config").join("faceswappp"),
+        }
+    }
+
+    /// A new handshaken connection.
+    pub fn connect(&self) -> anyhow::Result<Connection> {
+        Ok(Connection::connect(
+            &self.socket,
+            ClientKind::Test,
+            Duration::from_secs(10),
+        )?)
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGKILL: no clean-up of any kind.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the daemon again on the same folders.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill9()?;
+        self.spawn()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let start = Instant::now();
+        let child = self.child.as_mut().context("daemon not running")?;
+        loop {
+            if let Some(s) = child.try_wait()? {
+                self.child = None;
+                return Ok(s);
+            }
+            if start.elapsed() > timeout {
+                bail!("daemon did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for DaemonUnderTest {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// Fetches a job record.
+pub fn job(c: &mut Connection, id: JobId) -> anyhow::Result<JobRecord> {
+    match c.call(&Request::ShowJob { id })? {
+        Response::Job(r) => Ok(*r),
+        other => bail!("unexpected reply {other:?}"),
+    }
+}
+
+/// Polls a job until `pred` holds (or the timeout passes).
+pub fn wait_job(
+    c: &mut Connection,
+    id: JobId,
+    timeout: Duration,
+    pred: impl Fn(&JobRecord) -> bool,
+) -> anyhow::Result<JobRecord> {
+    let start = Instant::now();
+    loop {
+        let r = job(c, id)?;
+        if pred(&r) {
+            return Ok(r);
+        }
+        if start.elapsed() > timeout {
+            bail!("job {id} did not reach the expected state in {timeout:?}: {r:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until a job reaches `state`.
+pub fn wait_state(
+    c: &mut Connection,
+    id: JobId,
+    state: JobState,
+    timeout: Duration,
+) -> anyhow::Result<JobRecord> {
+    wait_job(c, id, timeout, |r| r.state == state)
+}
+
+/// The cached path of a test asset, fetching it (mirror or registry) when missing.
+pub fn test_asset(name: &str) -> anyhow::Result<PathBuf> {
+    let dirs = Dirs::resolve()?;
+    if let Ok(p) = faceswapd::assets::locate(&dirs, name) {
+        return Ok(p);
+    }
+    let asset = faceswapd::assets::Asset::by_name(name)?;
+    faceswapd::assets::fetch(&dirs, &[asset], &faceswapd::assets::mirrors(""), |_, _| {})
+        .with_context(|| {
+            format!("fetching test asset {name} (run `faceswapd assets fetch --media`)")
+        })?;
+    Ok(faceswapd::assets::locate(&dirs, name)?)
+}
