@@ -339,6 +339,7 @@ fn process_frame(
         .get_mut(path)
         .ok_or_else(|| ProtocolError::Slot("slot vanished".into()))?;
     match op {
+        FrameOp::Passthrough => Ok(slot.header()?.content_hash),
         FrameOp::Verify => Ok(slot.verify()?.content_hash),
         FrameOp::Invert => {
             let h = slot.verify()?;

@@ -7,8 +7,11 @@ use crate::{ErrorCode, JobId, JobRecord, JobSpec, JobSummary};
 /// What a frame request asks the daemon to do with the pixels in a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FrameOp {
-    /// Verify the slot header and content hash, leave the pixels as they are. Used by health
-    /// checks and the transport benchmark; the swap effect adds its own operation.
+    /// Check the slot header only and hand the frame back untouched: the bare transport, as
+    /// used by health checks and the transport benchmark.
+    Passthrough,
+    /// Verify the slot header and content hash, leave the pixels as they are (an integrity
+    /// check of the shared memory). The swap effect adds its own operation.
     Verify,
     /// Verify, then invert the colour channels in place (alpha kept). A cheap transform that
     /// proves the daemon really read and wrote the shared pixels.

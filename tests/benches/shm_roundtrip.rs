@@ -1,1 +1,96 @@
-fn main() {}
+//! Frame round trip through a real daemon and shared memory, against 2× a plain memcpy of the
+//! same frame measured in the same run.
+//!
+//! `cargo bench -p faceswap-tests --bench shm_roundtrip` (release). One round trip is what the
+//! OFX render path does: copy the host's frame into the slot and seal it (content hash), ask the
+//! daemon to process it, copy the result out. `Passthrough` is the bare transport (the goal);
+//! `Verify` adds the daemon re-hashing every pixel, reported for comparison.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use faceswap_protocol::{FrameOp, FrameSlot, PixelFormat, Request, Response};
+use faceswap_tests::DaemonUnderTest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_faceswapd-under-test");
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let d = DaemonUnderTest::start(Path::new(BIN), root.path())?;
+    let mut c = d.connect()?;
+    let slot_dir = d.socket.slot_dir()?;
+    println!("shm round trip vs 2x memcpy (RGBA f32; medians)");
+    println!(
+        "{:<6} {:>7} {:>10} {:>10} {:>12} {:>7} {:>12} {:>7}",
+        "frame", "MB", "memcpy ms", "2x memcpy", "passthrough", "ratio", "verify", "ratio"
+    );
+    for (label, w, h, iters) in [("1080p", 1920u32, 1080u32, 40), ("4K", 3840, 2160, 16)] {
+        let len = w as usize * h as usize * PixelFormat::RgbaF32.bytes_per_pixel();
+        let src: Vec<u8> = (0..len)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let mut mid = vec![1u8; len];
+        let mut dst = vec![2u8; len];
+        let mut slot = FrameSlot::create(&slot_dir, len)?;
+        let row = w as usize * 16;
+        let mut one = Vec::new();
+        let mut two = Vec::new();
+        let mut trip = Vec::new();
+        let mut verify = Vec::new();
+        for i in 0..iters + 3 {
+            let t = Instant::now();
+            mid.copy_from_slice(&src);
+            let t1 = t.elapsed();
+            dst.copy_from_slice(&mid);
+            let t2 = t.elapsed();
+            std::hint::black_box((&mid, &dst));
+
+            let mut round_trip = |op: FrameOp| -> anyhow::Result<Duration> {
+                let t = Instant::now();
+                slot.write_rows(w, h, PixelFormat::RgbaF32, &src, row)?;
+                let reply = c.call(&Request::ProcessFrame {
+                    slot: slot.path().display().to_string(),
+                    op,
+                })?;
+                slot.read_rows(&mut dst, row)?;
+                let rt = t.elapsed();
+                anyhow::ensure!(
+                    matches!(reply, Response::FrameDone { .. }),
+                    "daemon refused: {reply:?}"
+                );
+                Ok(rt)
+            };
+            let rt = round_trip(FrameOp::Passthrough)?;
+            let rv = round_trip(FrameOp::Verify)?;
+            if i >= 3 {
+                one.push(t1);
+                two.push(t2);
+                trip.push(rt);
+                verify.push(rv);
+            }
+        }
+        anyhow::ensure!(dst == src, "round trip changed the pixels");
+        let (one, two, trip, verify) = (median(one), median(two), median(trip), median(verify));
+        println!(
+            "{label:<6} {:>7.1} {:>10.2} {:>10.2} {:>12.2} {:>6.2}x {:>12.2} {:>6.2}x",
+            len as f64 / 1e6,
+            ms(one),
+            ms(two),
+            ms(trip),
+            trip.as_secs_f64() / two.as_secs_f64(),
+            ms(verify),
+            verify.as_secs_f64() / two.as_secs_f64()
+        );
+    }
+    println!("goal: passthrough round trip <= 1.5x of 2x memcpy");
+    Ok(())
+}
