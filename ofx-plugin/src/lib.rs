@@ -1,1 +1,155 @@
+//! The Faceswap++ OpenFX plugin: thin, no ML, no FFmpeg; everything heavy happens in `faceswapd`.
+//!
+//! This crate starts with the plugin's link to the daemon ([`DaemonLink`]), which the OFX render
+//! action uses: copy the host's frame into a shared-memory slot, ask the daemon, copy the result
+//! out, all within a deadline. When the daemon is down or late, render passes the source
+//! through and the caller shows the returned reason as a persistent message; the host is never
+//! blocked beyond the deadline and never sees a panic. The OFX entry points build on this.
 
+use std::time::{Duration, Instant};
+
+use faceswap_protocol::{
+    ClientKind, Connection, FrameOp, FrameSlot, PixelFormat, ProtocolError, Request, Response,
+    SocketPath,
+};
+
+/// A host image as the render action sees it: RGBA rows `stride` bytes apart.
+pub struct HostImage<'a> {
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Bytes from one row to the next.
+    pub stride: usize,
+    /// Component type.
+    pub format: PixelFormat,
+    /// The bytes.
+    pub data: &'a [u8],
+}
+
+/// What a render produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderOutcome {
+    /// The daemon processed the frame; the output holds its result.
+    Processed,
+    /// The output holds the unchanged source; the reason is meant for a persistent message.
+    PassedThrough(String),
+}
+
+/// The plugin's connection to the daemon, with its frame slot. One per render instance.
+pub struct DaemonLink {
+    socket: SocketPath,
+    deadline: Duration,
+    conn: Option<Connection>,
+    slot: Option<FrameSlot>,
+    retry_after: Option<Instant>,
+}
+
+/// After a failed connect, wait this long before trying again (render is called per frame).
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(2);
+
+impl DaemonLink {
+    /// A link to the daemon at `socket`; each render waits at most `deadline` for it.
+    pub fn new(socket: SocketPath, deadline: Duration) -> Self {
+        DaemonLink {
+            socket,
+            deadline,
+            conn: None,
+            slot: None,
+            retry_after: None,
+        }
+    }
+
+    /// Sends `src` through the daemon with `op` and writes the result into `dst` (same size and
+    /// layout as `src`, rows `dst_stride` apart). Never fails: problems pass the source through.
+    pub fn render(
+        &mut self,
+        src: &HostImage<'_>,
+        dst: &mut [u8],
+        dst_stride: usize,
+        op: FrameOp,
+    ) -> RenderOutcome {
+        match self.try_render(src, dst, dst_stride, op) {
+            Ok(()) => RenderOutcome::Processed,
+            Err(e) => {
+                // Drop the connection: after a timeout its stream may hold a late reply.
+                self.conn = None;
+                copy_rows(src, dst, dst_stride);
+                RenderOutcome::PassedThrough(describe(&e, &self.socket, self.deadline))
+            }
+        }
+    }
+
+    fn try_render(
+        &mut self,
+        src: &HostImage<'_>,
+        dst: &mut [u8],
+        dst_stride: usize,
+        op: FrameOp,
+    ) -> Result<(), ProtocolError> {
+        let deadline = self.deadline;
+        self.connection()?.set_timeout(Some(deadline))?;
+        let need = src.width as usize * src.height as usize * src.format.bytes_per_pixel();
+        if self.slot.as_ref().is_none_or(|s| s.capacity() < need) {
+            self.slot = Some(FrameSlot::create(&self.socket.slot_dir()?, need)?);
+        }
+        let slot = self
+            .slot
+            .as_mut()
+            .ok_or_else(|| ProtocolError::Slot("no slot".into()))?;
+        slot.write_rows(src.width, src.height, src.format, src.data, src.stride)?;
+        let path = slot.path().display().to_string();
+        let conn = self.conn.as_mut().ok_or(ProtocolError::Disconnected)?;
+        match conn.call(&Request::ProcessFrame { slot: path, op })? {
+            Response::FrameDone { .. } => {}
+            other => return Err(ProtocolError::Unexpected(format!("{other:?}"))),
+        }
+        slot.read_rows(dst, dst_stride)?;
+        Ok(())
+    }
+
+    fn connection(&mut self) -> Result<&mut Connection, ProtocolError> {
+        if self.conn.is_none() {
+            if self.retry_after.is_some_and(|t| Instant::now() < t) {
+                return Err(ProtocolError::Disconnected);
+            }
+            match Connection::connect(&self.socket, ClientKind::OfxPlugin, self.deadline) {
+                Ok(c) => {
+                    self.retry_after = None;
+                    self.conn = Some(c);
+                }
+                Err(e) => {
+                    self.retry_after = Some(Instant::now() + RECONNECT_BACKOFF);
+                    return Err(e);
+                }
+            }
+        }
+        self.conn.as_mut().ok_or(ProtocolError::Disconnected)
+    }
+}
+
+fn copy_rows(src: &HostImage<'_>, dst: &mut [u8], dst_stride: usize) {
+    let row = src.width as usize * src.format.bytes_per_pixel();
+    for y in 0..src.height as usize {
+        let (s, d) = (y * src.stride, y * dst_stride);
+        if let (Some(from), Some(to)) = (src.data.get(s..s + row), dst.get_mut(d..d + row)) {
+            to.copy_from_slice(from);
+        }
+    }
+}
+
+fn describe(e: &ProtocolError, socket: &SocketPath, deadline: Duration) -> String {
+    if e.is_timeout() {
+        return format!(
+            "Faceswap++: the daemon did not answer within {} ms; showing the source frame",
+            deadline.as_millis()
+        );
+    }
+    match e {
+        ProtocolError::Disconnected | ProtocolError::Io(_) => format!(
+            "Faceswap++: the daemon is not running ({socket}); start it with `faceswapd serve` \
+             or install the service. Showing the source frame."
+        ),
+        other => format!("Faceswap++: {other}; showing the source frame"),
+    }
+}
