@@ -241,10 +241,10 @@ pub fn render(checks: &[Check]) -> (String, bool) {
             Outcome::Note => "note",
         };
         s.push_str(&format!("[{tag}] {}: {}\n", c.what, c.detail));
-        if c.outcome != Outcome::Ok {
-            if let Some(fix) = &c.fix {
-                s.push_str(&format!("       fix: {fix}\n"));
-            }
+        if c.outcome != Outcome::Ok
+            && let Some(fix) = &c.fix
+        {
+            s.push_str(&format!("       fix: {fix}\n"));
         }
     }
     s.push_str(if ok {
