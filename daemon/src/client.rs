@@ -46,11 +46,13 @@ pub fn connect(
             }
         }
         if let Some(status) = child.try_wait().context("checking the started daemon")? {
-            // Lost a start race to another client: the winner will be listening shortly.
-            if start.elapsed() < START_TIMEOUT
-                && status.code() == Some(crate::cli::EXIT_ALREADY_RUNNING)
+            // Exit 3: another daemon held the lock, either starting (it will listen shortly) or
+            // shutting down (then nobody will): start ours again until one answers.
+            if status.code() == Some(crate::cli::EXIT_ALREADY_RUNNING)
+                && start.elapsed() < START_TIMEOUT
             {
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(100));
+                child = spawn_daemon(socket)?;
                 continue;
             }
             bail!(

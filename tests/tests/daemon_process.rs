@@ -384,3 +384,35 @@ fn a_corrupt_video_fails_its_job_with_a_clear_error_and_the_daemon_goes_on() {
         Response::Status(_)
     ));
 }
+
+#[test]
+fn simultaneous_cli_calls_share_one_autostarted_daemon() {
+    let root = tempfile::tempdir().unwrap();
+    let d = start(root.path());
+    assert!(d.cli(&["shutdown"]).unwrap().status.success());
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| d.cli(&["status"]).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut pids = Vec::new();
+    for out in &outputs {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid = text
+            .split("(pid ")
+            .nth(1)
+            .and_then(|t| t.split(',').next())
+            .unwrap()
+            .to_string();
+        pids.push(pid);
+    }
+    pids.dedup();
+    assert_eq!(pids.len(), 1, "one daemon serves every client: {pids:?}");
+    assert!(d.cli(&["shutdown"]).unwrap().status.success());
+}
