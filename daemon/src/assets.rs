@@ -464,6 +464,146 @@ fn extract_member(asset: &Asset, archive: &Path) -> Result<Vec<u8>, AssetError> 
     Err(bad(format!("{} not in the tarball", asset.member)))
 }
 
+/// The pinned converter set-up (the whole dependency closure, installed with `--no-deps`).
+pub const TFLITE2ONNX_PINS: &[&str] = &[
+    "tflite2onnx==0.4.1",
+    "tflite==2.18.0",
+    "onnx==1.23.2",
+    "numpy==2.4.6",
+    "flatbuffers==25.12.19",
+    "protobuf==7.36.2",
+    "ml_dtypes==0.6.0",
+    "typing_extensions==4.16.0",
+];
+
+/// `(TFLite asset, ONNX file written beside it)` for the embedded extractor.
+pub const CONVERTED_MODELS: &[(&str, &str)] = &[
+    (
+        "face_detection_short_range.tflite",
+        "face_detection_short_range.onnx",
+    ),
+    (
+        "face_detection_full_range.tflite",
+        "face_detection_full_range.onnx",
+    ),
+    ("face_landmark.tflite", "face_landmark.onnx"),
+];
+
+const MANIFEST: &str = "onnx-manifest.toml";
+
+/// One converted model's record: its own hash and the hash of the TFLite file it came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConvertedRecord {
+    /// SHA-256 of the ONNX file as written by the converter.
+    pub sha256: String,
+    /// SHA-256 of its TFLite source (a pinned asset).
+    pub source_sha256: String,
+}
+
+type Manifest = std::collections::BTreeMap<String, ConvertedRecord>;
+
+fn load_manifest(dirs: &Dirs) -> Manifest {
+    std::fs::read_to_string(dirs.models().join(MANIFEST))
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The path of a converted model whose hash still matches what the converter recorded; a
+/// missing or changed file is an error naming the command that restores it.
+pub fn verified_model(dirs: &Dirs, onnx_name: &str) -> Result<PathBuf, AssetError> {
+    let path = dirs.models().join(onnx_name);
+    let manifest = load_manifest(dirs);
+    let Some(rec) = manifest.get(onnx_name) else {
+        return Err(AssetError::Missing {
+            name: onnx_name.into(),
+            path,
+        });
+    };
+    match sha256_file(&path) {
+        Ok(h) if h == rec.sha256 => Ok(path),
+        Ok(h) => Err(AssetError::HashMismatch {
+            name: format!(
+                "{onnx_name} (changed since conversion; run `faceswapd assets fetch --models`)"
+            ),
+            actual: h,
+            expected: rec.sha256.clone(),
+        }),
+        Err(_) => Err(AssetError::Missing {
+            name: onnx_name.into(),
+            path,
+        }),
+    }
+}
+
+fn venv_bin(venv: &Path, tool: &str) -> PathBuf {
+    if cfg!(windows) {
+        venv.join("Scripts").join(format!("{tool}.exe"))
+    } else {
+        venv.join("bin").join(tool)
+    }
+}
+
+/// Converts the extractor's TFLite models to ONNX with the pinned `tflite2onnx` in a private
+/// venv (`<cache>/tools/tflite2onnx`), recording each result's SHA-256. Skips models whose
+/// ONNX file still matches its record.
+pub fn convert_models(dirs: &Dirs, mut report: impl FnMut(&str, &str)) -> Result<(), AssetError> {
+    let mut manifest = load_manifest(dirs);
+    let venv = dirs.cache.join("tools").join("tflite2onnx");
+    for (tflite, onnx) in CONVERTED_MODELS {
+        let asset = Asset::by_name(tflite)?;
+        let src = locate(dirs, tflite)?;
+        let dst = dirs.models().join(onnx);
+        let current = manifest.get(*onnx).is_some_and(|r| {
+            r.source_sha256 == asset.sha256 && sha256_file(&dst).is_ok_and(|h| h == r.sha256)
+        });
+        if current {
+            report(onnx, "converted (cached)");
+            continue;
+        }
+        let converter = venv_bin(&venv, "tflite2onnx");
+        if !converter.is_file() {
+            report(
+                "tflite2onnx",
+                "setting up a private venv with the pinned converter",
+            );
+            let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+            run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+            run(Command::new(venv_bin(&venv, "python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                ])
+                .args(TFLITE2ONNX_PINS))?;
+        }
+        let tmp = dirs
+            .models()
+            .join(format!("{}{onnx}", crate::atomic::TEMP_PREFIX));
+        let result = run(Command::new(&converter).arg(&src).arg(&tmp));
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &dst)?;
+        manifest.insert(
+            onnx.to_string(),
+            ConvertedRecord {
+                sha256: sha256_file(&dst)?,
+                source_sha256: asset.sha256.to_string(),
+            },
+        );
+        let text = toml::to_string(&manifest).map_err(std::io::Error::other)?;
+        write_atomic(&dirs.models().join(MANIFEST), text.as_bytes())?;
+        report(onnx, "converted");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

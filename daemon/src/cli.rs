@@ -430,6 +430,9 @@ fn assets(dirs: &Dirs, cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => println!("FAILED      {}: {e}", a.name),
             });
             result?;
+            if wanted.iter().any(|a| a.kind == AssetKind::Model) {
+                crate::assets::convert_models(dirs, |name, what| println!("{what:<11} {name}"))?;
+            }
             println!("assets are in {}", dirs.cache.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod doctor;
+pub mod extract;
 pub mod jobs;
 pub mod lock;
 pub mod logging;

@@ -94,12 +94,12 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
 }
 
 /// Decodes every frame of `path` in order. `wanted(index)` says which frames to convert to RGB
-/// (others are decoded but not converted); `on_frame` gets the converted ones and may stop the
-/// walk by returning `Ok(false)`. Returns how many frames were decoded.
+/// (others are decoded but not converted); `on_frame` gets the converted ones with their pts and
+/// may stop the walk by returning `Ok(false)`. Returns how many frames were decoded.
 pub fn decode_video<E: From<MediaError>>(
     path: &Path,
     mut wanted: impl FnMut(u64) -> bool,
-    mut on_frame: impl FnMut(u64, RgbFrame) -> Result<bool, E>,
+    mut on_frame: impl FnMut(u64, Option<i64>, RgbFrame) -> Result<bool, E>,
 ) -> Result<u64, E> {
     init()?;
     let mut ictx = ffmpeg::format::input(path).map_err(|e| unreadable(path, e))?;
@@ -148,7 +148,7 @@ pub fn decode_video<E: From<MediaError>>(
                 height: h,
                 data,
             };
-            if !on_frame(i, frame)? {
+            if !on_frame(i, decoded.pts(), frame)? {
                 return Ok(false);
             }
         }
@@ -253,7 +253,7 @@ pub fn extract_frames(
             }
             true
         },
-        |i, frame| {
+        |i, _pts, frame| {
             if ctx.should_stop() {
                 return Err(JobError::Stopped);
             }

@@ -1,11 +1,15 @@
 //! Everything in Faceswap++ with learned weights.
 //!
-//! Today: choosing and probing the compute backend (burn `flex` on CPU, `cuda`, `vulkan`) and
-//! loading the ONNX Runtime library that runs the pretrained extractor nets. The swap networks,
-//! losses, optimisers and checkpoints arrive with the training engine and plug in here.
+//! Today: choosing and probing the compute backend (burn `flex` on CPU, `cuda`, `vulkan`), ONNX
+//! Runtime, and the pretrained extractor nets it runs (MediaPipe BlazeFace and FaceMesh). The
+//! swap networks, losses, optimisers and checkpoints arrive with the training engine.
 
 pub mod backend;
+pub mod blazeface;
+pub mod facemesh;
 pub mod onnx;
 
 pub use backend::{ComputeBackend, ProbeReport, compiled_backends, probe};
-pub use onnx::{OnnxRuntimeError, load_onnx_runtime};
+pub use blazeface::{BlazeFace, BlazeFaceKind, RawDetection};
+pub use facemesh::{FaceMesh, IBUG68_FROM_FACEMESH, MeshResult};
+pub use onnx::{OnnxModel, OnnxRuntimeError, load_onnx_runtime};

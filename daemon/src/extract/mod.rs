@@ -1,0 +1,450 @@
+//! Face extraction: a video or an image folder → an alignments store plus aligned face PNGs,
+//! each PNG carrying its metadata (source, frame, face index, landmarks, matrices).
+
+pub mod geometry;
+pub mod image;
+pub mod pipeline;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use self::geometry::{Affine, Centering, crop_matrix};
+use self::image::{Pyramid, load_image};
+use self::pipeline::{ExtractSettings, Extractor, Face, ModelFiles, StageTimings};
+use self::store::{Alignments, FrameEntry, SourceInfo, StoredFace};
+use crate::atomic::{remove_stale_temps, write_atomic};
+use crate::media::{self, MediaError, RgbFrame};
+
+/// File name of the alignments store inside a faceset folder.
+pub const ALIGNMENTS_FILE: &str = "alignments.fsppa";
+/// PNG text-chunk keyword holding a face's metadata.
+pub const PNG_META_KEY: &str = "faceswappp";
+
+/// What to extract and how.
+#[derive(Debug, Clone)]
+pub struct ExtractRequest {
+    /// Video file or image folder.
+    pub input: PathBuf,
+    /// Faceset folder (created).
+    pub output: PathBuf,
+    /// Aligned face size in pixels.
+    pub size: u32,
+    /// Aligned face centering / face type.
+    pub centering: Centering,
+    /// Keep one frame in N.
+    pub every_nth: u32,
+    /// Detector, landmark and filter settings.
+    pub settings: ExtractSettings,
+}
+
+/// Metadata stored inside every aligned face PNG.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaceMeta {
+    /// Source video or folder.
+    pub source: String,
+    /// Frame index in the source.
+    pub frame: u64,
+    /// Frame name.
+    pub frame_name: String,
+    /// Face index within the frame.
+    pub face_index: u32,
+    /// 68 landmarks in frame pixels.
+    pub landmarks: Vec<[f64; 2]>,
+    /// Frame → mean-face matrix.
+    pub legacy: Affine,
+    /// Frame → this crop's pixels.
+    pub crop: Affine,
+    /// Crop size.
+    pub size: u32,
+    /// Crop centering.
+    pub centering: Centering,
+    /// Filter verdict (None = accepted).
+    pub rejected: Option<String>,
+}
+
+/// Extraction failed as a whole (a bad frame in a folder is only logged).
+#[derive(Debug, Error)]
+pub enum ExtractError {
+    /// The source could not be read.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// Models could not be loaded or run.
+    #[error(transparent)]
+    Model(#[from] faceswap_models::OnnxRuntimeError),
+    /// Store problem.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Output could not be written.
+    #[error("cannot write {path}: {source} (is the disk full?)")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The input is neither a video nor a folder of images.
+    #[error("{0}")]
+    Input(String),
+    /// Stopped on request.
+    #[error("stopped")]
+    Stopped,
+}
+
+/// What an extraction did.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractSummary {
+    /// Frames processed in this run.
+    pub frames: u64,
+    /// Frames already in the store from an earlier run.
+    pub resumed_frames: u64,
+    /// Faces accepted in this run.
+    pub faces: u64,
+    /// Faces rejected (kept aside) in this run.
+    pub rejected: u64,
+    /// Frames with no face.
+    pub empty_frames: u64,
+    /// Image files that could not be read.
+    pub unreadable: Vec<String>,
+    /// Time per stage.
+    pub timings: StageTimings,
+    /// Decoding time.
+    pub decode: Duration,
+    /// Writing faces and the store.
+    pub write: Duration,
+    /// Whole run.
+    pub total: Duration,
+}
+
+impl ExtractSummary {
+    /// One line per stage, for logs and the CLI.
+    pub fn report(&self) -> Vec<String> {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let per = |d: Duration| {
+            if self.frames > 0 {
+                ms(d) / self.frames as f64
+            } else {
+                0.0
+            }
+        };
+        let fps = if self.total.as_secs_f64() > 0.0 {
+            self.frames as f64 / self.total.as_secs_f64()
+        } else {
+            0.0
+        };
+        vec![
+            format!(
+                "{} frames ({} resumed from an earlier run), {} faces, {} rejected (kept in rejected/), {} frames without a face",
+                self.frames, self.resumed_frames, self.faces, self.rejected, self.empty_frames
+            ),
+            format!(
+                "timings per frame: decode {:.1} ms, detect {:.1} ms, landmarks {:.1} ms, align {:.2} ms, write {:.1} ms; {:.1} frames/s overall",
+                per(self.decode),
+                per(self.timings.detect),
+                per(self.timings.landmarks),
+                per(self.timings.align),
+                per(self.write),
+                fps
+            ),
+        ]
+    }
+}
+
+/// Image files in a folder, sorted by name.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExtractError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| ExtractError::Input(format!("cannot list {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn encode_face_png(crop: &RgbFrame, meta: &FaceMeta) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, crop.width, crop.height);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    let text = toml::to_string(meta).map_err(|e| e.to_string())?;
+    enc.add_itxt_chunk(PNG_META_KEY.to_string(), text)
+        .map_err(|e| e.to_string())?;
+    enc.write_header()
+        .and_then(|mut w| w.write_image_data(&crop.data))
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Reads the metadata of an aligned face PNG written by extraction.
+pub fn read_face_meta(path: &Path) -> Result<FaceMeta, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let reader = decoder
+        .read_info()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let chunk = reader
+        .info()
+        .utf8_text
+        .iter()
+        .find(|c| c.keyword == PNG_META_KEY)
+        .ok_or_else(|| format!("{} has no Faceswap++ metadata", path.display()))?;
+    let text = chunk.get_text().map_err(|e| e.to_string())?;
+    toml::from_str(&text).map_err(|e| format!("{}: bad metadata: {e}", path.display()))
+}
+
+struct Run<'a> {
+    req: &'a ExtractRequest,
+    extractor: Extractor,
+    store: Alignments,
+    store_path: PathBuf,
+    summary: ExtractSummary,
+    stem: String,
+    since_save: u32,
+}
+
+impl Run<'_> {
+    fn frame(
+        &mut self,
+        index: u64,
+        name: String,
+        pts: Option<i64>,
+        frame: RgbFrame,
+    ) -> Result<(), ExtractError> {
+        let pyr = Pyramid::new(frame);
+        let mut t = StageTimings::default();
+        let faces = self.extractor.process(&pyr, &mut t)?;
+        self.summary.timings.add(&t);
+        let start = Instant::now();
+        let mut stored = Vec::with_capacity(faces.len());
+        for (k, face) in faces.into_iter().enumerate() {
+            let file = self.write_face(&pyr, index, &name, k as u32, &face)?;
+            if face.rejected.is_some() {
+                self.summary.rejected += 1;
+            } else {
+                self.summary.faces += 1;
+            }
+            stored.push(StoredFace {
+                face,
+                file: Some(file),
+            });
+        }
+        if stored.is_empty() {
+            self.summary.empty_frames += 1;
+        }
+        self.store.frames.insert(
+            index,
+            FrameEntry {
+                name,
+                pts,
+                faces: stored,
+            },
+        );
+        self.summary.frames += 1;
+        self.since_save += 1;
+        if self.since_save >= 50 {
+            self.store.save(&self.store_path)?;
+            self.since_save = 0;
+        }
+        self.summary.write += start.elapsed();
+        Ok(())
+    }
+
+    fn write_face(
+        &self,
+        pyr: &Pyramid,
+        index: u64,
+        name: &str,
+        k: u32,
+        face: &Face,
+    ) -> Result<String, ExtractError> {
+        let crop = crop_matrix(&face.legacy, self.req.size, self.req.centering);
+        let inverse = crop.inverse().unwrap_or(Affine::IDENTITY);
+        let img = pyr.warp_rgb(&inverse, self.req.size as usize);
+        let meta = FaceMeta {
+            source: self.req.input.display().to_string(),
+            frame: index,
+            frame_name: name.to_string(),
+            face_index: k,
+            landmarks: face.landmarks.clone(),
+            legacy: face.legacy,
+            crop,
+            size: self.req.size,
+            centering: self.req.centering,
+            rejected: face.rejected.clone(),
+        };
+        let folder = if face.rejected.is_some() {
+            "rejected"
+        } else {
+            "faces"
+        };
+        let rel = format!("{folder}/{}_{index:06}_{k}.png", self.stem);
+        let path = self.req.output.join(&rel);
+        let bytes = encode_face_png(&img, &meta).map_err(|e| ExtractError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, &bytes).map_err(|source| ExtractError::Write { path, source })?;
+        Ok(rel)
+    }
+}
+
+/// Runs an extraction. `progress(done, total)` is called per frame and returns false to stop
+/// (the store is saved first, so a later run resumes where this one stopped).
+pub fn run_extraction(
+    req: &ExtractRequest,
+    models: &ModelFiles,
+    mut progress: impl FnMut(u64, Option<u64>) -> bool,
+) -> Result<ExtractSummary, ExtractError> {
+    let started = Instant::now();
+    let is_dir = req.input.is_dir();
+    if !is_dir && !req.input.is_file() {
+        return Err(ExtractError::Input(format!(
+            "{} is neither a video file nor a folder of images",
+            req.input.display()
+        )));
+    }
+    let extractor = Extractor::load(models, req.settings.clone())?;
+    for sub in ["faces", "rejected"] {
+        let dir = req.output.join(sub);
+        std::fs::create_dir_all(&dir).map_err(|source| ExtractError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let _ = remove_stale_temps(&dir);
+    }
+    let store_path = req.output.join(ALIGNMENTS_FILE);
+    let source_path = req.input.display().to_string();
+    let previous = if store_path.exists() {
+        let s = Alignments::load(&store_path)?;
+        (s.source.path == source_path && s.settings == req.settings).then_some(s)
+    } else {
+        None
+    };
+    let stem = req
+        .input
+        .file_stem()
+        .map(|s| s.to_string_lossy().replace(' ', "_"))
+        .unwrap_or_else(|| "frame".into());
+    let files = if is_dir {
+        image_files(&req.input)?
+    } else {
+        Vec::new()
+    };
+    let (info, total) = if is_dir {
+        let first = files.first().ok_or_else(|| {
+            ExtractError::Input(format!(
+                "{} holds no .jpg or .png images",
+                req.input.display()
+            ))
+        })?;
+        let img = load_image(first)
+            .map_err(|e| ExtractError::Input(format!("{}: {e}", first.display())))?;
+        let info = SourceInfo {
+            path: source_path,
+            width: img.width,
+            height: img.height,
+            fps: None,
+        };
+        (info, Some(files.len() as u64))
+    } else {
+        let v = media::probe(&req.input)?;
+        let info = SourceInfo {
+            path: source_path,
+            width: v.width,
+            height: v.height,
+            fps: Some(v.fps),
+        };
+        (info, v.frames)
+    };
+    let nth = req.every_nth.max(1) as u64;
+    let total = total.map(|t| t.div_ceil(nth));
+    let store = previous.unwrap_or(Alignments {
+        source: info,
+        settings: req.settings.clone(),
+        frames: BTreeMap::new(),
+    });
+    let mut run = Run {
+        req,
+        extractor,
+        store,
+        store_path: store_path.clone(),
+        summary: ExtractSummary::default(),
+        stem,
+        since_save: 0,
+    };
+    run.summary.resumed_frames = run.store.frames.len() as u64;
+    let mut done = run.summary.resumed_frames;
+    let mut stopped = false;
+    if is_dir {
+        for (i, path) in files.iter().enumerate() {
+            let i = i as u64;
+            if !i.is_multiple_of(nth) || run.store.frames.contains_key(&i) {
+                continue;
+            }
+            let t = Instant::now();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match load_image(path) {
+                Ok(img) => {
+                    run.summary.decode += t.elapsed();
+                    run.frame(i, name, None, img)?;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot read image {}: {e}; skipped", path.display());
+                    run.summary
+                        .unreadable
+                        .push(format!("{}: {e}", path.display()));
+                }
+            }
+            done += 1;
+            if !progress(done, total) {
+                stopped = true;
+                break;
+            }
+        }
+    } else {
+        let mut t = Instant::now();
+        let already: std::collections::HashSet<u64> = run.store.frames.keys().copied().collect();
+        let result = media::decode_video::<ExtractError>(
+            &req.input,
+            |i| i.is_multiple_of(nth) && !already.contains(&i),
+            |i, pts, frame| {
+                run.summary.decode += t.elapsed();
+                run.frame(i, format!("frame_{i:06}"), pts, frame)?;
+                done += 1;
+                t = Instant::now();
+                if !progress(done, total) {
+                    return Err(ExtractError::Stopped);
+                }
+                Ok(true)
+            },
+        );
+        match result {
+            Ok(_) => {}
+            Err(ExtractError::Stopped) => stopped = true,
+            Err(e) => {
+                run.store.save(&store_path)?;
+                return Err(e);
+            }
+        }
+    }
+    let t = Instant::now();
+    run.store.save(&store_path)?;
+    run.summary.write += t.elapsed();
+    run.summary.total = started.elapsed();
+    if stopped {
+        return Err(ExtractError::Stopped);
+    }
+    Ok(run.summary)
+}
