@@ -464,6 +464,14 @@ fn extract_member(asset: &Asset, archive: &Path) -> Result<Vec<u8>, AssetError> 
     Err(bad(format!("{} not in the tarball", asset.member)))
 }
 
+/// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the fetched one.
+pub fn onnx_runtime_library(dirs: &Dirs) -> Result<PathBuf, AssetError> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    locate(dirs, "libonnxruntime.so.1.31.1")
+}
+
 /// The pinned converter set-up (the whole dependency closure, installed with `--no-deps`).
 pub const TFLITE2ONNX_PINS: &[&str] = &[
     "tflite2onnx==0.4.1",

@@ -49,6 +49,8 @@ pub enum Command {
     /// List, inspect, cancel, resume and wait for jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Find, landmark and align faces in a video or image folder (a resumable daemon job).
+    Extract(ExtractArgs),
     /// Work on video frames.
     #[command(subcommand)]
     Frames(FramesCommand),
@@ -110,6 +112,34 @@ pub struct ExtractFramesArgs {
     /// Keep one frame in N.
     #[arg(long, default_value_t = 1)]
     pub every: u32,
+    /// Return once queued instead of following progress.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// Arguments of `extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Video file or folder of images.
+    pub input: PathBuf,
+    /// Faceset folder for aligned faces and the alignments store.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Aligned face size in pixels.
+    #[arg(long, default_value_t = 256)]
+    pub size: u32,
+    /// Centering / face type: legacy, face, head (faceswap); f, wf, dfl-head (DFL).
+    #[arg(long, default_value = "legacy")]
+    pub centering: String,
+    /// Keep one frame in N.
+    #[arg(long, default_value_t = 1)]
+    pub every: u32,
+    /// Extra jittered landmark runs averaged in (faceswap re-feed).
+    #[arg(long, default_value_t = 0)]
+    pub refeed: u32,
+    /// Skip the second landmark pass.
+    #[arg(long)]
+    pub no_second_pass: bool,
     /// Return once queued instead of following progress.
     #[arg(long)]
     pub detach: bool,
@@ -216,6 +246,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs(j) => jobs(&dirs, &socket, !cli.no_autostart, j),
+        Command::Extract(a) => {
+            let input =
+                absolute(&a.input).with_context(|| format!("input {}", a.input.display()))?;
+            std::fs::create_dir_all(&a.out)
+                .with_context(|| format!("creating faceset folder {}", a.out.display()))?;
+            let out = absolute(&a.out)?;
+            let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+            let spec = JobSpec::Extract {
+                input: input.display().to_string(),
+                output_dir: out.display().to_string(),
+                size: a.size,
+                centering: a.centering.clone(),
+                every_nth: a.every,
+                second_pass: !a.no_second_pass,
+                refeed: a.refeed,
+            };
+            let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec })? else {
+                bail!("unexpected reply to submit");
+            };
+            println!(
+                "job {id} queued: extract faces from {} into {}",
+                input.display(),
+                out.display()
+            );
+            if a.detach {
+                return Ok(ExitCode::SUCCESS);
+            }
+            follow(&mut c, id)
+        }
         Command::Frames(FramesCommand::Extract(a)) => {
             let input =
                 absolute(&a.input).with_context(|| format!("video {}", a.input.display()))?;
@@ -363,8 +422,14 @@ fn follow(c: &mut Connection, id: JobId) -> anyhow::Result<ExitCode> {
             if let Some(e) = &r.error {
                 println!("error: {e}");
             }
-            if let Some(last) = r.log_tail.iter().rev().find(|l| !l.starts_with("done")) {
-                println!("{last}");
+            // The last run's log lines (after its "started").
+            let from = r
+                .log_tail
+                .iter()
+                .rposition(|l| l == "started")
+                .map_or(0, |i| i + 1);
+            for line in r.log_tail[from..].iter().filter(|l| l.as_str() != "done") {
+                println!("  {line}");
             }
             return Ok(if r.state == JobState::Done {
                 ExitCode::SUCCESS

@@ -328,6 +328,17 @@ impl JobManager {
     }
 }
 
+fn require_absolute(paths: &[(&str, &String)]) -> Result<(), JobsError> {
+    for (what, p) in paths {
+        if !Path::new(p).is_absolute() {
+            return Err(JobsError::InvalidInput(format!(
+                "{what} {p:?} must be an absolute path (the daemon has its own working folder)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn validate(spec: &JobSpec) -> Result<(), JobsError> {
     match spec {
         JobSpec::ExtractFrames {
@@ -335,13 +346,7 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
             output_dir,
             every_nth,
         } => {
-            for (what, p) in [("input", input), ("output folder", output_dir)] {
-                if !Path::new(p).is_absolute() {
-                    return Err(JobsError::InvalidInput(format!(
-                        "{what} {p:?} must be an absolute path (the daemon has its own working folder)"
-                    )));
-                }
-            }
+            require_absolute(&[("input", input), ("output folder", output_dir)])?;
             if !Path::new(input).is_file() {
                 return Err(JobsError::InvalidInput(format!(
                     "no such video file: {input}"
@@ -350,6 +355,38 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
             if *every_nth == 0 {
                 return Err(JobsError::InvalidInput(
                     "every_nth must be at least 1".into(),
+                ));
+            }
+            Ok(())
+        }
+        JobSpec::Extract {
+            input,
+            output_dir,
+            size,
+            centering,
+            every_nth,
+            refeed,
+            ..
+        } => {
+            require_absolute(&[("input", input), ("output folder", output_dir)])?;
+            if !Path::new(input).exists() {
+                return Err(JobsError::InvalidInput(format!(
+                    "no such video or folder: {input}"
+                )));
+            }
+            if !(32..=4096).contains(size) {
+                return Err(JobsError::InvalidInput(format!(
+                    "face size {size} must be 32..4096"
+                )));
+            }
+            if crate::extract::geometry::Centering::parse(centering).is_none() {
+                return Err(JobsError::InvalidInput(format!(
+                    "centering {centering:?}: use legacy, face, head, f, wf or dfl-head"
+                )));
+            }
+            if *every_nth == 0 || *refeed > 16 {
+                return Err(JobsError::InvalidInput(
+                    "every_nth must be at least 1 and refeed at most 16".into(),
                 ));
             }
             Ok(())

@@ -9,6 +9,7 @@ use crate::atomic::{remove_stale_temps, write_atomic};
 use crate::jobs::{JobContext, JobError};
 
 /// A decoded frame, 8-bit RGB, rows packed (`width × 3` bytes each).
+#[derive(Debug, Clone)]
 pub struct RgbFrame {
     /// Pixels per row.
     pub width: u32,
@@ -203,6 +204,7 @@ pub fn run_job(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
             output_dir,
             every_nth,
         } => extract_frames(Path::new(input), Path::new(output_dir), *every_nth, ctx),
+        JobSpec::Extract { .. } => crate::extract::run_job(spec, ctx),
     }
 }
 

@@ -19,6 +19,25 @@ pub enum JobSpec {
         /// Keep one frame in this many (1 = all).
         every_nth: u32,
     },
+    /// Find, landmark and align faces in a video or image folder; write an alignments store and
+    /// aligned face PNGs into `output_dir` (faceswap/DFL "extract"). Resumable: frames already
+    /// in the store are skipped.
+    Extract {
+        /// Video file or image folder.
+        input: String,
+        /// Faceset folder.
+        output_dir: String,
+        /// Aligned face size in pixels.
+        size: u32,
+        /// `legacy`, `face`, `head`, `f`, `wf` or `dfl-head`.
+        centering: String,
+        /// Keep one frame in this many.
+        every_nth: u32,
+        /// Re-run landmarks on an aligned crop.
+        second_pass: bool,
+        /// Extra jittered landmark runs averaged in.
+        refeed: u32,
+    },
 }
 
 impl JobSpec {
@@ -26,6 +45,7 @@ impl JobSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             JobSpec::ExtractFrames { .. } => "extract-frames",
+            JobSpec::Extract { .. } => "extract",
         }
     }
 }

@@ -448,3 +448,67 @@ pub fn run_extraction(
     }
     Ok(run.summary)
 }
+
+/// Model files for the default extractor, each checked against its recorded hash.
+pub fn default_models(dirs: &crate::paths::Dirs) -> Result<ModelFiles, crate::assets::AssetError> {
+    Ok(ModelFiles {
+        runtime: crate::assets::onnx_runtime_library(dirs)?,
+        short_range: crate::assets::verified_model(dirs, "face_detection_short_range.onnx")?,
+        full_range: crate::assets::verified_model(dirs, "face_detection_full_range.onnx")?,
+        face_mesh: crate::assets::verified_model(dirs, "face_landmark.onnx")?,
+    })
+}
+
+/// The daemon job for [`faceswap_protocol::JobSpec::Extract`].
+pub fn run_job(
+    spec: &faceswap_protocol::JobSpec,
+    ctx: &crate::jobs::JobContext,
+) -> Result<(), crate::jobs::JobError> {
+    use crate::jobs::JobError;
+    let faceswap_protocol::JobSpec::Extract {
+        input,
+        output_dir,
+        size,
+        centering,
+        every_nth,
+        second_pass,
+        refeed,
+    } = spec
+    else {
+        return Err(JobError::Failed("not an extract job".into()));
+    };
+    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
+    let models = default_models(&dirs).map_err(|e| JobError::Failed(e.to_string()))?;
+    let req = ExtractRequest {
+        input: PathBuf::from(input),
+        output: PathBuf::from(output_dir),
+        size: *size,
+        centering: Centering::parse(centering).unwrap_or(Centering::Legacy),
+        every_nth: *every_nth,
+        settings: ExtractSettings {
+            second_pass: *second_pass,
+            refeed: *refeed,
+            ..ExtractSettings::default()
+        },
+    };
+    ctx.log(format!(
+        "extracting faces from {input} into {output_dir} ({size} px, {centering})"
+    ));
+    let result = run_extraction(&req, &models, |done, total| {
+        ctx.progress(done, total, "frames");
+        !ctx.should_stop()
+    });
+    match result {
+        Ok(summary) => {
+            for line in summary.report() {
+                ctx.log(line);
+            }
+            for bad in summary.unreadable.iter().take(5) {
+                ctx.log(format!("skipped unreadable image {bad}"));
+            }
+            Ok(())
+        }
+        Err(ExtractError::Stopped) => Err(JobError::Stopped),
+        Err(e) => Err(JobError::Failed(e.to_string())),
+    }
+}

@@ -83,6 +83,9 @@ pub struct Face {
     pub roll_deg: f64,
     /// Why the filters rejected it (kept for review), or None.
     pub rejected: Option<String>,
+    /// The 468 FaceMesh points in frame pixels (not stored: the 68 are the record).
+    #[serde(skip)]
+    pub mesh: Vec<[f64; 2]>,
 }
 
 impl Face {
@@ -425,6 +428,7 @@ impl Extractor {
             distance,
             roll_deg,
             rejected,
+            mesh: mesh.to_vec(),
         }
     }
 }

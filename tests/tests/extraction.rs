@@ -1,0 +1,356 @@
+//! Extraction on the real fixtures with the real converted MediaPipe models and ONNX Runtime.
+
+use std::path::{Path, PathBuf};
+
+use faceswapd::extract::geometry::{Affine, Centering, MEAN_FACE_51, crop_matrix};
+use faceswapd::extract::image::{Pyramid, load_image};
+use faceswapd::extract::pipeline::{ExtractSettings, Extractor, Face, ModelFiles, StageTimings};
+use faceswapd::extract::store::Alignments;
+use faceswapd::extract::{
+    ALIGNMENTS_FILE, ExtractError, ExtractRequest, read_face_meta, run_extraction,
+};
+use faceswapd::media::RgbFrame;
+use faceswapd::paths::Dirs;
+
+fn models() -> ModelFiles {
+    let dirs = Dirs::resolve().unwrap();
+    faceswapd::extract::default_models(&dirs)
+        .expect("converted models are cached (run `faceswapd assets fetch` or installers/test.sh)")
+}
+
+fn extractor(settings: ExtractSettings) -> Extractor {
+    Extractor::load(&models(), settings).unwrap()
+}
+
+fn asset(name: &str) -> PathBuf {
+    faceswap_tests::test_asset(name).unwrap()
+}
+
+fn faces_in(ex: &mut Extractor, img: RgbFrame) -> Vec<Face> {
+    let pyr = Pyramid::new(img);
+    ex.process(&pyr, &mut StageTimings::default()).unwrap()
+}
+
+fn accepted(faces: &[Face]) -> usize {
+    faces.iter().filter(|f| f.rejected.is_none()).count()
+}
+
+fn eye_centres(lm: &[[f64; 2]]) -> ([f64; 2], [f64; 2]) {
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f64;
+        let s = r.fold([0.0, 0.0], |a, i| [a[0] + lm[i][0], a[1] + lm[i][1]]);
+        [s[0] / n, s[1] / n]
+    };
+    (mean(36..42), mean(42..48))
+}
+
+fn dist(a: [f64; 2], b: [f64; 2]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+#[test]
+fn every_visible_face_in_the_fixtures_is_found() {
+    let mut ex = extractor(ExtractSettings::default());
+    for (name, expected) in [
+        ("grace_hopper.jpg", 1),
+        ("eileen_collins_astronaut.png", 1),
+        ("luis_pedro_coelho_mahotas.jpg", 1),
+        ("vladmandic_faceapi_sample3_multiface.jpg", 3),
+    ] {
+        let faces = faces_in(&mut ex, load_image(&asset(name)).unwrap());
+        println!(
+            "{name}: {} faces, {} accepted",
+            faces.len(),
+            accepted(&faces)
+        );
+        assert_eq!(faces.len(), expected, "{name}");
+        assert_eq!(accepted(&faces), expected, "{name}: {faces:?}");
+    }
+    // The Pexels clip from frame 240 on (the hand no longer covers the face): one face each.
+    let video = asset("WolfgangLanger_Pexels.mp4");
+    let mut checked = 0;
+    faceswapd::media::decode_video::<faceswapd::media::MediaError>(
+        &video,
+        |i| i >= 240 && i % 12 == 0,
+        |i, _, frame| {
+            let faces = faces_in(&mut ex, frame);
+            assert_eq!(accepted(&faces), 1, "frame {i}: {faces:?}");
+            checked += 1;
+            Ok(true)
+        },
+    )
+    .unwrap();
+    assert!(checked >= 19, "checked {checked} frames");
+}
+
+/// Warps `img` by the similarity `t` (original → canvas) onto a `size` square canvas.
+fn transformed(pyr: &Pyramid, t: &Affine, size: usize) -> RgbFrame {
+    pyr.warp_rgb(&t.inverse().unwrap(), size)
+}
+
+/// Median over 20 random similarity transforms of the mean landmark error (mapped back to the
+/// original), in units of the inter-ocular distance.
+fn consistency_error(settings: ExtractSettings) -> f64 {
+    let mut ex = extractor(settings);
+    let img = load_image(&asset("grace_hopper.jpg")).unwrap();
+    let pyr = Pyramid::new(img.clone());
+    let base = faces_in(&mut ex, img);
+    assert_eq!(base.len(), 1);
+    let reference = &base[0].landmarks;
+    let (l, r) = eye_centres(reference);
+    let iod = dist(l, r);
+    let face_centre = reference[30];
+    // A small deterministic generator keeps the test repeatable.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut errors = Vec::new();
+    for _ in 0..20 {
+        let angle = (next() * 60.0 - 30.0).to_radians();
+        let scale = 0.5 * 4f64.powf(next()); // 0.5 .. 2, log-uniform
+        let canvas = 900.0;
+        let shift = [(next() - 0.5) * 200.0, (next() - 0.5) * 200.0];
+        // Rotate and scale about the face, then place it near the canvas centre plus a shift.
+        let rs = Affine::similarity(scale, angle, 0.0, 0.0);
+        let c = rs.apply(face_centre);
+        let t = Affine::similarity(
+            scale,
+            angle,
+            canvas / 2.0 + shift[0] - c[0],
+            canvas / 2.0 + shift[1] - c[1],
+        );
+        let faces = faces_in(&mut ex, transformed(&pyr, &t, canvas as usize));
+        assert_eq!(faces.len(), 1, "transform {t:?}");
+        let back = t.inverse().unwrap();
+        let err: f64 = faces[0]
+            .landmarks
+            .iter()
+            .zip(reference)
+            .map(|(p, q)| dist(back.apply(*p), *q))
+            .sum::<f64>()
+            / 68.0
+            / iod;
+        errors.push(err);
+    }
+    errors.sort_by(f64::total_cmp);
+    errors[errors.len() / 2]
+}
+
+#[test]
+fn landmarks_are_consistent_under_similarity_transforms_and_the_second_pass_helps() {
+    let first_only = consistency_error(ExtractSettings {
+        second_pass: false,
+        ..ExtractSettings::default()
+    });
+    let second = consistency_error(ExtractSettings::default());
+    println!(
+        "median landmark error / inter-ocular distance: first pass only {:.2}%, with second pass {:.2}%",
+        first_only * 100.0,
+        second * 100.0
+    );
+    assert!(
+        second < 0.02,
+        "second pass median error {:.2}% ≥ 2%",
+        second * 100.0
+    );
+    assert!(second < first_only, "the second pass must lower the error");
+}
+
+#[test]
+fn aligned_crops_put_the_eyes_where_the_mean_face_has_them() {
+    let mut ex = extractor(ExtractSettings::default());
+    let size = 256u32;
+    // Canonical eye centres in a legacy crop: the mean face's eye points through the crop map.
+    let canon = crop_matrix(&Affine::IDENTITY, size, Centering::Legacy);
+    let mean_eye = |r: std::ops::Range<usize>| {
+        let n = r.len() as f64;
+        let s = r.fold([0.0, 0.0], |a, i| {
+            [
+                a[0] + MEAN_FACE_51[i - 17][0],
+                a[1] + MEAN_FACE_51[i - 17][1],
+            ]
+        });
+        canon.apply([s[0] / n, s[1] / n])
+    };
+    let (cl, cr) = (mean_eye(36..42), mean_eye(42..48));
+    let mut worst_canonical: f64 = 0.0;
+    for name in [
+        "grace_hopper.jpg",
+        "eileen_collins_astronaut.png",
+        "luis_pedro_coelho_mahotas.jpg",
+        "vladmandic_faceapi_sample3_multiface.jpg",
+    ] {
+        let img = load_image(&asset(name)).unwrap();
+        let pyr = Pyramid::new(img);
+        for face in ex.process(&pyr, &mut StageTimings::default()).unwrap() {
+            let crop = crop_matrix(&face.legacy, size, Centering::Legacy);
+            let aligned = pyr.warp_rgb(&crop.inverse().unwrap(), size as usize);
+            // Find the landmarks again on the crop itself: an independent measurement.
+            let again = faces_in(&mut ex, aligned);
+            assert_eq!(again.len(), 1, "{name}: one face in its aligned crop");
+            let (l, r) = eye_centres(&again[0].landmarks);
+            // Where this face's own eyes must land if the crop is right.
+            let (fl, fr) = eye_centres(&face.landmarks);
+            let (pl, pr) = (crop.apply(fl), crop.apply(fr));
+            let geometric = dist(l, pl).max(dist(r, pr)) / size as f64;
+            let canonical = dist(l, cl).max(dist(r, cr)) / size as f64;
+            worst_canonical = worst_canonical.max(canonical);
+            println!(
+                "{name}: eye centres {:.2}% of the crop from where the alignment puts them, {:.2}% from the mean face's",
+                geometric * 100.0,
+                canonical * 100.0
+            );
+            assert!(
+                geometric < 0.02,
+                "{name}: the crop misplaces the eyes by {geometric:.3}"
+            );
+            // A 51-point similarity fit cannot move a turned head's eyes onto the mean face's.
+            assert!(
+                canonical < 0.05,
+                "{name}: eyes {canonical:.3} from the mean face's"
+            );
+        }
+    }
+    println!(
+        "worst distance from the mean face's eye centres: {:.2}% of the crop",
+        worst_canonical * 100.0
+    );
+}
+
+fn request(input: &Path, output: &Path) -> ExtractRequest {
+    ExtractRequest {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        size: 128,
+        centering: Centering::Legacy,
+        every_nth: 1,
+        settings: ExtractSettings::default(),
+    }
+}
+
+#[test]
+fn a_folder_extracts_to_a_store_and_traceable_face_files_and_resumes() {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("images");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(asset("grace_hopper.jpg"), input.join("a_hopper.jpg")).unwrap();
+    std::fs::copy(
+        asset("vladmandic_faceapi_sample3_multiface.jpg"),
+        input.join("b_three.jpg"),
+    )
+    .unwrap();
+    // No face at all: a plain gradient.
+    let blank: Vec<u8> = (0..64 * 64 * 3).map(|i| (i % 200) as u8).collect();
+    image::save_buffer(
+        input.join("c_blank.png"),
+        &blank,
+        64,
+        64,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    std::fs::write(input.join("d_broken.jpg"), b"\xFF\xD8\xFF not a jpeg").unwrap();
+    let out = root.path().join("faceset");
+    let summary = run_extraction(&request(&input, &out), &models(), |_, _| true).unwrap();
+    println!("{}", summary.report().join("\n"));
+    assert_eq!(summary.faces, 4);
+    assert_eq!(summary.empty_frames, 1);
+    assert_eq!(
+        summary.unreadable.len(),
+        1,
+        "the broken file is reported, not fatal"
+    );
+    let store = Alignments::load(&out.join(ALIGNMENTS_FILE)).unwrap();
+    assert_eq!(store.accepted(), 4);
+    let three = store
+        .frames
+        .values()
+        .find(|f| f.name == "b_three.jpg")
+        .unwrap();
+    assert_eq!(three.faces.len(), 3);
+    let file = out.join(three.faces[1].file.as_ref().unwrap());
+    let meta = read_face_meta(&file).unwrap();
+    assert_eq!(
+        (meta.frame_name.as_str(), meta.face_index, meta.size),
+        ("b_three.jpg", 1, 128)
+    );
+    assert_eq!(meta.landmarks, three.faces[1].face.landmarks);
+
+    // A second run resumes: nothing to redo.
+    let again = run_extraction(&request(&input, &out), &models(), |_, _| true).unwrap();
+    assert_eq!((again.frames, again.resumed_frames), (0, 3));
+}
+
+#[test]
+fn corrupt_video_missing_and_tampered_models_fail_clearly_without_losing_output() {
+    let root = tempfile::tempdir().unwrap();
+    let bad = root.path().join("bad.mp4");
+    std::fs::write(&bad, b"\x00\x00\x00\x18ftypisom definitely not a video").unwrap();
+    let err = run_extraction(
+        &request(&bad, &root.path().join("o1")),
+        &models(),
+        |_, _| true,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ExtractError::Media(_)), "{err}");
+    assert!(err.to_string().contains("bad.mp4"), "{err}");
+
+    // A good run first, then a tampered model: the error names the fix, the output survives.
+    let input = root.path().join("img");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(asset("grace_hopper.jpg"), input.join("hopper.jpg")).unwrap();
+    let out = root.path().join("faceset");
+    run_extraction(&request(&input, &out), &models(), |_, _| true).unwrap();
+    let before = std::fs::read(out.join(ALIGNMENTS_FILE)).unwrap();
+
+    let real = Dirs::resolve().unwrap();
+    let fake = Dirs {
+        data: root.path().join("data"),
+        cache: root.path().join("cache"),
+        config: root.path().join("config"),
+    };
+    std::fs::create_dir_all(fake.models()).unwrap();
+    std::fs::create_dir_all(fake.runtime_libs()).unwrap();
+    for f in std::fs::read_dir(real.runtime_libs()).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, fake.runtime_libs().join(f.file_name().unwrap())).unwrap();
+    }
+    let err = faceswapd::extract::default_models(&fake)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("face_detection_short_range.onnx") && err.contains("assets fetch"),
+        "missing model: {err}"
+    );
+    for f in std::fs::read_dir(real.models()).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, fake.models().join(f.file_name().unwrap())).unwrap();
+    }
+    let victim = fake.models().join("face_landmark.onnx");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&victim, bytes).unwrap();
+    let err = faceswapd::extract::default_models(&fake)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("face_landmark.onnx") && err.contains("assets fetch --models"),
+        "{err}"
+    );
+    // A model file that is not ONNX at all, loaded directly: a clear error, no crash.
+    let mut files = models();
+    files.face_mesh = root.path().join("bogus.onnx");
+    std::fs::write(&files.face_mesh, b"garbage").unwrap();
+    let err = run_extraction(&request(&input, &out), &files, |_, _| true).unwrap_err();
+    assert!(err.to_string().contains("bogus.onnx"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join(ALIGNMENTS_FILE)).unwrap(),
+        before,
+        "earlier output intact"
+    );
+}
