@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the default data, on a fresh Debian/Ubuntu machine: install what is missing,
-# build faceswapd, fetch the pinned assets, then export the frames of the fixture video through
-# the daemon (the face-extraction demo replaces this step once extraction lands). Idempotent.
+# build faceswapd, fetch the pinned assets (and convert the MediaPipe models to ONNX), then
+# extract the faces of the fixture video through the daemon: aligned faces + alignments store.
+# (Training and convert join this demo as they land.) Idempotent.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -13,9 +14,11 @@ faceswapd=target/release/faceswapd
 "$faceswapd" assets fetch
 "$faceswapd" doctor
 video="$("$faceswapd" assets path WolfgangLanger_Pexels.mp4)"
-out="$repo_root/out/frames"
+out="$repo_root/out/faceset"
 mkdir -p "$out"
-"$faceswapd" frames extract "$video" --out "$out" --every 4
+"$faceswapd" extract "$video" --out "$out" --size 256
 echo
-echo "frames written to: $out ($(find "$out" -name 'frame_*.png' | wc -l) PNG files)"
+echo "aligned faces:     $out/faces ($(find "$out/faces" -name '*.png' | wc -l) PNG files, metadata inside each)"
+echo "rejected for review: $out/rejected ($(find "$out/rejected" -name '*.png' | wc -l) files)"
+echo "alignments store:  $out/alignments.fsppa"
 echo "faceswapd keeps running in the background; '$faceswapd status' shows it, '$faceswapd shutdown' stops it."

@@ -98,6 +98,22 @@ pub fn run(dirs: &Dirs, socket: &SocketPath) -> Vec<Check> {
             ),
         });
     }
+    for (_, onnx) in crate::assets::CONVERTED_MODELS {
+        out.push(match crate::assets::verified_model(dirs, onnx) {
+            Ok(p) => check(
+                format!("converted model {onnx}"),
+                Outcome::Ok,
+                p.display().to_string(),
+                None,
+            ),
+            Err(e) => check(
+                format!("converted model {onnx}"),
+                Outcome::Fail,
+                e.to_string(),
+                Some("faceswapd assets fetch --models"),
+            ),
+        });
+    }
     out.push(onnx_check(dirs));
     for backend in [
         ComputeBackend::Cpu,
@@ -193,10 +209,7 @@ fn ffmpeg_checks() -> Vec<Check> {
 }
 
 fn onnx_check(dirs: &Dirs) -> Check {
-    let path = std::env::var_os("ORT_DYLIB_PATH")
-        .map(std::path::PathBuf::from)
-        .or_else(|| locate(dirs, "libonnxruntime.so.1.31.1").ok());
-    let Some(path) = path else {
+    let Ok(path) = crate::assets::onnx_runtime_library(dirs) else {
         return check(
             "ONNX Runtime",
             Outcome::Fail,
