@@ -112,6 +112,8 @@ impl OnnxModel {
             .map_err(|e| bad(e.to_string()))?
             .with_intra_threads(1)
             .map_err(|e| bad(e.to_string()))?
+            .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
+            .map_err(|e| bad(e.to_string()))?
             .commit_from_file(model)
             .map_err(|e| {
                 bad(format!(

@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
     }
     let single_s = t.elapsed().as_secs_f64();
 
-    // End to end: a decoding thread feeding one extractor per core.
+    // End to end, detector on every frame: a decoding thread feeding one extractor per core.
     let t = Instant::now();
     let (tx, rx) = sync_channel::<RgbFrame>(8);
     let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
@@ -86,11 +86,56 @@ fn main() -> anyhow::Result<()> {
     }
     decode_video::<MediaError>(&video, |_| true, |_, _, f| Ok(tx.send(f).is_ok()))?;
     drop(tx);
-    let mut e2e_faces = 0;
+    let mut detect_faces = 0;
     for h in handles {
-        e2e_faces += h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        detect_faces += h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
-    let e2e_s = t.elapsed().as_secs_f64();
+    let detect_s = t.elapsed().as_secs_f64();
+
+    // End to end with tracking (as `faceswapd extract` runs a video): each worker decodes and
+    // follows its own contiguous part of the clip.
+    let t = Instant::now();
+    let chunk = n.div_ceil(workers);
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let models = models.clone();
+        let video = video.clone();
+        let range = w * chunk..((w + 1) * chunk).min(n);
+        handles.push(std::thread::spawn(move || -> anyhow::Result<usize> {
+            let mut ex = Extractor::load(&models, ExtractSettings::default())?;
+            let (mut found, mut previous, mut since) = (0, Vec::new(), 0u32);
+            let mut err = None;
+            decode_video::<MediaError>(
+                &video,
+                |i| range.contains(&(i as usize)),
+                |_, _, f| match ex.process_tracked(
+                    &Pyramid::new(f),
+                    &previous,
+                    &mut since,
+                    &mut StageTimings::default(),
+                ) {
+                    Ok(faces) => {
+                        found += faces.len();
+                        previous = faces;
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        err = Some(e);
+                        Ok(false)
+                    }
+                },
+            )?;
+            if let Some(e) = err {
+                return Err(e.into());
+            }
+            Ok(found)
+        }));
+    }
+    let mut tracked_faces = 0;
+    for h in handles {
+        tracked_faces += h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    let tracked_s = t.elapsed().as_secs_f64();
 
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / n as f64;
     println!(
@@ -100,19 +145,23 @@ fn main() -> anyhow::Result<()> {
         frames[0].height
     );
     println!(
-        "decode only:                       {:>7.1} frames/s",
+        "decode only:                                {:>7.1} frames/s",
         n as f64 / decode_s
     );
     println!(
-        "1 worker (decoded frames):         {:>7.1} frames/s  [detect {:.1} ms, landmarks {:.1} ms, align {:.2} ms per frame; {faces} faces]",
+        "1 worker, detector every frame (decoded):   {:>7.1} frames/s  [detect {:.1} ms, landmarks {:.1} ms, align {:.2} ms per frame; {faces} faces]",
         n as f64 / single_s,
         ms(timings.detect),
         ms(timings.landmarks),
         ms(timings.align)
     );
-    let ours = n as f64 / e2e_s;
     println!(
-        "decode + {workers} workers, end to end:    {ours:>7.1} frames/s  [{e2e_faces} faces]  (goal ≥ 60)"
+        "decode + {workers} workers, detector every frame: {:>7.1} frames/s  [{detect_faces} faces]",
+        n as f64 / detect_s
+    );
+    let ours = n as f64 / tracked_s;
+    println!(
+        "decode + {workers} workers, tracking (default):  {ours:>7.1} frames/s  [{tracked_faces} faces]  (goal ≥ 60)"
     );
 
     let python = std::env::var("FSPP_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());

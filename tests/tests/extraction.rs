@@ -354,3 +354,58 @@ fn corrupt_video_missing_and_tampered_models_fail_clearly_without_losing_output(
         "earlier output intact"
     );
 }
+
+#[test]
+fn tracking_follows_the_face_with_few_detector_runs() {
+    let video = asset("WolfgangLanger_Pexels.mp4");
+    let mut frames = Vec::new();
+    faceswapd::media::decode_video::<faceswapd::media::MediaError>(
+        &video,
+        |i| (240..=330).contains(&i),
+        |_, _, f| {
+            frames.push(f);
+            Ok(true)
+        },
+    )
+    .unwrap();
+    let mut every = extractor(ExtractSettings::default());
+    let mut tracker = extractor(ExtractSettings::default());
+    let (mut previous, mut since, mut detector_runs) = (Vec::new(), 0u32, 0);
+    let mut errors = Vec::new();
+    for f in frames {
+        let pyr = Pyramid::new(f);
+        let reference = every.process(&pyr, &mut StageTimings::default()).unwrap();
+        let mut t = StageTimings::default();
+        let tracked = tracker
+            .process_tracked(&pyr, &previous, &mut since, &mut t)
+            .unwrap();
+        if !t.detect.is_zero() {
+            detector_runs += 1;
+        }
+        assert_eq!((reference.len(), tracked.len()), (1, 1));
+        let (l, r) = eye_centres(&reference[0].landmarks);
+        let iod = dist(l, r);
+        let err: f64 = tracked[0]
+            .landmarks
+            .iter()
+            .zip(&reference[0].landmarks)
+            .map(|(a, b)| dist(*a, *b))
+            .sum::<f64>()
+            / 68.0
+            / iod;
+        errors.push(err);
+        previous = tracked;
+    }
+    errors.sort_by(f64::total_cmp);
+    let median = errors[errors.len() / 2];
+    println!(
+        "tracking over {} frames: {detector_runs} detector runs, median landmark difference from per-frame detection {:.2}% of IOD",
+        errors.len(),
+        median * 100.0
+    );
+    assert!(
+        detector_runs <= errors.len() / 5,
+        "{detector_runs} detector runs"
+    );
+    assert!(median < 0.03, "tracked landmarks drift: {median}");
+}

@@ -209,6 +209,9 @@ struct Run<'a> {
     summary: ExtractSummary,
     stem: String,
     since_save: u32,
+    /// Faces of the last processed video frame, and frames since the detector last ran.
+    previous: Vec<Face>,
+    since_detect: u32,
 }
 
 impl Run<'_> {
@@ -218,10 +221,20 @@ impl Run<'_> {
         name: String,
         pts: Option<i64>,
         frame: RgbFrame,
+        video: bool,
     ) -> Result<(), ExtractError> {
         let pyr = Pyramid::new(frame);
         let mut t = StageTimings::default();
-        let faces = self.extractor.process(&pyr, &mut t)?;
+        let faces = if video {
+            let previous = std::mem::take(&mut self.previous);
+            let faces =
+                self.extractor
+                    .process_tracked(&pyr, &previous, &mut self.since_detect, &mut t)?;
+            self.previous = faces.clone();
+            faces
+        } else {
+            self.extractor.process(&pyr, &mut t)?
+        };
         self.summary.timings.add(&t);
         let start = Instant::now();
         let mut stored = Vec::with_capacity(faces.len());
@@ -380,6 +393,8 @@ pub fn run_extraction(
         summary: ExtractSummary::default(),
         stem,
         since_save: 0,
+        previous: Vec::new(),
+        since_detect: 0,
     };
     run.summary.resumed_frames = run.store.frames.len() as u64;
     let mut done = run.summary.resumed_frames;
@@ -398,7 +413,7 @@ pub fn run_extraction(
             match load_image(path) {
                 Ok(img) => {
                     run.summary.decode += t.elapsed();
-                    run.frame(i, name, None, img)?;
+                    run.frame(i, name, None, img, false)?;
                 }
                 Err(e) => {
                     tracing::warn!("cannot read image {}: {e}; skipped", path.display());
@@ -421,7 +436,7 @@ pub fn run_extraction(
             |i| i.is_multiple_of(nth) && !already.contains(&i),
             |i, pts, frame| {
                 run.summary.decode += t.elapsed();
-                run.frame(i, format!("frame_{i:06}"), pts, frame)?;
+                run.frame(i, format!("frame_{i:06}"), pts, frame, true)?;
                 done += 1;
                 t = Instant::now();
                 if !progress(done, total) {

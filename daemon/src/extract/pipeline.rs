@@ -34,6 +34,11 @@ pub struct ExtractSettings {
     pub max_roll_deg: f64,
     /// Retry rotated 90/270/180° when nothing is found (DFL).
     pub rotate_retry: bool,
+    /// In videos, follow each face from the previous frame's landmarks (MediaPipe's video mode)
+    /// and run the detector only every `redetect_every` frames or when a face is lost.
+    pub track: bool,
+    /// Full detection at least this often while tracking (finds faces that enter the shot).
+    pub redetect_every: u32,
 }
 
 impl Default for ExtractSettings {
@@ -47,6 +52,8 @@ impl Default for ExtractSettings {
             max_distance: 22.5,
             max_roll_deg: 45.0,
             rotate_retry: true,
+            track: true,
+            redetect_every: 10,
         }
     }
 }
@@ -182,6 +189,61 @@ impl Extractor {
             timings.align += t.elapsed();
             faces.push(face);
         }
+        Ok(faces)
+    }
+
+    /// Like [`Extractor::process`] for the next frame of a video: faces of the previous frame
+    /// are followed from their landmarks, and the detector runs only every `redetect_every`
+    /// frames or when a followed face is lost. `since_detect` counts frames since the last
+    /// detection and is updated.
+    pub fn process_tracked(
+        &mut self,
+        pyr: &Pyramid,
+        previous: &[Face],
+        since_detect: &mut u32,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<Face>, OnnxRuntimeError> {
+        let followable: Vec<&Face> = previous
+            .iter()
+            .filter(|f| f.presence >= 0.5 && f.mesh.len() == 468)
+            .collect();
+        let due = *since_detect + 1 >= self.settings.redetect_every.max(1);
+        if !self.settings.track || followable.is_empty() || due {
+            *since_detect = 0;
+            return self.process(pyr, timings);
+        }
+        let t = Instant::now();
+        let mut followed = Vec::with_capacity(followable.len());
+        for prev in followable {
+            let (mesh, presence) = self.landmarks_from_landmarks(pyr, &prev.mesh)?;
+            if presence < 0.5 {
+                // Lost: let the detector look at this frame afresh.
+                timings.landmarks += t.elapsed();
+                *since_detect = 0;
+                return self.process(pyr, timings);
+            }
+            followed.push((mesh, presence));
+        }
+        timings.landmarks += t.elapsed();
+        let t = Instant::now();
+        let mut faces = Vec::with_capacity(followed.len());
+        for (mesh, presence) in followed {
+            let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+            for p in &mesh {
+                for k in 0..2 {
+                    lo[k] = lo[k].min(p[k]);
+                    hi[k] = hi[k].max(p[k]);
+                }
+            }
+            let det = FrameDetection {
+                bbox: [lo[0], lo[1], hi[0], hi[1]],
+                keypoints: [mesh[33], mesh[263], mesh[1], mesh[13], mesh[234], mesh[454]],
+                score: presence,
+            };
+            faces.push(self.align(pyr.base(), det, &mesh, presence));
+        }
+        timings.align += t.elapsed();
+        *since_detect += 1;
         Ok(faces)
     }
 
