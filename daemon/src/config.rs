@@ -21,6 +21,18 @@ pub struct Config {
     pub assets: AssetsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Extraction.
+    pub extract: ExtractConfig,
+}
+
+/// `[extract]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractConfig {
+    /// Optional S3FD ONNX file replacing the built-in detector.
+    pub s3fd_model: String,
+    /// Optional FAN 2D ONNX file replacing the built-in landmarker.
+    pub fan_model: String,
 }
 
 /// `[daemon]`.
@@ -151,6 +163,14 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     (
         "log.files_kept",
         "rotated log files kept beside the current one",
+    ),
+    (
+        "extract.s3fd_model",
+        "S3FD detector ONNX replacing BlazeFace (empty = built-in): input [1,3,640,640] BGR minus (104,117,123); outputs (class [1,2,h,w], box [1,4,h,w]) for strides 4..128; e.g. an export of face-alignment's SFD",
+    ),
+    (
+        "extract.fan_model",
+        "FAN 2D landmarker ONNX replacing FaceMesh (empty = built-in): input [1,3,256,256] RGB 0..1; output heatmaps [1,68,64,64]; e.g. an export of face-alignment's 2DFAN-4",
     ),
 ];
 

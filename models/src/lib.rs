@@ -1,15 +1,20 @@
 //! Everything in Faceswap++ with learned weights.
 //!
 //! Today: choosing and probing the compute backend (burn `flex` on CPU, `cuda`, `vulkan`), ONNX
-//! Runtime, and the pretrained extractor nets it runs (MediaPipe BlazeFace and FaceMesh). The
+//! Runtime, and the pretrained extractor nets it runs (MediaPipe BlazeFace and FaceMesh; optional
+//! S3FD and FAN). The
 //! swap networks, losses, optimisers and checkpoints arrive with the training engine.
 
 pub mod backend;
 pub mod blazeface;
 pub mod facemesh;
+pub mod fan;
 pub mod onnx;
+pub mod s3fd;
 
 pub use backend::{ComputeBackend, ProbeReport, compiled_backends, probe};
 pub use blazeface::{BlazeFace, BlazeFaceKind, RawDetection};
 pub use facemesh::{FaceMesh, IBUG68_FROM_FACEMESH, MeshResult};
+pub use fan::{Fan, FanResult};
 pub use onnx::{OnnxModel, OnnxRuntimeError, load_onnx_runtime};
+pub use s3fd::{S3fd, S3fdBox};

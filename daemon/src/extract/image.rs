@@ -124,6 +124,25 @@ impl Pyramid {
         });
     }
 
+    /// Warps into an NCHW `[1, 3, size, size]` tensor in BGR order, 0..255 minus `mean_bgr`
+    /// (Caffe-style input, as S3FD expects).
+    pub fn warp_tensor_bgr(
+        &self,
+        crop_to_frame: &Affine,
+        size: usize,
+        mean_bgr: [f32; 3],
+        out: &mut Vec<f32>,
+    ) {
+        out.clear();
+        out.resize(3 * size * size, 0.0);
+        let plane = size * size;
+        self.sample(crop_to_frame, size, |i, r, g, b| {
+            out[i] = b - mean_bgr[0];
+            out[plane + i] = g - mean_bgr[1];
+            out[2 * plane + i] = r - mean_bgr[2];
+        });
+    }
+
     /// Warps into an 8-bit RGB crop.
     pub fn warp_rgb(&self, crop_to_frame: &Affine, size: usize) -> RgbFrame {
         let mut data = vec![0u8; size * size * 3];

@@ -464,9 +464,37 @@ pub fn run_extraction(
     Ok(run.summary)
 }
 
-/// Model files for the default extractor, each checked against its recorded hash.
+/// Model files for the extractor: the built-in ones (each checked against its recorded hash),
+/// plus the optional S3FD / FAN files named in `[extract]`.
+pub fn configured_models(
+    dirs: &crate::paths::Dirs,
+    cfg: &crate::config::ExtractConfig,
+) -> Result<ModelFiles, crate::assets::AssetError> {
+    let optional = |p: &str| -> Result<Option<PathBuf>, crate::assets::AssetError> {
+        if p.is_empty() {
+            return Ok(None);
+        }
+        let path = PathBuf::from(p);
+        if !path.is_file() {
+            return Err(crate::assets::AssetError::Missing {
+                name: format!("configured model {p}"),
+                path,
+            });
+        }
+        Ok(Some(path))
+    };
+    Ok(ModelFiles {
+        s3fd: optional(&cfg.s3fd_model)?,
+        fan: optional(&cfg.fan_model)?,
+        ..default_models(dirs)?
+    })
+}
+
+/// Model files for the built-in extractor, each checked against its recorded hash.
 pub fn default_models(dirs: &crate::paths::Dirs) -> Result<ModelFiles, crate::assets::AssetError> {
     Ok(ModelFiles {
+        s3fd: None,
+        fan: None,
         runtime: crate::assets::onnx_runtime_library(dirs)?,
         short_range: crate::assets::verified_model(dirs, "face_detection_short_range.onnx")?,
         full_range: crate::assets::verified_model(dirs, "face_detection_full_range.onnx")?,
@@ -493,7 +521,23 @@ pub fn run_job(
         return Err(JobError::Failed("not an extract job".into()));
     };
     let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
-    let models = default_models(&dirs).map_err(|e| JobError::Failed(e.to_string()))?;
+    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
+        .map_err(|e| JobError::Failed(e.to_string()))?;
+    let models = configured_models(&dirs, &cfg.config.extract)
+        .map_err(|e| JobError::Failed(e.to_string()))?;
+    if models.s3fd.is_some() || models.fan.is_some() {
+        ctx.log(format!(
+            "using configured models: detector {}, landmarker {}",
+            models
+                .s3fd
+                .as_ref()
+                .map_or("BlazeFace".into(), |p| p.display().to_string()),
+            models
+                .fan
+                .as_ref()
+                .map_or("FaceMesh".into(), |p| p.display().to_string())
+        ));
+    }
     let req = ExtractRequest {
         input: PathBuf::from(input),
         output: PathBuf::from(output_dir),

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use faceswap_models::blazeface::iou;
+use faceswap_models::facemesh::FACEMESH_SIZE;
+use faceswap_models::fan::FAN_SIZE;
+use faceswap_models::s3fd::{S3FD_MEAN_BGR, S3FD_SIZE};
 use faceswap_models::{
-    BlazeFace, BlazeFaceKind, FaceMesh, MeshResult, OnnxRuntimeError, RawDetection,
+    BlazeFace, BlazeFaceKind, FaceMesh, Fan, OnnxRuntimeError, RawDetection, S3fd,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +72,10 @@ pub struct ModelFiles {
     pub full_range: PathBuf,
     /// FaceMesh (ONNX).
     pub face_mesh: PathBuf,
+    /// Optional S3FD detector (ONNX) replacing BlazeFace.
+    pub s3fd: Option<PathBuf>,
+    /// Optional FAN 2D landmarker (ONNX) replacing FaceMesh.
+    pub fan: Option<PathBuf>,
 }
 
 /// A face found in a frame, everything in frame pixels.
@@ -90,7 +97,8 @@ pub struct Face {
     pub roll_deg: f64,
     /// Why the filters rejected it (kept for review), or None.
     pub rejected: Option<String>,
-    /// The 468 FaceMesh points in frame pixels (not stored: the 68 are the record).
+    /// The landmarker's own points in frame pixels (468 FaceMesh or 68 FAN points); not stored,
+    /// the 68 are the record.
     #[serde(skip)]
     pub mesh: Vec<[f64; 2]>,
 }
@@ -134,26 +142,58 @@ struct FrameDetection {
     score: f32,
 }
 
+enum Detector {
+    BlazeFace { short: BlazeFace, full: BlazeFace },
+    S3fd(S3fd),
+}
+
+enum Landmarker {
+    FaceMesh(FaceMesh),
+    Fan(Fan),
+}
+
 /// The loaded extractor.
 pub struct Extractor {
-    short: BlazeFace,
-    full: BlazeFace,
-    mesh: FaceMesh,
+    detector: Detector,
+    landmarker: Landmarker,
     settings: ExtractSettings,
     tensor: Vec<f32>,
 }
 
+/// iBUG-68 points from a landmarker's own points (468 FaceMesh points, or already 68).
+fn ibug68(points: &[[f64; 2]]) -> [[f64; 2]; 68] {
+    let mut lm = [[0.0; 2]; 68];
+    if points.len() == 68 {
+        lm.copy_from_slice(points);
+    } else {
+        for (o, &i) in lm
+            .iter_mut()
+            .zip(faceswap_models::IBUG68_FROM_FACEMESH.iter())
+        {
+            *o = points.get(i).copied().unwrap_or([0.0, 0.0]);
+        }
+    }
+    lm
+}
+
 impl Extractor {
-    /// Loads the three models.
+    /// Loads the detector and landmarker: MediaPipe's, or S3FD / FAN where configured.
     pub fn load(files: &ModelFiles, settings: ExtractSettings) -> Result<Self, OnnxRuntimeError> {
+        let rt = &files.runtime;
+        let detector = match &files.s3fd {
+            Some(p) => Detector::S3fd(S3fd::load(rt, p)?),
+            None => Detector::BlazeFace {
+                short: BlazeFace::load(rt, &files.short_range, BlazeFaceKind::ShortRange)?,
+                full: BlazeFace::load(rt, &files.full_range, BlazeFaceKind::FullRange)?,
+            },
+        };
+        let landmarker = match &files.fan {
+            Some(p) => Landmarker::Fan(Fan::load(rt, p)?),
+            None => Landmarker::FaceMesh(FaceMesh::load(rt, &files.face_mesh)?),
+        };
         Ok(Extractor {
-            short: BlazeFace::load(
-                &files.runtime,
-                &files.short_range,
-                BlazeFaceKind::ShortRange,
-            )?,
-            full: BlazeFace::load(&files.runtime, &files.full_range, BlazeFaceKind::FullRange)?,
-            mesh: FaceMesh::load(&files.runtime, &files.face_mesh)?,
+            detector,
+            landmarker,
             settings,
             tensor: Vec::new(),
         })
@@ -205,7 +245,7 @@ impl Extractor {
     ) -> Result<Vec<Face>, OnnxRuntimeError> {
         let followable: Vec<&Face> = previous
             .iter()
-            .filter(|f| f.presence >= 0.5 && f.mesh.len() == 468)
+            .filter(|f| f.presence >= 0.5 && !f.mesh.is_empty())
             .collect();
         let due = *since_detect + 1 >= self.settings.redetect_every.max(1);
         if !self.settings.track || followable.is_empty() || due {
@@ -228,8 +268,9 @@ impl Extractor {
         let t = Instant::now();
         let mut faces = Vec::with_capacity(followed.len());
         for (mesh, presence) in followed {
+            let lm = ibug68(&mesh);
             let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
-            for p in &mesh {
+            for p in &lm {
                 for k in 0..2 {
                     lo[k] = lo[k].min(p[k]);
                     hi[k] = hi[k].max(p[k]);
@@ -237,7 +278,7 @@ impl Extractor {
             }
             let det = FrameDetection {
                 bbox: [lo[0], lo[1], hi[0], hi[1]],
-                keypoints: [mesh[33], mesh[263], mesh[1], mesh[13], mesh[234], mesh[454]],
+                keypoints: [lm[36], lm[45], lm[30], lm[62], lm[0], lm[16]],
                 score: presence,
             };
             faces.push(self.align(pyr.base(), det, &mesh, presence));
@@ -258,9 +299,10 @@ impl Extractor {
         let base = pyr.base();
         let lb = letterbox(base.width, base.height, size);
         pyr.warp_tensor(&lb, size, -1.0, 1.0, &mut self.tensor);
-        let model = match kind {
-            BlazeFaceKind::ShortRange => &mut self.short,
-            BlazeFaceKind::FullRange => &mut self.full,
+        let model = match (&mut self.detector, kind) {
+            (Detector::BlazeFace { short, .. }, BlazeFaceKind::ShortRange) => short,
+            (Detector::BlazeFace { full, .. }, BlazeFaceKind::FullRange) => full,
+            (Detector::S3fd(_), _) => return Ok(()),
         };
         let to_frame = back.then_after(&lb);
         let s = size as f64;
@@ -291,6 +333,49 @@ impl Extractor {
         Ok(())
     }
 
+    fn run_s3fd(
+        &mut self,
+        pyr: &Pyramid,
+        back: &Affine,
+        out: &mut Vec<FrameDetection>,
+    ) -> Result<(), OnnxRuntimeError> {
+        let Detector::S3fd(model) = &mut self.detector else {
+            return Ok(());
+        };
+        let base = pyr.base();
+        let lb = letterbox(base.width, base.height, S3FD_SIZE);
+        pyr.warp_tensor_bgr(&lb, S3FD_SIZE, S3FD_MEAN_BGR, &mut self.tensor);
+        let to_frame = back.then_after(&lb);
+        let s = S3FD_SIZE as f64;
+        for b in model.detect(&self.tensor)? {
+            let p = to_frame.apply([b.bbox[0] as f64 * s, b.bbox[1] as f64 * s]);
+            let q = to_frame.apply([b.bbox[2] as f64 * s, b.bbox[3] as f64 * s]);
+            let bbox = [
+                p[0].min(q[0]),
+                p[1].min(q[1]),
+                p[0].max(q[0]),
+                p[1].max(q[1]),
+            ];
+            // S3FD has no keypoints: level pseudo-eyes keep the landmark crop upright.
+            let (w, h) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
+            let eye_y = bbox[1] + 0.4 * h;
+            let cx = (bbox[0] + bbox[2]) / 2.0;
+            out.push(FrameDetection {
+                bbox,
+                keypoints: [
+                    [bbox[0] + 0.3 * w, eye_y],
+                    [bbox[0] + 0.7 * w, eye_y],
+                    [cx, bbox[1] + 0.6 * h],
+                    [cx, bbox[1] + 0.8 * h],
+                    [bbox[0], eye_y],
+                    [bbox[2], eye_y],
+                ],
+                score: b.score,
+            });
+        }
+        Ok(())
+    }
+
     fn detect(&mut self, pyr: &Pyramid) -> Result<Vec<FrameDetection>, OnnxRuntimeError> {
         let mut found = self.detect_upright(pyr, &Affine::IDENTITY)?;
         if found.is_empty() && self.settings.rotate_retry {
@@ -313,8 +398,12 @@ impl Extractor {
         back: &Affine,
     ) -> Result<Vec<FrameDetection>, OnnxRuntimeError> {
         let mut all = Vec::new();
-        self.run_detector(pyr, BlazeFaceKind::ShortRange, back, &mut all)?;
-        self.run_detector(pyr, BlazeFaceKind::FullRange, back, &mut all)?;
+        if matches!(self.detector, Detector::S3fd(_)) {
+            self.run_s3fd(pyr, back, &mut all)?;
+        } else {
+            self.run_detector(pyr, BlazeFaceKind::ShortRange, back, &mut all)?;
+            self.run_detector(pyr, BlazeFaceKind::FullRange, back, &mut all)?;
+        }
         all.retain(|d| d.bbox[2] - d.bbox[0] >= self.settings.min_face_px);
         all.sort_by(|a, b| b.score.total_cmp(&a.score));
         // Keep the best of overlapping detections from the two models.
@@ -333,20 +422,34 @@ impl Extractor {
 
     /// FaceMesh on a square ROI; returns 68 frame-pixel landmarks, the 468 mesh points in frame
     /// pixels and the presence score.
-    fn mesh_on_roi(
+    /// The landmarker on one square ROI: its points in frame pixels and a presence score
+    /// (FAN has no presence output: 1).
+    fn landmarks_on_roi(
         &mut self,
         pyr: &Pyramid,
-        roi: &Affine,
-    ) -> Result<(MeshResult, Vec<[f64; 2]>), OnnxRuntimeError> {
-        let size = faceswap_models::facemesh::FACEMESH_SIZE;
-        pyr.warp_tensor(roi, size, 0.0, 1.0, &mut self.tensor);
-        let r = self.mesh.landmarks(&self.tensor)?;
-        let pts = r
-            .points
-            .iter()
-            .map(|p| roi.apply([p[0] as f64, p[1] as f64]))
-            .collect();
-        Ok((r, pts))
+        center: [f64; 2],
+        side: f64,
+        angle: f64,
+    ) -> Result<(Vec<[f64; 2]>, f32), OnnxRuntimeError> {
+        let to_frame = |roi: &Affine, pts: &[[f32; 2]]| -> Vec<[f64; 2]> {
+            pts.iter()
+                .map(|p| roi.apply([p[0] as f64, p[1] as f64]))
+                .collect()
+        };
+        match &mut self.landmarker {
+            Landmarker::FaceMesh(mesh) => {
+                let roi = roi_map(center, side, angle, FACEMESH_SIZE);
+                pyr.warp_tensor(&roi, FACEMESH_SIZE, 0.0, 1.0, &mut self.tensor);
+                let r = mesh.landmarks(&self.tensor)?;
+                Ok((to_frame(&roi, &r.points), r.presence))
+            }
+            Landmarker::Fan(fan) => {
+                let roi = roi_map(center, side, angle, FAN_SIZE);
+                pyr.warp_tensor(&roi, FAN_SIZE, 0.0, 1.0, &mut self.tensor);
+                let r = fan.landmarks(&self.tensor)?;
+                Ok((to_frame(&roi, &r.points), 1.0))
+            }
+        }
     }
 
     fn averaged_landmarks(
@@ -356,9 +459,8 @@ impl Extractor {
         side: f64,
         angle: f64,
     ) -> Result<(Vec<[f64; 2]>, f32), OnnxRuntimeError> {
-        let size = faceswap_models::facemesh::FACEMESH_SIZE;
         let runs = 1 + self.settings.refeed as usize;
-        let mut sum = vec![[0.0f64; 2]; 468];
+        let mut sum: Vec<[f64; 2]> = Vec::new();
         let mut presence = 0.0f32;
         for i in 0..runs {
             // Re-feed: jitter on a small circle of shifts and scales (deterministic, unbiased).
@@ -371,14 +473,16 @@ impl Extractor {
                     1.0 + 0.04 * (2.0 * a).cos(),
                 )
             };
-            let roi = roi_map(
+            let (pts, p) = self.landmarks_on_roi(
+                pyr,
                 [center[0] + dc[0], center[1] + dc[1]],
                 side * ds,
                 angle,
-                size,
-            );
-            let (r, pts) = self.mesh_on_roi(pyr, &roi)?;
-            presence += r.presence;
+            )?;
+            presence += p;
+            if sum.is_empty() {
+                sum = vec![[0.0; 2]; pts.len()];
+            }
             for (s, p) in sum.iter_mut().zip(&pts) {
                 s[0] += p[0];
                 s[1] += p[1];
@@ -396,37 +500,53 @@ impl Extractor {
         pyr: &Pyramid,
         det: &FrameDetection,
     ) -> Result<(Vec<[f64; 2]>, f32), OnnxRuntimeError> {
-        // MediaPipe's detection → ROI: box centre, 1.5 × the long side, rotated to the eye line.
         let [x0, y0, x1, y1] = det.bbox;
-        let center = [(x0 + x1) / 2.0, (y0 + y1) / 2.0];
-        let side = (x1 - x0).max(y1 - y0) * 1.5;
         let (l, r) = (det.keypoints[0], det.keypoints[1]);
         let angle = (r[1] - l[1]).atan2(r[0] - l[0]);
+        let (center, side) = match self.landmarker {
+            // MediaPipe's detection → ROI: box centre, 1.5 × the long side.
+            Landmarker::FaceMesh(_) => (
+                [(x0 + x1) / 2.0, (y0 + y1) / 2.0],
+                (x1 - x0).max(y1 - y0) * 1.5,
+            ),
+            // DFL/face-alignment FAN crop: centre raised 12 % of the height, side 200 (w + h) / 195.
+            Landmarker::Fan(_) => (
+                [(x0 + x1) / 2.0, (y0 + y1) / 2.0 - (y1 - y0) * 0.12],
+                200.0 * ((x1 - x0) + (y1 - y0)) / 195.0,
+            ),
+        };
         self.averaged_landmarks(pyr, center, side, angle)
     }
 
-    /// Second pass: MediaPipe's landmark → ROI (eye corners 33/263 for rotation, the rotated
-    /// bounding box of the mesh, 1.5×), which centres and levels the face much better than the
-    /// detector's box did.
+    /// Second pass and tracking: a ROI from landmarks — MediaPipe's for FaceMesh (eye corners
+    /// 33/263 level the crop, rotated bounding box of the mesh × 1.5), the same idea for FAN's 68
+    /// points (eye corners 36/45, × 2 and raised 10 %, to match FAN's looser training crops).
     fn landmarks_from_landmarks(
         &mut self,
         pyr: &Pyramid,
-        mesh: &[[f64; 2]],
+        points: &[[f64; 2]],
     ) -> Result<(Vec<[f64; 2]>, f32), OnnxRuntimeError> {
-        let (l, r) = (mesh[33], mesh[263]);
+        let fan = matches!(self.landmarker, Landmarker::Fan(_));
+        let (l, r) = if points.len() == 68 {
+            (points[36], points[45])
+        } else {
+            (points[33], points[263])
+        };
         let angle = (r[1] - l[1]).atan2(r[0] - l[0]);
         let (sin, cos) = angle.sin_cos();
         let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
-        for p in mesh {
+        for p in points {
             let u = [p[0] * cos + p[1] * sin, -p[0] * sin + p[1] * cos];
             for k in 0..2 {
                 lo[k] = lo[k].min(u[k]);
                 hi[k] = hi[k].max(u[k]);
             }
         }
-        let cu = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0];
+        let extent = (hi[0] - lo[0]).max(hi[1] - lo[1]);
+        let raise = if fan { 0.1 * extent } else { 0.0 };
+        let cu = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0 - raise];
         let center = [cu[0] * cos - cu[1] * sin, cu[0] * sin + cu[1] * cos];
-        let side = (hi[0] - lo[0]).max(hi[1] - lo[1]) * 1.5;
+        let side = extent * if fan { 2.0 } else { 1.5 };
         self.averaged_landmarks(pyr, center, side, angle)
     }
 
@@ -437,13 +557,7 @@ impl Extractor {
         mesh: &[[f64; 2]],
         presence: f32,
     ) -> Face {
-        let mut lm = [[0.0; 2]; 68];
-        for (o, &i) in lm
-            .iter_mut()
-            .zip(faceswap_models::IBUG68_FROM_FACEMESH.iter())
-        {
-            *o = mesh[i];
-        }
+        let lm = ibug68(mesh);
         let legacy = legacy_matrix(&lm);
         let distance = lm[17..]
             .iter()
@@ -503,5 +617,7 @@ pub fn model_files(dirs: &crate::paths::Dirs, runtime: &Path) -> ModelFiles {
         short_range: m.join("face_detection_short_range.onnx"),
         full_range: m.join("face_detection_full_range.onnx"),
         face_mesh: m.join("face_landmark.onnx"),
+        s3fd: None,
+        fan: None,
     }
 }
