@@ -221,6 +221,59 @@ fn aligned_crops_put_the_eyes_where_the_mean_face_has_them() {
     );
 }
 
+#[test]
+fn face_and_head_centering_follow_the_head_pose() {
+    use faceswapd::extract::geometry::{HeadPose, centered_matrix};
+    let mut ex = extractor(ExtractSettings::default());
+    let size = 256u32;
+    for name in [
+        "grace_hopper.jpg",
+        "luis_pedro_coelho_mahotas.jpg",
+        "vladmandic_faceapi_sample3_multiface.jpg",
+    ] {
+        let pyr = Pyramid::new(load_image(&asset(name)).unwrap());
+        for face in ex.process(&pyr, &mut StageTimings::default()).unwrap() {
+            let lm = face.landmarks68();
+            let mut aligned = [[0.0; 2]; 68];
+            for (a, p) in aligned.iter_mut().zip(&lm) {
+                *a = face.legacy.apply(*p);
+            }
+            let pose = HeadPose::solve(&aligned);
+            let crop = crop_matrix(
+                &centered_matrix(&face.legacy, &lm, Centering::Face),
+                size,
+                Centering::Face,
+            );
+            let again = faces_in(
+                &mut ex,
+                pyr.warp_rgb(&crop.inverse().unwrap(), size as usize),
+            );
+            assert_eq!(again.len(), 1, "{name}");
+            // faceswap's face centre (0, -1.5, 4.2) lies ~27 % of the way from the eyes down to
+            // the nose tip; in a face-centred crop it must sit at the centre.
+            let (l, r) = eye_centres(&again[0].landmarks);
+            let eyes = [(l[0] + r[0]) / 2.0, (l[1] + r[1]) / 2.0];
+            let nose = again[0].landmarks[30];
+            let centre = [
+                eyes[0] + 0.27 * (nose[0] - eyes[0]),
+                eyes[1] + 0.27 * (nose[1] - eyes[1]),
+            ];
+            let off = dist(centre, [size as f64 / 2.0, size as f64 / 2.0]) / size as f64;
+            println!(
+                "{name}: pose fit rms {:.3}, face offset {:?}, face-centre {:.1}% of the crop from its middle",
+                pose.rms,
+                pose.offset(Centering::Face),
+                off * 100.0
+            );
+            assert!(pose.rms < 0.08, "{name}: pose fit {}", pose.rms);
+            assert!(
+                off < 0.05,
+                "{name}: face centre {off:.3} from the crop centre"
+            );
+        }
+    }
+}
+
 fn request(input: &Path, output: &Path) -> ExtractRequest {
     ExtractRequest {
         input: input.to_path_buf(),

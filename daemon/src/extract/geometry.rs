@@ -168,14 +168,201 @@ pub fn legacy_matrix(landmarks: &[[f64; 2]; 68]) -> Affine {
     umeyama(&landmarks[17..], &MEAN_FACE_51)
 }
 
+/// faceswap's 26-point 3D mean head (lib/align/constants.py `MEAN_FACE[LandmarkType.LM_3D_26]`),
+/// matched to the iBUG points in [`POSE_POINTS`].
+pub const MEAN_FACE_3D_26: [[f64; 3]; 26] = [
+    [4.056931, -11.432347, 1.636229],
+    [1.833492, -12.542305, 4.061275],
+    [0.0, -12.901019, 4.070434],
+    [-1.833492, -12.542305, 4.061275],
+    [-4.056931, -11.432347, 1.636229],
+    [6.825897, 1.275284, 4.402142],
+    [1.330353, 1.636816, 6.903745],
+    [-1.330353, 1.636816, 6.903745],
+    [-6.825897, 1.275284, 4.402142],
+    [1.930245, -5.060977, 5.914376],
+    [0.746313, -5.136947, 6.263227],
+    [0.0, -5.485328, 6.76343],
+    [-0.746313, -5.136947, 6.263227],
+    [-1.930245, -5.060977, 5.914376],
+    [5.311432, 0.0, 3.987654],
+    [1.78993, -0.091703, 4.413414],
+    [-1.78993, -0.091703, 4.413414],
+    [-5.311432, 0.0, 3.987654],
+    [2.774015, -7.566103, 5.048531],
+    [0.509714, -7.056507, 6.566167],
+    [0.0, -7.131772, 6.704956],
+    [-0.509714, -7.056507, 6.566167],
+    [-2.774015, -7.566103, 5.048531],
+    [-0.589441, -8.443925, 6.109526],
+    [0.0, -8.601736, 6.097667],
+    [0.589441, -8.443925, 6.109526],
+];
+
+/// iBUG indices matched to [`MEAN_FACE_3D_26`] (faceswap lib/align/pose.py).
+pub const POSE_POINTS: [usize; 26] = [
+    6, 7, 8, 9, 10, 17, 21, 22, 26, 31, 32, 33, 34, 35, 36, 39, 42, 45, 48, 50, 51, 52, 54, 56, 57,
+    58,
+];
+
+/// A head pose solved against the 3D mean head, in faceswap's normalised camera (focal 4,
+/// principal point (0.5, 0.5), landmarks aligned to the mean face's [0, 1] square).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadPose {
+    /// Rotation vector (axis × angle).
+    pub rotation: [f64; 3],
+    /// Translation.
+    pub translation: [f64; 3],
+    /// RMS reprojection error in normalised units.
+    pub rms: f64,
+}
+
+const FOCAL: f64 = 4.0;
+
+fn project(rv: &nalgebra::Vector3<f64>, t: &nalgebra::Vector3<f64>, p: &[f64; 3]) -> [f64; 2] {
+    let r = nalgebra::Rotation3::from_scaled_axis(*rv);
+    let c = r * nalgebra::Vector3::new(p[0], p[1], p[2]) + t;
+    let z = if c.z.abs() < 1e-9 { 1e-9 } else { c.z };
+    [FOCAL * c.x / z + 0.5, FOCAL * c.y / z + 0.5]
+}
+
+impl HeadPose {
+    /// Solves the pose by Levenberg–Marquardt on the reprojection error of the 26 points
+    /// (what OpenCV's `solvePnP(..., SOLVEPNP_ITERATIVE)` minimises), from landmarks already
+    /// aligned by the legacy matrix.
+    pub fn solve(aligned: &[[f64; 2]; 68]) -> HeadPose {
+        use std::f64::consts::PI;
+        // Several starts (facing the camera under each half-turn), keep the best fit: the
+        // reprojection error has mirrored local minima.
+        [
+            [0.0, 0.0, 0.0],
+            [PI, 0.0, 0.0],
+            [0.0, PI, 0.0],
+            [0.0, 0.0, PI],
+        ]
+        .into_iter()
+        .map(|r| Self::refine(aligned, r))
+        .min_by(|a, b| a.rms.total_cmp(&b.rms))
+        .unwrap_or(HeadPose {
+            rotation: [0.0; 3],
+            translation: [0.0, 0.0, 55.0],
+            rms: f64::INFINITY,
+        })
+    }
+
+    fn refine(aligned: &[[f64; 2]; 68], start: [f64; 3]) -> HeadPose {
+        use nalgebra::{SMatrix, SVector, Vector3};
+        let target: Vec<[f64; 2]> = POSE_POINTS.iter().map(|&i| aligned[i]).collect();
+        // At the distance that gives the model's face the aligned face's size.
+        let mut x = SVector::<f64, 6>::from([start[0], start[1], start[2], 0.0, 0.0, 55.0]);
+        let residuals = |x: &SVector<f64, 6>| -> SVector<f64, 52> {
+            let rv = Vector3::new(x[0], x[1], x[2]);
+            let t = Vector3::new(x[3], x[4], x[5]);
+            let mut r = SVector::<f64, 52>::zeros();
+            for (k, (p, q)) in MEAN_FACE_3D_26.iter().zip(&target).enumerate() {
+                let uv = project(&rv, &t, p);
+                r[2 * k] = uv[0] - q[0];
+                r[2 * k + 1] = uv[1] - q[1];
+            }
+            r
+        };
+        let mut lambda = 1e-3;
+        let mut res = residuals(&x);
+        let mut cost = res.norm_squared();
+        for _ in 0..100 {
+            let mut jac = SMatrix::<f64, 52, 6>::zeros();
+            for j in 0..6 {
+                let mut xp = x;
+                let h = 1e-6 * x[j].abs().max(1.0);
+                xp[j] += h;
+                jac.set_column(j, &((residuals(&xp) - res) / h));
+            }
+            let jtj = jac.transpose() * jac;
+            let jtr = jac.transpose() * res;
+            let mut improved = false;
+            for _ in 0..10 {
+                let mut a = jtj;
+                for d in 0..6 {
+                    a[(d, d)] *= 1.0 + lambda;
+                }
+                let Some(step) = a.lu().solve(&(-jtr)) else {
+                    lambda *= 10.0;
+                    continue;
+                };
+                let cand = x + step;
+                let r2 = residuals(&cand);
+                let c2 = r2.norm_squared();
+                if c2 < cost {
+                    x = cand;
+                    res = r2;
+                    let gain = cost - c2;
+                    cost = c2;
+                    lambda = (lambda / 10.0).max(1e-12);
+                    improved = gain > 1e-14;
+                    break;
+                }
+                lambda *= 10.0;
+            }
+            if !improved {
+                break;
+            }
+        }
+        HeadPose {
+            rotation: [x[0], x[1], x[2]],
+            translation: [x[3], x[4], x[5]],
+            rms: (cost / 26.0).sqrt(),
+        }
+    }
+
+    /// Where a point of the 3D head lands in the aligned [0, 1] square.
+    pub fn project(&self, p: [f64; 3]) -> [f64; 2] {
+        let rv = nalgebra::Vector3::from(self.rotation);
+        let t = nalgebra::Vector3::from(self.translation);
+        project(&rv, &t, &p)
+    }
+
+    /// faceswap's centering offsets: the projected face centre (0, −1.5, 4.2) and head centre
+    /// (0, 0, −2.3) relative to (0.5, 0.5).
+    pub fn offset(&self, centering: Centering) -> [f64; 2] {
+        let point = match centering {
+            Centering::Face => [0.0, -1.5, 4.2],
+            Centering::Head => [0.0, 0.0, -2.3],
+            _ => return [0.0, 0.0],
+        };
+        let p = self.project(point);
+        [p[0] - 0.5, p[1] - 0.5]
+    }
+}
+
+/// The legacy matrix moved so that `centering`'s point of the head sits at the square's centre
+/// (faceswap's face / head centering); unchanged for legacy and the DFL types.
+pub fn centered_matrix(
+    legacy: &Affine,
+    landmarks: &[[f64; 2]; 68],
+    centering: Centering,
+) -> Affine {
+    if !matches!(centering, Centering::Face | Centering::Head) {
+        return *legacy;
+    }
+    let mut aligned = [[0.0; 2]; 68];
+    for (a, p) in aligned.iter_mut().zip(landmarks) {
+        *a = legacy.apply(*p);
+    }
+    let offset = HeadPose::solve(&aligned).offset(centering);
+    let mut m = *legacy;
+    m.0[0][2] -= offset[0];
+    m.0[1][2] -= offset[1];
+    m
+}
+
 /// How much room around the inner face an aligned crop keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Centering {
     /// faceswap "legacy": padding ratio 0.375 (`EXTRACT_RATIOS`).
     Legacy,
-    /// faceswap "face": ratio 0.5 (without faceswap's pose offset, which needs head pose).
+    /// faceswap "face": ratio 0.5, centred on the face by the head-pose offset.
     Face,
-    /// faceswap "head": ratio 0.625 (same caveat).
+    /// faceswap "head": ratio 0.625, centred on the head by the head-pose offset.
     Head,
     /// DFL full face `f` (padding 0.2109375 of the mean-face square).
     DflFull,
@@ -216,7 +403,8 @@ impl Centering {
     }
 }
 
-/// Frame pixels → aligned crop pixels of side `size` for `centering`.
+/// Frame pixels → aligned crop pixels of side `size` for `centering`. For face / head centering
+/// pass the matrix from [`centered_matrix`].
 pub fn crop_matrix(legacy: &Affine, size: u32, centering: Centering) -> Affine {
     let (pad, shift) = centering.padding_and_shift();
     let side = 1.0 + 2.0 * pad;
@@ -247,6 +435,41 @@ mod tests {
         assert!((got.rotation() - 0.4).abs() < 1e-9);
         let back = got.inverse().unwrap().then_after(&got);
         assert!((back.0[0][0] - 1.0).abs() < 1e-9 && back.0[0][2].abs() < 1e-9);
+    }
+
+    #[test]
+    fn head_pose_of_the_mean_face_fits_and_gives_small_offsets() {
+        // The 68 points of the 2D mean face (jaw from the 3D model's projection is not needed:
+        // only the pose points matter, taken from the mean face where they exist).
+        let mut lm = [[0.0; 2]; 68];
+        for (i, p) in MEAN_FACE_51.iter().enumerate() {
+            lm[17 + i] = *p;
+        }
+        // Jaw points 6..10 near the chin of the mean face.
+        for (k, i) in (6..=10).enumerate() {
+            lm[i] = [
+                0.35 + 0.075 * k as f64,
+                1.05 + 0.03 * (2.0 - (k as f64 - 2.0).abs()),
+            ];
+        }
+        let pose = HeadPose::solve(&lm);
+        println!(
+            "{pose:?} face {:?} head {:?}",
+            pose.offset(Centering::Face),
+            pose.offset(Centering::Head)
+        );
+        // The 3D head and the 2D mean face come from different data: a few % residual is normal.
+        assert!(pose.rms < 0.08, "reprojection error {}", pose.rms);
+        let face = pose.offset(Centering::Face);
+        let head = pose.offset(Centering::Head);
+        assert!(
+            face[0].abs() < 0.05 && head[0].abs() < 0.05,
+            "{face:?} {head:?}"
+        );
+        assert!(
+            head[1] < face[1],
+            "the head centre sits above the face centre: {face:?} {head:?}"
+        );
     }
 
     #[test]

@@ -279,7 +279,9 @@ impl Run<'_> {
         k: u32,
         face: &Face,
     ) -> Result<String, ExtractError> {
-        let crop = crop_matrix(&face.legacy, self.req.size, self.req.centering);
+        let centred =
+            geometry::centered_matrix(&face.legacy, &face.landmarks68(), self.req.centering);
+        let crop = crop_matrix(&centred, self.req.size, self.req.centering);
         let inverse = crop.inverse().unwrap_or(Affine::IDENTITY);
         let img = pyr.warp_rgb(&inverse, self.req.size as usize);
         let meta = FaceMeta {
