@@ -78,28 +78,50 @@ impl Pyramid {
         let k = 1.0 / f64::from(1u32 << level);
         let m = crop_to_frame.0;
         let (w, h) = (img.width as i64, img.height as i64);
+        let data = &img.data;
         let px = |x: i64, y: i64, c: usize| -> f32 {
             if x < 0 || y < 0 || x >= w || y >= h {
                 0.0
             } else {
-                img.data[((y * w + x) * 3) as usize + c] as f32
+                data[((y * w + x) * 3) as usize + c] as f32
             }
         };
+        // Level coordinates step linearly along a row: start + u · (dx, dy).
+        let (dx, dy) = (m[0][0] * k, m[1][0] * k);
         for v in 0..size {
+            let cv = v as f64 + 0.5;
+            // Pixel centres at +0.5 on both sides.
+            let mut x = (m[0][0] * 0.5 + m[0][1] * cv + m[0][2]) * k - 0.5;
+            let mut y = (m[1][0] * 0.5 + m[1][1] * cv + m[1][2]) * k - 0.5;
             for u in 0..size {
-                let (cu, cv) = (u as f64 + 0.5, v as f64 + 0.5);
-                // Level coordinates of the sample, with pixel centres at +0.5.
-                let x = (m[0][0] * cu + m[0][1] * cv + m[0][2]) * k - 0.5;
-                let y = (m[1][0] * cu + m[1][1] * cv + m[1][2]) * k - 0.5;
-                let (x0, y0) = (x.floor() as i64, y.floor() as i64);
-                let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+                let (xf, yf) = (x.floor(), y.floor());
+                let (x0, y0) = (xf as i64, yf as i64);
+                let (fx, fy) = ((x - xf) as f32, (y - yf) as f32);
+                let (w00, w01) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy));
+                let (w10, w11) = ((1.0 - fx) * fy, fx * fy);
                 let mut rgb = [0f32; 3];
-                for (c, out) in rgb.iter_mut().enumerate() {
-                    let top = px(x0, y0, c) * (1.0 - fx) + px(x0 + 1, y0, c) * fx;
-                    let bottom = px(x0, y0 + 1, c) * (1.0 - fx) + px(x0 + 1, y0 + 1, c) * fx;
-                    *out = top * (1.0 - fy) + bottom * fy;
+                if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+                    // Inside: the four neighbours without per-sample bounds checks on x/y.
+                    let i0 = ((y0 * w + x0) * 3) as usize;
+                    let i1 = i0 + (w as usize) * 3;
+                    let (a, b) = (&data[i0..i0 + 6], &data[i1..i1 + 6]);
+                    for c in 0..3 {
+                        rgb[c] = a[c] as f32 * w00
+                            + a[3 + c] as f32 * w01
+                            + b[c] as f32 * w10
+                            + b[3 + c] as f32 * w11;
+                    }
+                } else {
+                    for (c, out) in rgb.iter_mut().enumerate() {
+                        *out = px(x0, y0, c) * w00
+                            + px(x0 + 1, y0, c) * w01
+                            + px(x0, y0 + 1, c) * w10
+                            + px(x0 + 1, y0 + 1, c) * w11;
+                    }
                 }
                 put(v * size + u, rgb[0], rgb[1], rgb[2]);
+                x += dx;
+                y += dy;
             }
         }
     }
