@@ -462,3 +462,46 @@ fn tracking_follows_the_face_with_few_detector_runs() {
     );
     assert!(median < 0.03, "tracked landmarks drift: {median}");
 }
+
+#[test]
+fn a_video_extracts_in_parallel_ranges_stops_and_resumes() {
+    let video = asset("WolfgangLanger_Pexels.mp4");
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("faceset");
+    let mut req = request(&video, &out);
+    req.every_nth = 8;
+    // Stop after 10 frames: the store keeps what was done.
+    let mut seen = 0;
+    let err = run_extraction(&req, &models(), |_, _| {
+        seen += 1;
+        seen < 10
+    })
+    .unwrap_err();
+    assert!(matches!(err, ExtractError::Stopped), "{err}");
+    let partial = Alignments::load(&out.join(ALIGNMENTS_FILE)).unwrap();
+    assert!(
+        partial.frames.len() >= 10 && partial.frames.len() < 59,
+        "{}",
+        partial.frames.len()
+    );
+    // Resume: only the missing frames are processed.
+    let summary = run_extraction(&req, &models(), |_, _| true).unwrap();
+    println!("{}", summary.report().join("\n"));
+    assert_eq!(summary.resumed_frames as usize, partial.frames.len());
+    let store = Alignments::load(&out.join(ALIGNMENTS_FILE)).unwrap();
+    assert_eq!(store.frames.len(), 59, "every 8th of 472 frames");
+    assert!(store.frames.keys().all(|i| i % 8 == 0));
+    for (i, f) in store.frames.range(240..) {
+        assert_eq!(
+            f.faces.iter().filter(|x| x.face.rejected.is_none()).count(),
+            1,
+            "frame {i}"
+        );
+        assert_eq!(f.name, format!("frame_{i:06}"));
+        assert!(f.pts.is_some());
+    }
+    let files = std::fs::read_dir(out.join("faces")).unwrap().count()
+        + std::fs::read_dir(out.join("rejected")).unwrap().count();
+    let recorded: usize = store.frames.values().map(|f| f.faces.len()).sum();
+    assert_eq!(files, recorded, "one file per recorded face, no leftovers");
+}

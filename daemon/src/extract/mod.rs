@@ -201,20 +201,26 @@ pub fn read_face_meta(path: &Path) -> Result<FaceMeta, String> {
     toml::from_str(&text).map_err(|e| format!("{}: bad metadata: {e}", path.display()))
 }
 
-struct Run<'a> {
+/// One frame's result, handed from a worker to the collector.
+struct ProcessedFrame {
+    index: u64,
+    entry: FrameEntry,
+    timings: StageTimings,
+    decode: Duration,
+    write: Duration,
+}
+
+/// Processes frames: one per thread, each with its own models and tracking state.
+struct Worker<'a> {
     req: &'a ExtractRequest,
+    stem: &'a str,
     extractor: Extractor,
-    store: Alignments,
-    store_path: PathBuf,
-    summary: ExtractSummary,
-    stem: String,
-    since_save: u32,
     /// Faces of the last processed video frame, and frames since the detector last ran.
     previous: Vec<Face>,
     since_detect: u32,
 }
 
-impl Run<'_> {
+impl Worker<'_> {
     fn frame(
         &mut self,
         index: u64,
@@ -222,53 +228,42 @@ impl Run<'_> {
         pts: Option<i64>,
         frame: RgbFrame,
         video: bool,
-    ) -> Result<(), ExtractError> {
+    ) -> Result<ProcessedFrame, ExtractError> {
         let pyr = Pyramid::new(frame);
-        let mut t = StageTimings::default();
+        let mut timings = StageTimings::default();
         let faces = if video {
             let previous = std::mem::take(&mut self.previous);
-            let faces =
-                self.extractor
-                    .process_tracked(&pyr, &previous, &mut self.since_detect, &mut t)?;
+            let faces = self.extractor.process_tracked(
+                &pyr,
+                &previous,
+                &mut self.since_detect,
+                &mut timings,
+            )?;
             self.previous = faces.clone();
             faces
         } else {
-            self.extractor.process(&pyr, &mut t)?
+            self.extractor.process(&pyr, &mut timings)?
         };
-        self.summary.timings.add(&t);
         let start = Instant::now();
         let mut stored = Vec::with_capacity(faces.len());
         for (k, face) in faces.into_iter().enumerate() {
             let file = self.write_face(&pyr, index, &name, k as u32, &face)?;
-            if face.rejected.is_some() {
-                self.summary.rejected += 1;
-            } else {
-                self.summary.faces += 1;
-            }
             stored.push(StoredFace {
                 face,
                 file: Some(file),
             });
         }
-        if stored.is_empty() {
-            self.summary.empty_frames += 1;
-        }
-        self.store.frames.insert(
+        Ok(ProcessedFrame {
             index,
-            FrameEntry {
+            entry: FrameEntry {
                 name,
                 pts,
                 faces: stored,
             },
-        );
-        self.summary.frames += 1;
-        self.since_save += 1;
-        if self.since_save >= 50 {
-            self.store.save(&self.store_path)?;
-            self.since_save = 0;
-        }
-        self.summary.write += start.elapsed();
-        Ok(())
+            timings,
+            decode: Duration::ZERO,
+            write: start.elapsed(),
+        })
     }
 
     fn write_face(
@@ -312,6 +307,54 @@ impl Run<'_> {
     }
 }
 
+/// Gathers workers' frames into the store (saved every 50 frames) and the summary.
+struct Collector {
+    store: Alignments,
+    store_path: PathBuf,
+    summary: ExtractSummary,
+    since_save: u32,
+}
+
+impl Collector {
+    fn add(&mut self, p: ProcessedFrame) -> Result<(), ExtractError> {
+        let start = Instant::now();
+        for f in &p.entry.faces {
+            if f.face.rejected.is_some() {
+                self.summary.rejected += 1;
+            } else {
+                self.summary.faces += 1;
+            }
+        }
+        if p.entry.faces.is_empty() {
+            self.summary.empty_frames += 1;
+        }
+        self.summary.timings.add(&p.timings);
+        self.summary.decode += p.decode;
+        self.summary.write += p.write;
+        self.store.frames.insert(p.index, p.entry);
+        self.summary.frames += 1;
+        self.since_save += 1;
+        if self.since_save >= 50 {
+            self.store.save(&self.store_path)?;
+            self.since_save = 0;
+        }
+        self.summary.write += start.elapsed();
+        Ok(())
+    }
+}
+
+/// Video workers to use: one per core (at most 4), fewer for short clips, one when the frame
+/// count is unknown (contiguous ranges need it).
+fn video_workers(frames: Option<u64>) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    match frames {
+        Some(n) => cores.min((n / 60).max(1) as usize),
+        None => 1,
+    }
+}
+
 /// Runs an extraction. `progress(done, total)` is called per frame and returns false to stop
 /// (the store is saved first, so a later run resumes where this one stopped).
 pub fn run_extraction(
@@ -327,7 +370,8 @@ pub fn run_extraction(
             req.input.display()
         )));
     }
-    let extractor = Extractor::load(models, req.settings.clone())?;
+    // Loaded before anything is written: a bad model fails the run with the output untouched.
+    let mut first_extractor = Some(Extractor::load(models, req.settings.clone())?);
     for sub in ["faces", "rejected"] {
         let dir = req.output.join(sub);
         std::fs::create_dir_all(&dir).map_err(|source| ExtractError::Write {
@@ -381,30 +425,39 @@ pub fn run_extraction(
         (info, v.frames)
     };
     let nth = req.every_nth.max(1) as u64;
+    let frame_count = if is_dir { None } else { total };
     let total = total.map(|t| t.div_ceil(nth));
     let store = previous.unwrap_or(Alignments {
         source: info,
         settings: req.settings.clone(),
         frames: BTreeMap::new(),
     });
-    let mut run = Run {
-        req,
-        extractor,
+    let mut col = Collector {
         store,
         store_path: store_path.clone(),
         summary: ExtractSummary::default(),
-        stem,
         since_save: 0,
-        previous: Vec::new(),
-        since_detect: 0,
     };
-    run.summary.resumed_frames = run.store.frames.len() as u64;
-    let mut done = run.summary.resumed_frames;
+    col.summary.resumed_frames = col.store.frames.len() as u64;
+    let already: std::collections::HashSet<u64> = col.store.frames.keys().copied().collect();
+    let mut done = col.summary.resumed_frames;
     let mut stopped = false;
+    let mut failure = None;
     if is_dir {
+        let extractor = match first_extractor.take() {
+            Some(e) => e,
+            None => Extractor::load(models, req.settings.clone())?,
+        };
+        let mut worker = Worker {
+            req,
+            stem: &stem,
+            extractor,
+            previous: Vec::new(),
+            since_detect: 0,
+        };
         for (i, path) in files.iter().enumerate() {
             let i = i as u64;
-            if !i.is_multiple_of(nth) || run.store.frames.contains_key(&i) {
+            if !i.is_multiple_of(nth) || already.contains(&i) {
                 continue;
             }
             let t = Instant::now();
@@ -414,12 +467,14 @@ pub fn run_extraction(
                 .unwrap_or_default();
             match load_image(path) {
                 Ok(img) => {
-                    run.summary.decode += t.elapsed();
-                    run.frame(i, name, None, img, false)?;
+                    let decode = t.elapsed();
+                    let mut p = worker.frame(i, name, None, img, false)?;
+                    p.decode = decode;
+                    col.add(p)?;
                 }
                 Err(e) => {
                     tracing::warn!("cannot read image {}: {e}; skipped", path.display());
-                    run.summary
+                    col.summary
                         .unreadable
                         .push(format!("{}: {e}", path.display()));
                 }
@@ -431,39 +486,91 @@ pub fn run_extraction(
             }
         }
     } else {
-        let mut t = Instant::now();
-        let already: std::collections::HashSet<u64> = run.store.frames.keys().copied().collect();
-        let result = media::decode_video::<ExtractError>(
-            &req.input,
-            |i| i.is_multiple_of(nth) && !already.contains(&i),
-            |i, pts, frame| {
-                run.summary.decode += t.elapsed();
-                run.frame(i, format!("frame_{i:06}"), pts, frame, true)?;
-                done += 1;
-                t = Instant::now();
-                if !progress(done, total) {
-                    return Err(ExtractError::Stopped);
-                }
-                Ok(true)
-            },
-        );
-        match result {
-            Ok(_) => {}
-            Err(ExtractError::Stopped) => stopped = true,
-            Err(e) => {
-                run.store.save(&store_path)?;
-                return Err(e);
+        // Contiguous ranges, one per worker, so each can follow faces from frame to frame.
+        let workers = video_workers(frame_count);
+        let per = frame_count.map_or(u64::MAX, |n| n.div_ceil(workers as u64));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<ProcessedFrame, ExtractError>>(16);
+        std::thread::scope(|scope| {
+            for w in 0..workers as u64 {
+                let preloaded = if w == 0 { first_extractor.take() } else { None };
+                let tx = tx.clone();
+                let (stop, already, stem) = (&stop, &already, &stem);
+                let start = w * per;
+                let end = if w + 1 == workers as u64 {
+                    u64::MAX
+                } else {
+                    start + per
+                };
+                scope.spawn(move || {
+                    let result = (|| -> Result<(), ExtractError> {
+                        let extractor = match preloaded {
+                            Some(e) => e,
+                            None => Extractor::load(models, req.settings.clone())?,
+                        };
+                        let mut worker = Worker {
+                            req,
+                            stem,
+                            extractor,
+                            previous: Vec::new(),
+                            since_detect: 0,
+                        };
+                        let mut t = Instant::now();
+                        media::decode_video::<ExtractError>(
+                            &req.input,
+                            |i| {
+                                (start..end).contains(&i)
+                                    && i.is_multiple_of(nth)
+                                    && !already.contains(&i)
+                            },
+                            |i, pts, frame| {
+                                let decode = t.elapsed();
+                                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                    return Ok(false);
+                                }
+                                let mut p =
+                                    worker.frame(i, format!("frame_{i:06}"), pts, frame, true)?;
+                                p.decode = decode;
+                                t = Instant::now();
+                                Ok(tx.send(Ok(p)).is_ok() && i + 1 < end)
+                            },
+                        )?;
+                        Ok(())
+                    })();
+                    if let Err(e) = result {
+                        let _ = tx.send(Err(e));
+                    }
+                });
             }
-        }
+            drop(tx);
+            for msg in rx {
+                match msg.and_then(|p| col.add(p)) {
+                    Ok(()) => {
+                        done += 1;
+                        if !stopped && !progress(done, total) {
+                            stopped = true;
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        });
     }
     let t = Instant::now();
-    run.store.save(&store_path)?;
-    run.summary.write += t.elapsed();
-    run.summary.total = started.elapsed();
+    col.store.save(&store_path)?;
+    col.summary.write += t.elapsed();
+    col.summary.total = started.elapsed();
+    if let Some(e) = failure {
+        return Err(e);
+    }
     if stopped {
         return Err(ExtractError::Stopped);
     }
-    Ok(run.summary)
+    Ok(col.summary)
 }
 
 /// Model files for the extractor: the built-in ones (each checked against its recorded hash),
