@@ -262,18 +262,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 second_pass: !a.no_second_pass,
                 refeed: a.refeed,
             };
-            let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec })? else {
-                bail!("unexpected reply to submit");
-            };
-            println!(
-                "job {id} queued: extract faces from {} into {}",
+            let what = format!(
+                "extract faces from {} into {}",
                 input.display(),
                 out.display()
             );
-            if a.detach {
-                return Ok(ExitCode::SUCCESS);
-            }
-            follow(&mut c, id)
+            submit_and_follow(&mut c, spec, &what, a.detach)
         }
         Command::Frames(FramesCommand::Extract(a)) => {
             let input =
@@ -287,20 +281,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output_dir: out.display().to_string(),
                 every_nth: a.every,
             };
-            let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec })? else {
-                bail!("unexpected reply to submit");
-            };
-            println!(
-                "job {id} queued: extract frames of {} into {}",
+            let what = format!(
+                "extract frames of {} into {}",
                 input.display(),
                 out.display()
             );
-            if a.detach {
-                return Ok(ExitCode::SUCCESS);
-            }
-            follow(&mut c, id)
+            submit_and_follow(&mut c, spec, &what, a.detach)
         }
     }
+}
+
+/// Queues a job, then follows it unless `detach`.
+fn submit_and_follow(
+    c: &mut Connection,
+    spec: JobSpec,
+    what: &str,
+    detach: bool,
+) -> anyhow::Result<ExitCode> {
+    let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec })? else {
+        bail!("unexpected reply to submit");
+    };
+    println!("job {id} queued: {what}");
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow(c, id)
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

@@ -20,6 +20,27 @@ fn start(root: &Path) -> DaemonUnderTest {
     DaemonUnderTest::start(Path::new(BIN), root).expect("daemon starts")
 }
 
+/// Queues an `ExtractFrames` job (every frame) and returns its id.
+fn submit_frames_job(
+    c: &mut faceswap_protocol::Connection,
+    input: String,
+    output_dir: String,
+) -> faceswap_protocol::JobId {
+    match c
+        .call(&Request::SubmitJob {
+            spec: JobSpec::ExtractFrames {
+                input,
+                output_dir,
+                every_nth: 1,
+            },
+        })
+        .unwrap()
+    {
+        Response::JobSubmitted { id } => id,
+        other => panic!("expected JobSubmitted, got {other:?}"),
+    }
+}
+
 fn hello() -> Hello {
     Hello {
         client: ClientKind::Test,
@@ -223,18 +244,11 @@ fn kill_9_during_a_job_leaves_it_interrupted_and_resume_finishes_it() {
     let out_dir = root.path().join("frames");
     let mut d = start(root.path());
     let mut c = d.connect().unwrap();
-    let Response::JobSubmitted { id } = c
-        .call(&Request::SubmitJob {
-            spec: JobSpec::ExtractFrames {
-                input: video.display().to_string(),
-                output_dir: out_dir.display().to_string(),
-                every_nth: 1,
-            },
-        })
-        .unwrap()
-    else {
-        panic!("expected JobSubmitted");
-    };
+    let id = submit_frames_job(
+        &mut c,
+        video.display().to_string(),
+        out_dir.display().to_string(),
+    );
     let before = wait_job(&mut c, id, Duration::from_secs(60), |r| {
         r.progress.done >= 20
     })
@@ -288,18 +302,11 @@ fn sigterm_stops_cleanly_and_the_running_job_becomes_interrupted() {
     let root = tempfile::tempdir().unwrap();
     let mut d = start(root.path());
     let mut c = d.connect().unwrap();
-    let Response::JobSubmitted { id } = c
-        .call(&Request::SubmitJob {
-            spec: JobSpec::ExtractFrames {
-                input: video.display().to_string(),
-                output_dir: root.path().join("f").display().to_string(),
-                every_nth: 1,
-            },
-        })
-        .unwrap()
-    else {
-        panic!()
-    };
+    let id = submit_frames_job(
+        &mut c,
+        video.display().to_string(),
+        root.path().join("f").display().to_string(),
+    );
     wait_job(&mut c, id, Duration::from_secs(60), |r| {
         r.progress.done >= 5
     })
@@ -361,18 +368,11 @@ fn a_corrupt_video_fails_its_job_with_a_clear_error_and_the_daemon_goes_on() {
     .unwrap();
     let d = start(root.path());
     let mut c = d.connect().unwrap();
-    let Response::JobSubmitted { id } = c
-        .call(&Request::SubmitJob {
-            spec: JobSpec::ExtractFrames {
-                input: bogus.display().to_string(),
-                output_dir: root.path().join("out").display().to_string(),
-                every_nth: 1,
-            },
-        })
-        .unwrap()
-    else {
-        panic!()
-    };
+    let id = submit_frames_job(
+        &mut c,
+        bogus.display().to_string(),
+        root.path().join("out").display().to_string(),
+    );
     let r = wait_state(&mut c, id, JobState::Failed, Duration::from_secs(30)).unwrap();
     let err = r.error.unwrap();
     assert!(

@@ -420,8 +420,6 @@ impl Extractor {
         Ok(kept)
     }
 
-    /// FaceMesh on a square ROI; returns 68 frame-pixel landmarks, the 468 mesh points in frame
-    /// pixels and the presence score.
     /// The landmarker on one square ROI: its points in frame pixels and a presence score
     /// (FAN has no presence output: 1).
     fn landmarks_on_roi(
@@ -431,25 +429,24 @@ impl Extractor {
         side: f64,
         angle: f64,
     ) -> Result<(Vec<[f64; 2]>, f32), OnnxRuntimeError> {
-        let to_frame = |roi: &Affine, pts: &[[f32; 2]]| -> Vec<[f64; 2]> {
-            pts.iter()
-                .map(|p| roi.apply([p[0] as f64, p[1] as f64]))
-                .collect()
+        let size = match self.landmarker {
+            Landmarker::FaceMesh(_) => FACEMESH_SIZE,
+            Landmarker::Fan(_) => FAN_SIZE,
         };
-        match &mut self.landmarker {
+        let roi = roi_map(center, side, angle, size);
+        pyr.warp_tensor(&roi, size, 0.0, 1.0, &mut self.tensor);
+        let (points, presence) = match &mut self.landmarker {
             Landmarker::FaceMesh(mesh) => {
-                let roi = roi_map(center, side, angle, FACEMESH_SIZE);
-                pyr.warp_tensor(&roi, FACEMESH_SIZE, 0.0, 1.0, &mut self.tensor);
                 let r = mesh.landmarks(&self.tensor)?;
-                Ok((to_frame(&roi, &r.points), r.presence))
+                (r.points, r.presence)
             }
-            Landmarker::Fan(fan) => {
-                let roi = roi_map(center, side, angle, FAN_SIZE);
-                pyr.warp_tensor(&roi, FAN_SIZE, 0.0, 1.0, &mut self.tensor);
-                let r = fan.landmarks(&self.tensor)?;
-                Ok((to_frame(&roi, &r.points), 1.0))
-            }
-        }
+            Landmarker::Fan(fan) => (fan.landmarks(&self.tensor)?.points, 1.0),
+        };
+        let points = points
+            .iter()
+            .map(|p| roi.apply([p[0] as f64, p[1] as f64]))
+            .collect();
+        Ok((points, presence))
     }
 
     fn averaged_landmarks(
