@@ -44,7 +44,6 @@ pub enum OnnxRuntimeError {
 }
 
 struct Runtime {
-    path: PathBuf,
     env: Environment,
 }
 
@@ -73,18 +72,10 @@ fn runtime(path: &Path) -> Result<&'static Runtime, OnnxRuntimeError> {
         .with_name("faceswappp")
         .build()
         .map_err(|e| load(e.to_string()))?;
-    let _ = RUNTIME.set(Runtime {
-        path: path.to_path_buf(),
-        env,
-    });
+    let _ = RUNTIME.set(Runtime { env });
     RUNTIME
         .get()
         .ok_or_else(|| load("initialisation raced and failed".into()))
-}
-
-/// The library path ONNX Runtime was loaded from, once loaded.
-pub fn loaded_runtime_path() -> Option<&'static Path> {
-    RUNTIME.get().map(|r| r.path.as_path())
 }
 
 /// One model output: its shape and its values, flattened.
@@ -124,11 +115,6 @@ impl OnnxModel {
             name: name.to_string(),
             session,
         })
-    }
-
-    /// Input names and shapes, for checking a model has the expected signature.
-    pub fn input_count(&self) -> usize {
-        self.session.inputs().len()
     }
 
     /// Runs the model on one NCHW tensor and returns every output flattened, with its shape.
