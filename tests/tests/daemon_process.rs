@@ -416,3 +416,47 @@ fn simultaneous_cli_calls_share_one_autostarted_daemon() {
     assert_eq!(pids.len(), 1, "one daemon serves every client: {pids:?}");
     assert!(d.cli(&["shutdown"]).unwrap().status.success());
 }
+
+#[test]
+fn cli_cancel_stops_a_running_job_and_resume_finishes_it() {
+    let video = test_asset("WolfgangLanger_Pexels.mp4").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let d = start(root.path());
+    let mut c = d.connect().unwrap();
+    let out_dir = root.path().join("f");
+    let id = submit_frames_job(
+        &mut c,
+        video.display().to_string(),
+        out_dir.display().to_string(),
+    );
+    wait_job(&mut c, id, Duration::from_secs(60), |r| {
+        r.progress.done >= 5
+    })
+    .unwrap();
+    let out = d.cli(&["jobs", "cancel", &id.to_string()]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cancelled = wait_state(&mut c, id, JobState::Cancelled, Duration::from_secs(30)).unwrap();
+    assert!(
+        cancelled.progress.done < 472,
+        "cancelled mid-way: {:?}",
+        cancelled.progress
+    );
+    let shown = d.cli(&["jobs", "show", &id.to_string()]).unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("cancelled"));
+    // Cancelling again is refused with a clear reason.
+    let again = d.cli(&["jobs", "cancel", &id.to_string()]).unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("only queued or running jobs"));
+    let resumed = d.cli(&["jobs", "resume", &id.to_string()]).unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("done"));
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 472);
+}
