@@ -11,6 +11,7 @@ pub mod facemesh;
 pub mod fan;
 pub mod onnx;
 pub mod s3fd;
+pub mod saehd;
 
 pub use backend::{ComputeBackend, ProbeReport, compiled_backends, probe};
 pub use blazeface::{BlazeFace, BlazeFaceKind, RawDetection};
@@ -18,3 +19,4 @@ pub use facemesh::{FaceMesh, IBUG68_FROM_FACEMESH, MeshResult};
 pub use fan::{Fan, FanResult};
 pub use onnx::{OnnxModel, OnnxRuntimeError, load_onnx_runtime};
 pub use s3fd::{S3fd, S3fdBox};
+pub use saehd::{Archi, Saehd, SaehdOptions, SaehdOutput};

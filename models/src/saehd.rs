@@ -1,0 +1,550 @@
+//! DeepFaceLab's SAEHD networks (DF and LIAE, options `u`, `d`, `t`), in burn.
+//!
+//! Reproduces iperov/DeepFaceLab core/leras/archis/DeepFakeArchi.py and models/Model_SAEHD:
+//! - Downscale: 5×5 stride-2 conv + LReLU 0.1 (TF "SAME" padding, kept exactly by padding
+//!   1 before / 2 after); encoder channels e·{1,2,4,8} (`t`: a fifth downscale at e·8 and
+//!   residual blocks after the first and last); `u` pixel-normalises the flattened code.
+//! - Inter: Dense(ae) → Dense(lowest²·out_ch) → reshape → Upscale (`t`: the upscale moves into
+//!   the decoder); lowest = res/16 (res/32 with `d`).
+//! - Upscale: 3×3 conv to 4·out channels + LReLU 0.1 + depth-to-space 2. ResBlock: two 3×3
+//!   convs, LReLU 0.2 inside and after the skip.
+//! - Decoder: (Upscale + ResBlock) at d·{8,4,2} (`t`: d·{8,8,4,2}), 1×1 conv + sigmoid (`d`: the
+//!   1×1 plus three 3×3 convs → 12 channels → depth-to-space); mask branch with d_mask channels.
+//! - DF: one encoder and inter, decoders for src and dst. LIAE: one encoder, inter_AB and
+//!   inter_B (out 2·ae), one decoder fed the channel concatenation the way DFL does.
+//!
+//! Layout is NCHW (burn's); DFL is NHWC, which only changes the order of flattened features.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
+use burn::tensor::activation::{leaky_relu, sigmoid};
+use burn::tensor::{Device, Tensor};
+
+/// SAEHD architecture family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archi {
+    /// Shared encoder + inter, one decoder per side.
+    Df,
+    /// Shared encoder, inter_AB + inter_B, one decoder.
+    Liae,
+}
+
+/// SAEHD options as DFL spells them (`df-ud`, `liae-udt`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaehdOptions {
+    /// DF or LIAE.
+    pub archi: Archi,
+    /// `u`: pixel-norm the encoder output.
+    pub u: bool,
+    /// `d`: double resolution (depth-to-space output, dense at res/32).
+    pub d: bool,
+    /// `t`: extra downscale and residual blocks.
+    pub t: bool,
+    /// Face resolution (multiple of 16; of 32 with `d`).
+    pub resolution: usize,
+    /// Autoencoder dims (DFL default 256).
+    pub ae_dims: usize,
+    /// Encoder dims (default 64).
+    pub e_dims: usize,
+    /// Decoder dims (default 64).
+    pub d_dims: usize,
+    /// Mask decoder dims (default d_dims/3, made even: 22).
+    pub d_mask_dims: usize,
+}
+
+impl SaehdOptions {
+    /// Parses DFL's archi string (`df`, `liae-ud`, `df-udt`…) with the given sizes.
+    pub fn parse(
+        archi: &str,
+        resolution: usize,
+        ae_dims: usize,
+        e_dims: usize,
+        d_dims: usize,
+        d_mask_dims: usize,
+    ) -> Result<Self, String> {
+        let (base, opts) = archi.split_once('-').unwrap_or((archi, ""));
+        let archi = match base {
+            "df" => Archi::Df,
+            "liae" => Archi::Liae,
+            other => {
+                return Err(format!(
+                    "archi {other:?}: use df or liae, with options -u, -d, -t"
+                ));
+            }
+        };
+        if let Some(c) = opts.chars().find(|c| !"udt".contains(*c)) {
+            return Err(format!("archi option {c:?}: use u, d and/or t"));
+        }
+        let (d, t) = (opts.contains('d'), opts.contains('t'));
+        let step = if d { 32 } else { 16 };
+        if resolution < step || !resolution.is_multiple_of(step) {
+            return Err(format!(
+                "resolution {resolution} must be a multiple of {step} for this archi"
+            ));
+        }
+        Ok(SaehdOptions {
+            archi,
+            u: opts.contains('u'),
+            d,
+            t,
+            resolution,
+            ae_dims,
+            e_dims,
+            d_dims,
+            d_mask_dims,
+        })
+    }
+
+    fn lowest(&self) -> usize {
+        self.resolution / if self.d { 32 } else { 16 }
+    }
+
+    fn encoder_res(&self) -> usize {
+        self.resolution / if self.t { 32 } else { 16 }
+    }
+
+    fn encoder_out(&self) -> usize {
+        self.encoder_res() * self.encoder_res() * self.e_dims * 8
+    }
+
+    fn inter_out_ch(&self) -> usize {
+        match self.archi {
+            Archi::Df => self.ae_dims,
+            Archi::Liae => self.ae_dims * 2,
+        }
+    }
+
+    fn decoder_in_ch(&self) -> usize {
+        match self.archi {
+            Archi::Df => self.inter_out_ch(),
+            Archi::Liae => self.inter_out_ch() * 2,
+        }
+    }
+
+    /// Builds the networks on `device`.
+    pub fn init(&self, device: &Device) -> Saehd {
+        let encoder = Encoder::new(self, device);
+        let inter = |dev: &Device| Inter::new(self, dev);
+        let decoder = |dev: &Device| Decoder::new(self, dev);
+        match self.archi {
+            Archi::Df => Saehd {
+                encoder,
+                inter_ab: inter(device),
+                inter_b: None,
+                decoder_a: decoder(device),
+                decoder_b: Some(decoder(device)),
+                liae: false,
+            },
+            Archi::Liae => Saehd {
+                encoder,
+                inter_ab: inter(device),
+                inter_b: Some(inter(device)),
+                decoder_a: decoder(device),
+                decoder_b: None,
+                liae: true,
+            },
+        }
+    }
+
+    /// Parameter count derived from DFL's layer list, independent of the burn modules.
+    pub fn expected_params(&self) -> usize {
+        let conv = |k: usize, i: usize, o: usize| k * k * i * o + o;
+        let dense = |i: usize, o: usize| i * o + o;
+        let res = |c: usize| 2 * conv(3, c, c);
+        let up = |i: usize, o: usize| conv(3, i, 4 * o);
+        let (e, ae, dd, dm) = (self.e_dims, self.ae_dims, self.d_dims, self.d_mask_dims);
+        let encoder = if self.t {
+            conv(5, 3, e)
+                + res(e)
+                + conv(5, e, 2 * e)
+                + conv(5, 2 * e, 4 * e)
+                + conv(5, 4 * e, 8 * e)
+                + conv(5, 8 * e, 8 * e)
+                + res(8 * e)
+        } else {
+            conv(5, 3, e) + conv(5, e, 2 * e) + conv(5, 2 * e, 4 * e) + conv(5, 4 * e, 8 * e)
+        };
+        let oc = self.inter_out_ch();
+        let inter = dense(self.encoder_out(), ae)
+            + dense(ae, self.lowest() * self.lowest() * oc)
+            + if self.t { 0 } else { up(oc, oc) };
+        let i = self.decoder_in_ch();
+        let mut decoder = if self.t {
+            up(i, 8 * dd)
+                + up(8 * dd, 8 * dd)
+                + up(8 * dd, 4 * dd)
+                + up(4 * dd, 2 * dd)
+                + res(8 * dd)
+                + res(8 * dd)
+                + res(4 * dd)
+                + res(2 * dd)
+                + up(i, 8 * dm)
+                + up(8 * dm, 8 * dm)
+                + up(8 * dm, 4 * dm)
+                + up(4 * dm, 2 * dm)
+        } else {
+            up(i, 8 * dd)
+                + up(8 * dd, 4 * dd)
+                + up(4 * dd, 2 * dd)
+                + res(8 * dd)
+                + res(4 * dd)
+                + res(2 * dd)
+                + up(i, 8 * dm)
+                + up(8 * dm, 4 * dm)
+                + up(4 * dm, 2 * dm)
+        };
+        decoder += conv(1, 2 * dd, 3);
+        decoder += if self.d {
+            3 * conv(3, 2 * dd, 3) + up(2 * dm, dm) + conv(1, dm, 1)
+        } else {
+            conv(1, 2 * dm, 1)
+        };
+        match self.archi {
+            Archi::Df => encoder + inter + 2 * decoder,
+            Archi::Liae => encoder + 2 * inter + decoder,
+        }
+    }
+}
+
+fn conv(k: usize, i: usize, o: usize, stride: usize, device: &Device) -> Conv2d {
+    // TF "SAME": for stride 2 the extra row/column of padding goes after (bottom/right).
+    let total = k.saturating_sub(stride);
+    let (before, after) = if stride == 1 {
+        (k / 2, k / 2)
+    } else {
+        (total / 2, total - total / 2)
+    };
+    Conv2dConfig::new([i, o], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(before, before, after, after))
+        .init(device)
+}
+
+#[derive(Module, Debug)]
+struct Upscale {
+    conv: Conv2d,
+    shuffle: PixelShuffle,
+}
+
+impl Upscale {
+    fn new(i: usize, o: usize, device: &Device) -> Self {
+        Upscale {
+            conv: conv(3, i, 4 * o, 1, device),
+            shuffle: PixelShuffleConfig::new(2).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // [B, C, H, W] → [B, 4·O, H, W] → [B, O, 2H, 2W]
+        self.shuffle.forward(leaky_relu(self.conv.forward(x), 0.1))
+    }
+}
+
+#[derive(Module, Debug)]
+struct ResBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+}
+
+impl ResBlock {
+    fn new(c: usize, device: &Device) -> Self {
+        ResBlock {
+            conv1: conv(3, c, c, 1, device),
+            conv2: conv(3, c, c, 1, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // [B, C, H, W] throughout
+        let y = leaky_relu(self.conv1.forward(x.clone()), 0.2);
+        leaky_relu(x + self.conv2.forward(y), 0.2)
+    }
+}
+
+#[derive(Module, Debug)]
+struct Encoder {
+    downs: Vec<Conv2d>,
+    res_first: Option<ResBlock>,
+    res_last: Option<ResBlock>,
+    pixel_norm: bool,
+}
+
+impl Encoder {
+    fn new(o: &SaehdOptions, device: &Device) -> Self {
+        let e = o.e_dims;
+        let chans: Vec<usize> = if o.t {
+            vec![e, 2 * e, 4 * e, 8 * e, 8 * e]
+        } else {
+            vec![e, 2 * e, 4 * e, 8 * e]
+        };
+        let mut last = 3;
+        let downs = chans
+            .iter()
+            .map(|&c| {
+                let d = conv(5, last, c, 2, device);
+                last = c;
+                d
+            })
+            .collect();
+        Encoder {
+            downs,
+            res_first: o.t.then(|| ResBlock::new(e, device)),
+            res_last: o.t.then(|| ResBlock::new(8 * e, device)),
+            pixel_norm: o.u,
+        }
+    }
+
+    fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
+        // [B, 3, R, R] → [B, 8e, R/16, R/16] (R/32 with t) → [B, code]
+        for (i, down) in self.downs.iter().enumerate() {
+            x = leaky_relu(down.forward(x), 0.1);
+            if i == 0
+                && let Some(r) = &self.res_first
+            {
+                x = r.forward(x);
+            }
+        }
+        if let Some(r) = &self.res_last {
+            x = r.forward(x);
+        }
+        let code: Tensor<2> = x.flatten(1, 3);
+        if self.pixel_norm {
+            // x / sqrt(mean(x²) + 1e-6) over the code
+            let norm = code
+                .clone()
+                .powf_scalar(2.0)
+                .mean_dim(1)
+                .add_scalar(1e-6)
+                .sqrt();
+            code / norm
+        } else {
+            code
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+struct Inter {
+    dense1: Linear,
+    dense2: Linear,
+    upscale: Option<Upscale>,
+    lowest: usize,
+    out_ch: usize,
+}
+
+impl Inter {
+    fn new(o: &SaehdOptions, device: &Device) -> Self {
+        let (lowest, out_ch) = (o.lowest(), o.inter_out_ch());
+        Inter {
+            dense1: LinearConfig::new(o.encoder_out(), o.ae_dims).init(device),
+            dense2: LinearConfig::new(o.ae_dims, lowest * lowest * out_ch).init(device),
+            upscale: (!o.t).then(|| Upscale::new(out_ch, out_ch, device)),
+            lowest,
+            out_ch,
+        }
+    }
+
+    fn forward(&self, code: Tensor<2>) -> Tensor<4> {
+        // [B, code] → [B, ae] → [B, L·L·C] → [B, C, L, L] → [B, C, 2L, 2L] (not with t)
+        let b = code.dims()[0];
+        let x = self.dense2.forward(self.dense1.forward(code));
+        let x: Tensor<4> = x.reshape([b, self.out_ch, self.lowest, self.lowest]);
+        match &self.upscale {
+            Some(u) => u.forward(x),
+            None => x,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+struct Decoder {
+    ups: Vec<Upscale>,
+    res: Vec<ResBlock>,
+    mask_ups: Vec<Upscale>,
+    out_conv: Conv2d,
+    out_convs_d: Vec<Conv2d>,
+    out_conv_mask: Conv2d,
+    shuffle: PixelShuffle,
+}
+
+impl Decoder {
+    fn new(o: &SaehdOptions, device: &Device) -> Self {
+        let (i, dd, dm) = (o.decoder_in_ch(), o.d_dims, o.d_mask_dims);
+        let img: Vec<usize> = if o.t {
+            vec![8 * dd, 8 * dd, 4 * dd, 2 * dd]
+        } else {
+            vec![8 * dd, 4 * dd, 2 * dd]
+        };
+        let mut mask: Vec<usize> = if o.t {
+            vec![8 * dm, 8 * dm, 4 * dm, 2 * dm]
+        } else {
+            vec![8 * dm, 4 * dm, 2 * dm]
+        };
+        if o.d {
+            mask.push(dm);
+        }
+        let chain = |chans: &[usize]| {
+            let mut last = i;
+            chans
+                .iter()
+                .map(|&c| {
+                    let u = Upscale::new(last, c, device);
+                    last = c;
+                    u
+                })
+                .collect::<Vec<_>>()
+        };
+        let mask_last = *mask.last().unwrap_or(&(2 * dm));
+        Decoder {
+            ups: chain(&img),
+            res: img.iter().map(|&c| ResBlock::new(c, device)).collect(),
+            mask_ups: chain(&mask),
+            out_conv: conv(1, 2 * dd, 3, 1, device),
+            out_convs_d: if o.d {
+                (0..3).map(|_| conv(3, 2 * dd, 3, 1, device)).collect()
+            } else {
+                Vec::new()
+            },
+            out_conv_mask: conv(1, mask_last, 1, 1, device),
+            shuffle: PixelShuffleConfig::new(2).init(),
+        }
+    }
+
+    fn forward(&self, z: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        // [B, Cin, L', L'] → image [B, 3, R, R] and mask [B, 1, R, R]
+        let mut x = z.clone();
+        for (u, r) in self.ups.iter().zip(&self.res) {
+            x = r.forward(u.forward(x));
+        }
+        let image = if self.out_convs_d.is_empty() {
+            sigmoid(self.out_conv.forward(x))
+        } else {
+            // [B, 12, R/2, R/2] → [B, 3, R, R]
+            let mut parts = vec![self.out_conv.forward(x.clone())];
+            parts.extend(self.out_convs_d.iter().map(|c| c.forward(x.clone())));
+            sigmoid(self.shuffle.forward(Tensor::cat(parts, 1)))
+        };
+        let mut m = z;
+        for u in &self.mask_ups {
+            m = u.forward(m);
+        }
+        (image, sigmoid(self.out_conv_mask.forward(m)))
+    }
+}
+
+/// The SAEHD networks of one model.
+#[derive(Module, Debug)]
+pub struct Saehd {
+    encoder: Encoder,
+    /// DF: the shared inter. LIAE: inter_AB.
+    inter_ab: Inter,
+    /// LIAE: inter_B.
+    inter_b: Option<Inter>,
+    /// DF: decoder_src. LIAE: the only decoder.
+    decoder_a: Decoder,
+    /// DF: decoder_dst.
+    decoder_b: Option<Decoder>,
+    liae: bool,
+}
+
+/// Reconstructions and the swap for one batch of each side.
+pub struct SaehdOutput {
+    /// A reconstructed, `[B, 3, R, R]`, and its mask `[B, 1, R, R]`.
+    pub a: (Tensor<4>, Tensor<4>),
+    /// B reconstructed and its mask.
+    pub b: (Tensor<4>, Tensor<4>),
+    /// B's face swapped to A's identity, and its mask.
+    pub b_to_a: (Tensor<4>, Tensor<4>),
+}
+
+impl Saehd {
+    /// Runs both sides and the swap (src = A, dst = B in DFL's terms).
+    pub fn forward(&self, a: Tensor<4>, b: Tensor<4>) -> SaehdOutput {
+        // [B, 3, R, R] each
+        let (ca, cb) = (self.encoder.forward(a), self.encoder.forward(b));
+        if self.liae {
+            let inter_b = self.inter_b.as_ref().unwrap_or(&self.inter_ab);
+            let (ab_a, ab_b, b_b) = (
+                self.inter_ab.forward(ca),
+                self.inter_ab.forward(cb.clone()),
+                inter_b.forward(cb),
+            );
+            // DFL LIAE: src [AB, AB], dst [B, AB], swap [AB(dst), AB(dst)] along channels.
+            let a_in = Tensor::cat(vec![ab_a.clone(), ab_a], 1);
+            let b_in = Tensor::cat(vec![b_b, ab_b.clone()], 1);
+            let swap_in = Tensor::cat(vec![ab_b.clone(), ab_b], 1);
+            SaehdOutput {
+                a: self.decoder_a.forward(a_in),
+                b: self.decoder_a.forward(b_in),
+                b_to_a: self.decoder_a.forward(swap_in),
+            }
+        } else {
+            let (za, zb) = (self.inter_ab.forward(ca), self.inter_ab.forward(cb));
+            let dec_b = self.decoder_b.as_ref().unwrap_or(&self.decoder_a);
+            SaehdOutput {
+                a: self.decoder_a.forward(za),
+                b: dec_b.forward(zb.clone()),
+                b_to_a: self.decoder_a.forward(zb),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(archi: &str, res: usize) -> SaehdOptions {
+        // Small dims keep the test fast; the formula is checked for any sizes.
+        SaehdOptions::parse(archi, res, 32, 8, 8, 4).unwrap()
+    }
+
+    #[test]
+    fn archi_strings_parse_and_bad_ones_are_refused() {
+        let o = SaehdOptions::parse("liae-udt", 128, 256, 64, 64, 22).unwrap();
+        assert_eq!((o.archi, o.u, o.d, o.t), (Archi::Liae, true, true, true));
+        assert!(SaehdOptions::parse("dfx", 128, 256, 64, 64, 22).is_err());
+        assert!(SaehdOptions::parse("df-q", 128, 256, 64, 64, 22).is_err());
+        assert!(
+            SaehdOptions::parse("df-d", 80, 256, 64, 64, 22).is_err(),
+            "d needs a multiple of 32"
+        );
+    }
+
+    #[test]
+    fn every_archi_builds_with_dfl_parameter_counts_and_shapes() {
+        let device = Device::flex();
+        for archi in [
+            "df", "df-u", "df-d", "df-t", "df-ud", "df-udt", "liae", "liae-u", "liae-d", "liae-t",
+            "liae-udt",
+        ] {
+            for res in [64, 128] {
+                let o = options(archi, res);
+                let model = o.init(&device);
+                let params = model.num_params();
+                println!("SAEHD {archi} {res}px: {params} parameters");
+                assert_eq!(params, o.expected_params(), "{archi} {res}");
+                let x = Tensor::<4>::zeros([2, 3, res, res], &device);
+                let out = model.forward(x.clone(), x);
+                for (img, mask) in [&out.a, &out.b, &out.b_to_a] {
+                    assert_eq!(img.dims(), [2, 3, res, res], "{archi} {res}");
+                    assert_eq!(mask.dims(), [2, 1, res, res], "{archi} {res}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dfl_default_sizes_have_dfl_parameter_counts_at_256() {
+        // Formula only (building 256 px at DFL's default dims takes too long for a unit test).
+        let o = SaehdOptions::parse("liae-ud", 256, 256, 64, 64, 22).unwrap();
+        println!(
+            "SAEHD liae-ud 256px, DFL default dims: {} parameters",
+            o.expected_params()
+        );
+        let device = Device::flex();
+        let small = SaehdOptions::parse("liae-ud", 256, 16, 4, 4, 2).unwrap();
+        assert_eq!(small.init(&device).num_params(), small.expected_params());
+    }
+}
