@@ -9,9 +9,15 @@ pub mod backend;
 pub mod blazeface;
 pub mod facemesh;
 pub mod fan;
+pub mod losses;
 pub mod onnx;
+pub mod optim;
 pub mod s3fd;
 pub mod saehd;
+
+// burn's RecordState derive refers to these through `crate::`.
+#[allow(unused_imports)]
+use burn::optim::{RecordState, StateSink, StateSource, join_index, join_path};
 
 pub use backend::{ComputeBackend, ProbeReport, compiled_backends, probe};
 pub use blazeface::{BlazeFace, BlazeFaceKind, RawDetection};

@@ -1,0 +1,187 @@
+//! DeepFaceLab's training losses (core/leras/ops/__init__.py `dssim`; models/Model_SAEHD loss).
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// DFL's structural dissimilarity `(1 − SSIM) / 2` per image and channel, averaged over the
+/// valid (unpadded) window positions: Gaussian window of side `filter_size`, σ = 1.5, built as
+/// a softmax of −d²/(2σ²) (so it sums to 1), k1 = 0.01, k2 = 0.03, `max_val` the pixel range.
+/// Returns `[B, C]`.
+pub fn dssim(a: Tensor<4>, b: Tensor<4>, max_val: f32, filter_size: usize) -> Tensor<2> {
+    // [B, C, H, W] each
+    let [batch, ch, _, _] = a.dims();
+    let device = a.device();
+    let kernel = gaussian_window(filter_size, 1.5, ch, &device); // [C, 1, k, k]
+    let reduce = |x: Tensor<4>| {
+        conv2d(
+            x,
+            kernel.clone(),
+            None,
+            ConvOptions::new([1, 1], [0, 0], [1, 1], ch),
+        )
+    };
+    let c1 = (0.01 * max_val).powi(2);
+    let c2 = (0.03 * max_val).powi(2);
+    let (mu_a, mu_b) = (reduce(a.clone()), reduce(b.clone())); // [B, C, H−k+1, W−k+1]
+    let num0 = mu_a.clone().mul(mu_b.clone()).mul_scalar(2.0);
+    let den0 = mu_a.powf_scalar(2.0) + mu_b.powf_scalar(2.0);
+    let luminance = num0.clone().add_scalar(c1).div(den0.clone().add_scalar(c1));
+    let num1 = reduce(a.clone().mul(b.clone())).mul_scalar(2.0);
+    let den1 = reduce(a.powf_scalar(2.0) + b.powf_scalar(2.0));
+    let cs = (num1 - num0)
+        .add_scalar(c2)
+        .div((den1 - den0).add_scalar(c2));
+    let ssim: Tensor<2> = luminance
+        .mul(cs)
+        .flatten::<3>(2, 3)
+        .mean_dim(2)
+        .reshape([batch, ch]); // [B, C]
+    ssim.neg().add_scalar(1.0).div_scalar(2.0)
+}
+
+/// DFL's kernel size for a resolution: `int(res / 11.6)`, at least 3.
+pub fn dssim_kernel(resolution: usize) -> usize {
+    ((resolution as f64 / 11.6) as usize).max(3)
+}
+
+fn gaussian_window(size: usize, sigma: f32, channels: usize, device: &Device) -> Tensor<4> {
+    let half = (size as f32 - 1.0) / 2.0;
+    let mut w = Vec::with_capacity(size * size);
+    for y in 0..size {
+        for x in 0..size {
+            let (dx, dy) = (x as f32 - half, y as f32 - half);
+            w.push((-(dx * dx + dy * dy) / (2.0 * sigma * sigma)).exp());
+        }
+    }
+    let total: f32 = w.iter().sum();
+    let mut data = Vec::with_capacity(channels * size * size);
+    for _ in 0..channels {
+        data.extend(w.iter().map(|v| v / total));
+    }
+    Tensor::from_data(TensorData::new(data, [channels, 1, size, size]), device)
+}
+
+/// SAEHD's image term for one side: `10·DSSIM(k)` below 256 px, `5·DSSIM(k) + 5·DSSIM(k/2)`
+/// from 256 px, plus `10·MSE`; mean over the batch. Inputs in [0, 1], `[B, C, H, W]`.
+pub fn saehd_image_loss(pred: Tensor<4>, target: Tensor<4>, resolution: usize) -> Tensor<1> {
+    let k = dssim_kernel(resolution);
+    let structural = if resolution < 256 {
+        dssim(pred.clone(), target.clone(), 1.0, k)
+            .mean()
+            .mul_scalar(10.0)
+    } else {
+        let k2 = ((resolution as f64 / 23.2) as usize).max(3);
+        dssim(pred.clone(), target.clone(), 1.0, k)
+            .mean()
+            .mul_scalar(5.0)
+            + dssim(pred.clone(), target.clone(), 1.0, k2)
+                .mean()
+                .mul_scalar(5.0)
+    };
+    let mse = (pred - target).powf_scalar(2.0).mean().mul_scalar(10.0);
+    structural + mse
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plain SSIM written independently: explicit double loops in f64.
+    fn ssim_reference(a: &[f64], b: &[f64], h: usize, w: usize, k: usize) -> f64 {
+        let half = (k as f64 - 1.0) / 2.0;
+        let mut g = vec![0.0; k * k];
+        for y in 0..k {
+            for x in 0..k {
+                g[y * k + x] = (-((x as f64 - half).powi(2) + (y as f64 - half).powi(2))
+                    / (2.0 * 1.5 * 1.5))
+                    .exp();
+            }
+        }
+        let s: f64 = g.iter().sum();
+        g.iter_mut().for_each(|v| *v /= s);
+        let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+        let mut total = 0.0;
+        let (oh, ow) = (h - k + 1, w - k + 1);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut ma, mut mb, mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                for y in 0..k {
+                    for x in 0..k {
+                        let wgt = g[y * k + x];
+                        let (pa, pb) = (a[(oy + y) * w + ox + x], b[(oy + y) * w + ox + x]);
+                        ma += wgt * pa;
+                        mb += wgt * pb;
+                        saa += wgt * pa * pa;
+                        sbb += wgt * pb * pb;
+                        sab += wgt * pa * pb;
+                    }
+                }
+                let (va, vb, cov) = (saa - ma * ma, sbb - mb * mb, sab - ma * mb);
+                total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                    / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            }
+        }
+        total / (oh * ow) as f64
+    }
+
+    #[test]
+    fn dssim_matches_a_plain_ssim() {
+        let device = Device::flex();
+        let (h, w, k) = (24usize, 20usize, 7usize);
+        let mut state = 12345u64;
+        let mut rnd = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f64 / (1u64 << 24) as f64
+        };
+        let a: Vec<f64> = (0..2 * h * w).map(|_| rnd()).collect();
+        // b: a blurred, shifted and noisy copy of a, so SSIM is neither 0 nor 1.
+        let b: Vec<f64> = a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (0.6 * v + 0.3 * a[(i + 1) % a.len()] + 0.1 * rnd()).min(1.0))
+            .collect();
+        let ta = Tensor::<4>::from_data(
+            TensorData::new(
+                a.iter().map(|v| *v as f32).collect::<Vec<_>>(),
+                [1, 2, h, w],
+            ),
+            &device,
+        );
+        let tb = Tensor::<4>::from_data(
+            TensorData::new(
+                b.iter().map(|v| *v as f32).collect::<Vec<_>>(),
+                [1, 2, h, w],
+            ),
+            &device,
+        );
+        let got: Vec<f32> = dssim(ta, tb, 1.0, k).to_data().try_to_vec::<f32>().unwrap();
+        for c in 0..2 {
+            let s = ssim_reference(
+                &a[c * h * w..(c + 1) * h * w],
+                &b[c * h * w..(c + 1) * h * w],
+                h,
+                w,
+                k,
+            );
+            let want = (1.0 - s) / 2.0;
+            assert!(
+                (got[c] as f64 - want).abs() < 1e-4,
+                "channel {c}: {} vs {want}",
+                got[c]
+            );
+        }
+        assert_eq!(dssim_kernel(128), 11);
+        assert_eq!(dssim_kernel(256), 22);
+    }
+
+    #[test]
+    fn identical_images_have_zero_loss() {
+        let device = Device::flex();
+        let x = Tensor::<4>::ones([2, 3, 32, 32], &device).mul_scalar(0.4);
+        let l: f32 = saehd_image_loss(x.clone(), x, 32).into_scalar();
+        assert!(l.abs() < 1e-6, "{l}");
+    }
+}
