@@ -535,6 +535,88 @@ mod tests {
         }
     }
 
+    fn seeded(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+        let mut state = seed;
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        Tensor::from_data(burn::tensor::TensorData::new(data, shape), device)
+    }
+
+    #[test]
+    fn accumulated_micro_batches_give_the_full_batch_update() {
+        use crate::losses::saehd_image_loss;
+        use burn::optim::{GradientsAccumulator, GradientsParams, SgdConfig};
+        let device = Device::flex().autodiff();
+        let o = SaehdOptions::parse("df-ud", 32, 16, 4, 4, 2).unwrap();
+        let model = o.init(&device);
+        let (a, b) = (
+            seeded([4, 3, 32, 32], 1, &device),
+            seeded([4, 3, 32, 32], 2, &device),
+        );
+        let loss_of = |m: &Saehd, a: Tensor<4>, b: Tensor<4>| {
+            let out = m.forward(a.clone(), b.clone());
+            saehd_image_loss(out.a.0, a, 32) + saehd_image_loss(out.b.0, b, 32)
+        };
+        let lr = 1e-2;
+        // One batch of 4.
+        let grads =
+            GradientsParams::from_grads(loss_of(&model, a.clone(), b.clone()).backward(), &model);
+        let full = SgdConfig::new().init().step(lr, model.clone(), grads);
+        // Two micro-batches of 2, each loss scaled by 1/2, gradients accumulated.
+        let mut acc = GradientsAccumulator::new();
+        for k in 0..2 {
+            let (ma, mb) = (a.clone().narrow(0, 2 * k, 2), b.clone().narrow(0, 2 * k, 2));
+            let loss = loss_of(&model, ma, mb).mul_scalar(0.5);
+            acc.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+        }
+        let micro = SgdConfig::new().init().step(lr, model.clone(), acc.grads());
+        let pairs = [
+            (
+                model.encoder.downs[0].weight.val(),
+                full.encoder.downs[0].weight.val(),
+                micro.encoder.downs[0].weight.val(),
+            ),
+            (
+                model.decoder_a.out_conv.weight.val(),
+                full.decoder_a.out_conv.weight.val(),
+                micro.decoder_a.out_conv.weight.val(),
+            ),
+        ];
+        for (before, f, m) in pairs {
+            let df = f - before.clone();
+            let dm = m - before;
+            let num: f32 = (df.clone() - dm)
+                .powf_scalar(2.0)
+                .sum()
+                .sqrt()
+                .into_scalar();
+            let den: f32 = df.powf_scalar(2.0).sum().sqrt().into_scalar();
+            assert!(den > 0.0, "the step changed the weights");
+            assert!(num / den <= 1e-4, "relative difference {}", num / den);
+        }
+        let dense_before = model.inter_ab.dense2.weight.val();
+        let df = full.inter_ab.dense2.weight.val() - dense_before.clone();
+        let dm = micro.inter_ab.dense2.weight.val() - dense_before;
+        let num: f32 = (df.clone() - dm)
+            .powf_scalar(2.0)
+            .sum()
+            .sqrt()
+            .into_scalar();
+        let den: f32 = df.powf_scalar(2.0).sum().sqrt().into_scalar();
+        println!(
+            "gradient accumulation: relative update difference {:.2e} on inter dense2",
+            num / den
+        );
+        assert!(num / den <= 1e-4);
+    }
+
     #[test]
     fn dfl_default_sizes_have_dfl_parameter_counts_at_256() {
         // Formula only (building 256 px at DFL's default dims takes too long for a unit test).
