@@ -2,8 +2,9 @@
 //! align on the CPU, single worker and one worker per core; against the same MediaPipe models
 //! run by Python's `mediapipe` on the same frames in the same run, when Python has it.
 //!
-//! `cargo bench -p faceswap-tests --bench extract_fps`. The Python side uses `$FSPP_BENCH_PYTHON`
-//! (default `python3`); it is skipped with a note when `import mediapipe, cv2` fails there.
+//! `cargo bench -p faceswap-tests --bench extract_fps`. The Python side uses `$FSPP_BENCH_PYTHON`,
+//! else a private venv `<cache>/tools/mediapipe-bench` with the pinned `mediapipe==0.10.14`
+//! (created on first run from PyPI); it is skipped with a note when that cannot be had.
 
 use std::process::Command;
 use std::sync::mpsc::sync_channel;
@@ -32,6 +33,31 @@ for f in frames:
 dt = time.perf_counter() - t
 print(f"{len(frames)} {found} {dt}")
 "#;
+
+/// The pinned mediapipe venv's python, created on first use (best effort).
+fn mediapipe_venv(dirs: &Dirs) -> std::path::PathBuf {
+    let venv = dirs.cache.join("tools").join("mediapipe-bench");
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        println!(
+            "setting up {} (pip install mediapipe==0.10.14) for the comparison…",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "mediapipe==0.10.14"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            println!("could not set up mediapipe; the Python comparison will be skipped");
+        }
+    }
+    python
+}
 
 fn main() -> anyhow::Result<()> {
     let dirs = Dirs::resolve()?;
@@ -164,7 +190,11 @@ fn main() -> anyhow::Result<()> {
         "decode + {workers} workers, tracking (default):  {ours:>7.1} frames/s  [{tracked_faces} faces]  (goal ≥ 60)"
     );
 
-    let python = std::env::var("FSPP_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = match std::env::var("FSPP_BENCH_PYTHON") {
+        Ok(p) => std::path::PathBuf::from(p),
+        Err(_) => mediapipe_venv(&dirs),
+    };
+    let python = python.display().to_string();
     let out = Command::new(&python)
         .arg("-c")
         .arg(PYTHON_SIDE)
