@@ -5,6 +5,9 @@
 //! S3FD and FAN). The
 //! swap networks, losses, optimisers and checkpoints arrive with the training engine.
 
+/// The burn version these models are built with, for callers that build tensors.
+pub use burn;
+
 pub mod backend;
 pub mod blazeface;
 pub mod facemesh;
@@ -14,6 +17,7 @@ pub mod onnx;
 pub mod optim;
 pub mod s3fd;
 pub mod saehd;
+pub mod train;
 
 // burn's RecordState derive refers to these through `crate::`.
 #[allow(unused_imports)]
