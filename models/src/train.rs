@@ -89,6 +89,7 @@ mod tests {
     #[test]
     fn loss_falls_on_a_fixed_pair_with_accumulation() {
         let device = Device::flex().autodiff();
+        device.seed(7);
         let opts = SaehdOptions::parse("df", 32, 16, 4, 4, 2).unwrap();
         let schedule = LrSchedule {
             base: 1e-3,
@@ -115,12 +116,12 @@ mod tests {
         let (a, b) = (img(false), img(true));
         let first = trainer.train_step(a.clone(), b.clone());
         let mut last = first;
-        for _ in 0..14 {
+        for _ in 0..39 {
             last = trainer.train_step(a.clone(), b.clone());
         }
-        assert_eq!(trainer.step(), 15);
+        assert_eq!(trainer.step(), 40);
         assert!(
-            last.is_finite() && last < 0.7 * first,
+            last.is_finite() && last < 0.6 * first,
             "loss {first} -> {last}"
         );
     }
