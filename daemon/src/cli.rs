@@ -247,11 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Jobs(j) => jobs(&dirs, &socket, !cli.no_autostart, j),
         Command::Extract(a) => {
-            let input =
-                absolute(&a.input).with_context(|| format!("input {}", a.input.display()))?;
-            std::fs::create_dir_all(&a.out)
-                .with_context(|| format!("creating faceset folder {}", a.out.display()))?;
-            let out = absolute(&a.out)?;
+            let (input, out) = input_and_output(&a.input, &a.out)?;
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
             let spec = JobSpec::Extract {
                 input: input.display().to_string(),
@@ -270,11 +266,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             submit_and_follow(&mut c, spec, &what, a.detach)
         }
         Command::Frames(FramesCommand::Extract(a)) => {
-            let input =
-                absolute(&a.input).with_context(|| format!("video {}", a.input.display()))?;
-            std::fs::create_dir_all(&a.out)
-                .with_context(|| format!("creating output folder {}", a.out.display()))?;
-            let out = absolute(&a.out)?;
+            let (input, out) = input_and_output(&a.input, &a.out)?;
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
             let spec = JobSpec::ExtractFrames {
                 input: input.display().to_string(),
@@ -306,6 +298,15 @@ fn submit_and_follow(
         return Ok(ExitCode::SUCCESS);
     }
     follow(c, id)
+}
+
+/// The job's input and output folder as absolute paths (the daemon has its own working
+/// folder); the output folder is created.
+fn input_and_output(input: &Path, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let input = absolute(input).with_context(|| format!("input {}", input.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating output folder {}", out.display()))?;
+    Ok((input, absolute(out)?))
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {

@@ -170,30 +170,21 @@ impl SaehdOptions {
             + dense(ae, self.lowest() * self.lowest() * oc)
             + if self.t { 0 } else { up(oc, oc) };
         let i = self.decoder_in_ch();
-        let mut decoder = if self.t {
-            up(i, 8 * dd)
-                + up(8 * dd, 8 * dd)
-                + up(8 * dd, 4 * dd)
-                + up(4 * dd, 2 * dd)
-                + res(8 * dd)
-                + res(8 * dd)
-                + res(4 * dd)
-                + res(2 * dd)
-                + up(i, 8 * dm)
-                + up(8 * dm, 8 * dm)
-                + up(8 * dm, 4 * dm)
-                + up(4 * dm, 2 * dm)
-        } else {
-            up(i, 8 * dd)
-                + up(8 * dd, 4 * dd)
-                + up(4 * dd, 2 * dd)
-                + res(8 * dd)
-                + res(4 * dd)
-                + res(2 * dd)
-                + up(i, 8 * dm)
-                + up(8 * dm, 4 * dm)
-                + up(4 * dm, 2 * dm)
+        // Channel ladders (multiples of d_dims / d_mask_dims), each step one Upscale.
+        let units: &[usize] = if self.t { &[8, 8, 4, 2] } else { &[8, 4, 2] };
+        let ladder = |mul: usize| {
+            let mut last = i;
+            units
+                .iter()
+                .map(|u| {
+                    let p = up(last, u * mul);
+                    last = u * mul;
+                    p
+                })
+                .sum::<usize>()
         };
+        let mut decoder =
+            ladder(dd) + units.iter().map(|u| res(u * dd)).sum::<usize>() + ladder(dm);
         decoder += conv(1, 2 * dd, 3);
         decoder += if self.d {
             3 * conv(3, 2 * dd, 3) + up(2 * dm, dm) + conv(1, dm, 1)
