@@ -30,3 +30,4 @@ pub use fan::{Fan, FanResult};
 pub use onnx::{OnnxModel, OnnxRuntimeError, load_onnx_runtime};
 pub use s3fd::{S3fd, S3fdBox};
 pub use saehd::{Archi, Saehd, SaehdOptions, SaehdOutput};
+pub use train::{OptimizerKind, SaehdTrainer, SideBatch, StepStats, TrainerConfig};

@@ -4,6 +4,8 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::train::SideBatch;
+
 /// DFL's structural dissimilarity `(1 − SSIM) / 2` per image and channel, averaged over the
 /// valid (unpadded) window positions: Gaussian window of side `filter_size`, σ = 1.5, built as
 /// a softmax of −d²/(2σ²) (so it sums to 1), k1 = 0.01, k2 = 0.03, `max_val` the pixel range.
@@ -81,6 +83,51 @@ pub fn saehd_image_loss(pred: Tensor<4>, target: Tensor<4>, resolution: usize) -
     };
     let mse = (pred - target).powf_scalar(2.0).mean().mul_scalar(10.0);
     structural + mse
+}
+
+/// What one side's training loss includes (DFL SAEHD options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideLossOptions {
+    /// Image terms only inside the (blurred) face mask.
+    pub masked: bool,
+    /// Eyes-and-mouth priority: `300·mean|Δ·em_mask|`.
+    pub eyes_mouth: bool,
+    /// Train the learned mask: `10·MSE(mask)`.
+    pub learn_mask: bool,
+}
+
+/// One side's SAEHD loss per DFL (models/Model_SAEHD/Model.py): the image term on
+/// `pred·m` vs `target·m` where `m` is `loss_mask` (already blurred and clipped by the data
+/// pipeline) when masked, else on the raw images; plus EMP and the learned-mask MSE against
+/// the unblurred `mask`. Images `[B, 3, R, R]`, masks `[B, 1, R, R]`; returns `[1]`.
+pub fn saehd_side_loss(
+    pred: Tensor<4>,
+    pred_mask: Tensor<4>,
+    side: &SideBatch,
+    resolution: usize,
+    opts: SideLossOptions,
+) -> Tensor<1> {
+    let target = side.target.clone();
+    let (mask, em_mask) = (side.mask.clone(), side.em_mask.clone());
+    let (p, t) = if opts.masked {
+        let m = side.loss_mask.clone();
+        (pred.clone().mul(m.clone()), target.clone().mul(m))
+    } else {
+        (pred.clone(), target.clone())
+    };
+    let mut loss = saehd_image_loss(p, t, resolution);
+    if opts.eyes_mouth {
+        // [B, 3, R, R] · [B, 1, R, R] broadcasts over channels.
+        loss = loss
+            + (target.mul(em_mask.clone()) - pred.mul(em_mask))
+                .abs()
+                .mean()
+                .mul_scalar(300.0);
+    }
+    if opts.learn_mask {
+        loss = loss + (mask - pred_mask).powf_scalar(2.0).mean().mul_scalar(10.0);
+    }
+    loss
 }
 
 #[cfg(test)]
@@ -183,5 +230,51 @@ mod tests {
         let x = Tensor::<4>::ones([2, 3, 32, 32], &device).mul_scalar(0.4);
         let l: f32 = saehd_image_loss(x.clone(), x, 32).into_scalar();
         assert!(l.abs() < 1e-6, "{l}");
+    }
+
+    #[test]
+    fn side_loss_terms_add_up_as_dfl_writes_them() {
+        let device = Device::flex();
+        let r = 16;
+        let pred = Tensor::<4>::ones([1, 3, r, r], &device).mul_scalar(0.25);
+        let target = Tensor::<4>::ones([1, 3, r, r], &device).mul_scalar(0.75);
+        let pm = Tensor::<4>::ones([1, 1, r, r], &device).mul_scalar(0.5);
+        let zero = Tensor::<4>::zeros([1, 1, r, r], &device);
+        let one = Tensor::<4>::ones([1, 1, r, r], &device);
+        let run = |loss_mask: Tensor<4>, em_mask: Tensor<4>, o: SideLossOptions| -> f32 {
+            let side = SideBatch {
+                warped: target.clone(),
+                target: target.clone(),
+                mask: one.clone(),
+                loss_mask,
+                em_mask,
+            };
+            saehd_side_loss(pred.clone(), pm.clone(), &side, r, o).into_scalar()
+        };
+        let plain = SideLossOptions {
+            masked: false,
+            eyes_mouth: false,
+            learn_mask: false,
+        };
+        // Flat images: SSIM's structure term is 1, luminance (2·.25·.75+c1)/(.25²+.75²+c1).
+        let c1 = 1e-4f64;
+        let lum = (2.0 * 0.25 * 0.75 + c1) / (0.0625 + 0.5625 + c1);
+        let image = 10.0 * (1.0 - lum) / 2.0 + 10.0 * 0.25;
+        let got = run(one.clone(), zero.clone(), plain) as f64;
+        assert!((got - image).abs() < 1e-3, "{got} vs {image}");
+        // An all-zero loss mask removes the image term entirely.
+        let masked = SideLossOptions {
+            masked: true,
+            ..plain
+        };
+        assert!(run(zero.clone(), zero.clone(), masked).abs() < 1e-6);
+        // EMP on the whole face adds 300·|0.75−0.25|; the mask term adds 10·0.5².
+        let all = SideLossOptions {
+            masked: true,
+            eyes_mouth: true,
+            learn_mask: true,
+        };
+        let want = 300.0 * 0.5 + 10.0 * 0.25;
+        assert!((run(zero.clone(), one.clone(), all) as f64 - want).abs() < 1e-3);
     }
 }

@@ -450,8 +450,9 @@ pub struct SaehdOutput {
 }
 
 impl Saehd {
-    /// Runs both sides and the swap (src = A, dst = B in DFL's terms).
-    pub fn forward(&self, a: Tensor<4>, b: Tensor<4>) -> SaehdOutput {
+    /// Decoder inputs for A, B and B seen as A. DFL LIAE concatenates along channels: src
+    /// [AB, AB], dst [B, AB], swap [AB(dst), AB(dst)]; DF uses inter's output as it is.
+    fn decoder_inputs(&self, a: Tensor<4>, b: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         // [B, 3, R, R] each
         let (ca, cb) = (self.encoder.forward(a), self.encoder.forward(b));
         if self.liae {
@@ -461,23 +462,41 @@ impl Saehd {
                 self.inter_ab.forward(cb.clone()),
                 inter_b.forward(cb),
             );
-            // DFL LIAE: src [AB, AB], dst [B, AB], swap [AB(dst), AB(dst)] along channels.
-            let a_in = Tensor::cat(vec![ab_a.clone(), ab_a], 1);
-            let b_in = Tensor::cat(vec![b_b, ab_b.clone()], 1);
-            let swap_in = Tensor::cat(vec![ab_b.clone(), ab_b], 1);
-            SaehdOutput {
-                a: self.decoder_a.forward(a_in),
-                b: self.decoder_a.forward(b_in),
-                b_to_a: self.decoder_a.forward(swap_in),
-            }
+            let swap_in = Tensor::cat(vec![ab_b.clone(), ab_b.clone()], 1);
+            (
+                Tensor::cat(vec![ab_a.clone(), ab_a], 1),
+                Tensor::cat(vec![b_b, ab_b], 1),
+                swap_in,
+            )
         } else {
             let (za, zb) = (self.inter_ab.forward(ca), self.inter_ab.forward(cb));
-            let dec_b = self.decoder_b.as_ref().unwrap_or(&self.decoder_a);
-            SaehdOutput {
-                a: self.decoder_a.forward(za),
-                b: dec_b.forward(zb.clone()),
-                b_to_a: self.decoder_a.forward(zb),
-            }
+            (za, zb.clone(), zb)
+        }
+    }
+
+    /// The decoder that reconstructs B (DF: decoder_dst; LIAE: the one decoder).
+    fn decoder_for_b(&self) -> &Decoder {
+        self.decoder_b.as_ref().unwrap_or(&self.decoder_a)
+    }
+
+    /// Reconstructs both sides without the swap, as a training step needs (DFL's training
+    /// graph never evaluates the swap unless GAN or style powers are on).
+    pub fn forward_train(
+        &self,
+        a: Tensor<4>,
+        b: Tensor<4>,
+    ) -> ((Tensor<4>, Tensor<4>), (Tensor<4>, Tensor<4>)) {
+        let (za, zb, _) = self.decoder_inputs(a, b);
+        (self.decoder_a.forward(za), self.decoder_for_b().forward(zb))
+    }
+
+    /// Runs both sides and the swap (src = A, dst = B in DFL's terms).
+    pub fn forward(&self, a: Tensor<4>, b: Tensor<4>) -> SaehdOutput {
+        let (za, zb, swap) = self.decoder_inputs(a, b);
+        SaehdOutput {
+            a: self.decoder_a.forward(za),
+            b: self.decoder_for_b().forward(zb),
+            b_to_a: self.decoder_a.forward(swap),
         }
     }
 }

@@ -1,39 +1,175 @@
-//! The SAEHD optimisation step: loss on both sides, gradient accumulation over micro-batches,
-//! one AdaBelief step with the scheduled learning rate. Data, augmentation, checkpoints and the
-//! job around it live with the training engine.
+//! The SAEHD optimisation step: DFL's loss on both sides, gradient accumulation over
+//! micro-batches, clip by global norm, one Adam/AdaBelief step at the scheduled learning rate,
+//! and the trainer state as bytes for checkpoints. Data and the job around it live in the daemon.
 
-use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Tensor};
 
-use crate::losses::saehd_image_loss;
+use crate::losses::{SideLossOptions, saehd_side_loss};
 use crate::optim::{AdaBeliefConfig, LrSchedule};
 use crate::saehd::{Saehd, SaehdOptions};
+
+/// One side's training batch, all `[B, C, R, R]` with values in [0, 1].
+#[derive(Debug, Clone)]
+pub struct SideBatch {
+    /// Network input: the augmented face with random warp (`[B, 3, R, R]`).
+    pub warped: Tensor<4>,
+    /// What the decoder should reproduce: the same face and transform, no warp.
+    pub target: Tensor<4>,
+    /// Full-face mask of the target (`[B, 1, R, R]`), the learned mask's target.
+    pub mask: Tensor<4>,
+    /// DFL's `clip(blur(mask, R/32), 0, 0.5)·2`: where the image loss counts when masked.
+    pub loss_mask: Tensor<4>,
+    /// Eyes-and-mouth priority weights (`[B, 1, R, R]`).
+    pub em_mask: Tensor<4>,
+}
+
+impl SideBatch {
+    fn narrow(&self, start: usize, len: usize) -> SideBatch {
+        let n = |t: &Tensor<4>| t.clone().narrow(0, start, len);
+        SideBatch {
+            warped: n(&self.warped),
+            target: n(&self.target),
+            mask: n(&self.mask),
+            loss_mask: n(&self.loss_mask),
+            em_mask: n(&self.em_mask),
+        }
+    }
+
+    fn batch_size(&self) -> usize {
+        self.warped.dims()[0]
+    }
+}
+
+/// Which optimiser updates the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// DFL's default: AdaBelief without bias correction.
+    AdaBelief,
+    /// Adam (β 0.9/0.999, ε 1e-7), bias-corrected as usual.
+    Adam,
+}
+
+/// How to train, fixed for a run (changes take effect on resume).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerConfig {
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
+    /// Learning-rate dropout (DFL p = 0.3) — AdaBelief only, as in DFL.
+    pub lr_dropout: bool,
+    /// Scale all gradients together when their global L2 norm exceeds this (DFL clipgrad: 1.0).
+    pub clip_norm: Option<f32>,
+    /// Learning rate per step.
+    pub schedule: LrSchedule,
+    /// Split each batch into this many micro-batches and accumulate their gradients.
+    pub micro_batches: usize,
+    /// Loss terms.
+    pub loss: SideLossOptions,
+    /// Seeds the weights and every step's random draws (LRD), so a run is reproducible and a
+    /// resumed run continues bit-exactly.
+    pub seed: u64,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        TrainerConfig {
+            optimizer: OptimizerKind::AdaBelief,
+            lr_dropout: false,
+            clip_norm: None,
+            schedule: LrSchedule::default(),
+            micro_batches: 1,
+            loss: SideLossOptions {
+                masked: true,
+                eyes_mouth: false,
+                learn_mask: true,
+            },
+            seed: 0,
+        }
+    }
+}
+
+/// What one step measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Mean loss of side A over the batch.
+    pub loss_a: f32,
+    /// Mean loss of side B.
+    pub loss_b: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+}
+
+/// The trainer could not save or restore its state.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainStateError {
+    /// burn could not encode or decode the record.
+    #[error("model or optimiser state: {0}")]
+    Record(String),
+}
 
 /// A SAEHD model with its optimiser state and step counter.
 pub struct SaehdTrainer {
     model: Saehd,
     optimizer: ModuleOptimizer,
-    schedule: LrSchedule,
+    cfg: TrainerConfig,
     resolution: usize,
-    micro_batches: usize,
+    device: Device,
     step: u64,
 }
 
+/// burn's CPU backend keeps one random generator per process; seeding and drawing happen under
+/// this lock so concurrent trainers (jobs, tests) never take each other's draws.
+static RANDOM_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn random_draws() -> std::sync::MutexGuard<'static, ()> {
+    RANDOM_DRAWS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A seed for step `step` of a run seeded `seed` (splitmix64 of both), so each step's random
+/// draws depend only on the run and the step.
+pub fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl SaehdTrainer {
-    /// A fresh model on `device` (an autodiff device: `Device::flex().autodiff()` on the CPU).
-    pub fn new(
-        opts: &SaehdOptions,
-        device: &Device,
-        optimizer: &AdaBeliefConfig,
-        schedule: LrSchedule,
-        micro_batches: usize,
-    ) -> Self {
+    /// A fresh model on `device` (an autodiff device: `Device::flex().autodiff()` on the CPU),
+    /// its weights drawn from `cfg.seed`.
+    pub fn new(opts: &SaehdOptions, device: &Device, cfg: TrainerConfig) -> Self {
+        let _draws = random_draws();
+        device.seed(cfg.seed);
+        let optimizer = match cfg.optimizer {
+            OptimizerKind::AdaBelief => AdaBeliefConfig {
+                lr_dropout: cfg.lr_dropout.then_some(0.3),
+                ..AdaBeliefConfig::default()
+            }
+            .init(),
+            OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-7).init(),
+        };
+        let model = opts.init(device);
+        // burn draws parameters lazily on first use; draw them all now, right after seeding,
+        // so the initial weights depend on the seed alone.
+        struct Materialise;
+        impl ModuleVisitor for Materialise {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        model.visit(&mut Materialise);
         SaehdTrainer {
-            model: opts.init(device),
-            optimizer: optimizer.init(),
-            schedule,
+            model,
+            optimizer,
             resolution: opts.resolution,
-            micro_batches: micro_batches.max(1),
+            device: device.clone(),
+            cfg,
             step: 0,
         }
     }
@@ -48,37 +184,145 @@ impl SaehdTrainer {
         self.step
     }
 
-    /// One optimiser step on a batch of each side (`[B, 3, R, R]`, values in [0, 1]); the batch
-    /// is split into the configured number of micro-batches whose gradients are accumulated.
-    /// Returns the mean loss (A + B) over the batch.
-    pub fn train_step(&mut self, a: Tensor<4>, b: Tensor<4>) -> f32 {
-        let batch = a.dims()[0];
-        let n = self.micro_batches.min(batch).max(1);
+    /// The training settings.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.cfg
+    }
+
+    /// One optimiser step on a batch of each side; the batch is split into the configured
+    /// number of micro-batches whose gradients are accumulated.
+    pub fn train_step(&mut self, a: &SideBatch, b: &SideBatch) -> StepStats {
+        let _draws = random_draws();
+        self.device.seed(step_seed(self.cfg.seed, self.step));
+        let batch = a.batch_size();
+        let n = self.cfg.micro_batches.min(batch).max(1);
         let per = batch / n;
         let mut acc = GradientsAccumulator::new();
-        let mut total = 0.0f32;
+        let (mut loss_a, mut loss_b) = (0.0f32, 0.0f32);
         for k in 0..n {
             let len = if k + 1 == n { batch - per * k } else { per };
-            let (ma, mb) = (
-                a.clone().narrow(0, per * k, len),
-                b.clone().narrow(0, per * k, len),
-            );
-            let out = self.model.forward(ma.clone(), mb.clone());
+            let (ma, mb) = (a.narrow(per * k, len), b.narrow(per * k, len));
+            let (out_a, out_b) = self
+                .model
+                .forward_train(ma.warped.clone(), mb.warped.clone());
+            let share = len as f32 / batch as f32;
             // Each micro-batch's mean loss weighted by its share of the batch.
-            let loss = (saehd_image_loss(out.a.0, ma, self.resolution)
-                + saehd_image_loss(out.b.0, mb, self.resolution))
-            .mul_scalar(len as f32 / batch as f32);
-            total += loss.clone().into_scalar::<f32>();
-            acc.accumulate(
-                &self.model,
-                GradientsParams::from_grads(loss.backward(), &self.model),
-            );
+            let la = saehd_side_loss(out_a.0, out_a.1, &ma, self.resolution, self.cfg.loss)
+                .mul_scalar(share);
+            let lb = saehd_side_loss(out_b.0, out_b.1, &mb, self.resolution, self.cfg.loss)
+                .mul_scalar(share);
+            loss_a += la.clone().into_scalar::<f32>();
+            loss_b += lb.clone().into_scalar::<f32>();
+            let grads = (la + lb).backward();
+            acc.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
         }
-        let lr = self.schedule.at(self.step);
-        self.model = self.optimizer.step(lr, self.model.clone(), acc.grads());
+        let mut grads = acc.grads();
+        let grad_norm = clip_global_norm(&self.model, &mut grads, self.cfg.clip_norm);
+        let lr = self.cfg.schedule.at(self.step);
+        self.model = self.optimizer.step(lr, self.model.clone(), grads);
         self.step += 1;
-        total
+        StepStats {
+            loss_a,
+            loss_b,
+            lr,
+            grad_norm,
+        }
     }
+
+    /// Every weight value in the module's visiting order: compares two models' weights (their
+    /// saved records also carry parameter ids, which differ between separately built models).
+    pub fn weight_values(&self) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if let Ok(v) = param.val().to_data().try_to_vec::<f32>() {
+                    self.0.extend(v);
+                }
+            }
+        }
+        let mut c = Collect(Vec::new());
+        self.model.visit(&mut c);
+        c.0
+    }
+
+    /// Weights and optimiser state as bytes (burnpack each), for a checkpoint.
+    pub fn save_state(&self) -> Result<(Vec<u8>, Vec<u8>), TrainStateError> {
+        let model = self
+            .model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| TrainStateError::Record(e.to_string()))?;
+        let optim = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| TrainStateError::Record(e.to_string()))?;
+        Ok((model.to_vec(), optim.to_vec()))
+    }
+
+    /// Restores weights, optimiser state and the step count saved by [`Self::save_state`].
+    pub fn restore_state(
+        &mut self,
+        model: Vec<u8>,
+        optim: Vec<u8>,
+        step: u64,
+    ) -> Result<(), TrainStateError> {
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model))
+            .map_err(|e| TrainStateError::Record(e.to_string()))?;
+        self.model = self
+            .model
+            .clone()
+            .try_load_record(record)
+            .map_err(|e| TrainStateError::Record(e.to_string()))?
+            .fork(&self.device);
+        self.optimizer = self
+            .optimizer
+            .clone()
+            .from_bytes(Bytes::from_bytes_vec(optim))
+            .map_err(|e| TrainStateError::Record(e.to_string()))?;
+        self.step = step;
+        Ok(())
+    }
+}
+
+/// Global L2 norm of all gradients; when `max` is set and exceeded, every gradient is scaled by
+/// `max / norm` (DFL clipgrad, TF `clip_by_global_norm`), which burn's per-tensor clip is not.
+fn clip_global_norm(model: &Saehd, grads: &mut GradientsParams, max: Option<f32>) -> f32 {
+    struct SquaredNorm<'a> {
+        grads: &'a GradientsParams,
+        sum: f64,
+    }
+    impl ModuleVisitor for SquaredNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.sum += g.powf_scalar(2.0).sum().into_scalar::<f32>() as f64;
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f32,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g.mul_scalar(self.factor));
+            }
+        }
+    }
+    let mut norm = SquaredNorm { grads, sum: 0.0 };
+    model.visit(&mut norm);
+    let total = norm.sum.sqrt() as f32;
+    if let Some(max) = max
+        && total > max
+        && total.is_finite()
+    {
+        model.visit(&mut Scale {
+            grads,
+            factor: max / total,
+        });
+    }
+    total
 }
 
 #[cfg(test)]
@@ -86,43 +330,161 @@ mod tests {
     use super::*;
     use burn::tensor::TensorData;
 
-    #[test]
-    fn loss_falls_on_a_fixed_pair_with_accumulation() {
-        let device = Device::flex().autodiff();
-        device.seed(7);
-        let opts = SaehdOptions::parse("df", 32, 16, 4, 4, 2).unwrap();
-        let schedule = LrSchedule {
-            base: 1e-3,
-            warmup: 2,
-            cosine: None,
-        };
-        let mut trainer =
-            SaehdTrainer::new(&opts, &device, &AdaBeliefConfig::default(), schedule, 2);
-        // Smooth gradients as stand-in faces: side A horizontal, side B vertical.
-        let img = |vertical: bool| {
-            let mut d = Vec::with_capacity(2 * 3 * 32 * 32);
-            for _ in 0..2 {
-                for c in 0..3 {
-                    for y in 0..32 {
-                        for x in 0..32 {
-                            let t = if vertical { y } else { x } as f32 / 31.0;
-                            d.push(0.2 + 0.6 * t * (c as f32 + 1.0) / 3.0);
-                        }
+    /// Smooth gradients as stand-in faces: side A horizontal, side B vertical; full masks.
+    fn side(vertical: bool, device: &Device) -> SideBatch {
+        let mut d = Vec::with_capacity(2 * 3 * 32 * 32);
+        for _ in 0..2 {
+            for c in 0..3 {
+                for y in 0..32 {
+                    for x in 0..32 {
+                        let t = if vertical { y } else { x } as f32 / 31.0;
+                        d.push(0.2 + 0.6 * t * (c as f32 + 1.0) / 3.0);
                     }
                 }
             }
-            Tensor::<4>::from_data(TensorData::new(d, [2, 3, 32, 32]), &device)
-        };
-        let (a, b) = (img(false), img(true));
-        let first = trainer.train_step(a.clone(), b.clone());
+        }
+        let img = Tensor::<4>::from_data(TensorData::new(d, [2, 3, 32, 32]), device);
+        let ones = Tensor::<4>::ones([2, 1, 32, 32], device);
+        SideBatch {
+            warped: img.clone(),
+            target: img,
+            mask: ones.clone(),
+            loss_mask: ones.clone(),
+            em_mask: ones.mul_scalar(0.1),
+        }
+    }
+
+    fn trainer(device: &Device, cfg: TrainerConfig) -> SaehdTrainer {
+        let opts = SaehdOptions::parse("df", 32, 16, 4, 4, 2).unwrap();
+        SaehdTrainer::new(&opts, device, cfg)
+    }
+
+    fn cfg() -> TrainerConfig {
+        TrainerConfig {
+            schedule: LrSchedule {
+                base: 1e-3,
+                warmup: 2,
+                cosine: None,
+            },
+            micro_batches: 2,
+            lr_dropout: true,
+            clip_norm: Some(1.0),
+            loss: SideLossOptions {
+                masked: true,
+                eyes_mouth: true,
+                learn_mask: true,
+            },
+            seed: 7,
+            ..TrainerConfig::default()
+        }
+    }
+
+    fn weights(t: &SaehdTrainer) -> Vec<f32> {
+        t.weight_values()
+    }
+
+    #[test]
+    fn loss_falls_on_a_fixed_pair_with_accumulation_and_clipping() {
+        let device = Device::flex().autodiff();
+        let mut trainer = trainer(&device, cfg());
+        let (a, b) = (side(false, &device), side(true, &device));
+        let first = trainer.train_step(&a, &b);
         let mut last = first;
         for _ in 0..39 {
-            last = trainer.train_step(a.clone(), b.clone());
+            last = trainer.train_step(&a, &b);
         }
         assert_eq!(trainer.step(), 40);
-        assert!(
-            last.is_finite() && last < 0.6 * first,
-            "loss {first} -> {last}"
+        let (f, l) = (first.loss_a + first.loss_b, last.loss_a + last.loss_b);
+        assert!(l.is_finite() && l < 0.6 * f, "loss {f} -> {l}");
+        assert!(first.grad_norm > 0.0);
+    }
+
+    #[test]
+    fn adam_trains_too() {
+        let device = Device::flex().autodiff();
+        let mut trainer = trainer(
+            &device,
+            TrainerConfig {
+                optimizer: OptimizerKind::Adam,
+                lr_dropout: false,
+                ..cfg()
+            },
         );
+        let (a, b) = (side(false, &device), side(true, &device));
+        let first = trainer.train_step(&a, &b);
+        let mut last = first;
+        for _ in 0..29 {
+            last = trainer.train_step(&a, &b);
+        }
+        assert!(last.loss_a + last.loss_b < 0.7 * (first.loss_a + first.loss_b));
+    }
+
+    #[test]
+    fn global_norm_clip_scales_every_gradient_by_one_factor() {
+        let device = Device::flex().autodiff();
+        let t = trainer(&device, cfg());
+        let (a, b) = (side(false, &device), side(true, &device));
+        let grads = || {
+            let (oa, ob) = t.model.forward_train(a.warped.clone(), b.warped.clone());
+            let loss = saehd_side_loss(oa.0, oa.1, &a, 32, t.cfg.loss)
+                + saehd_side_loss(ob.0, ob.1, &b, 32, t.cfg.loss);
+            GradientsParams::from_grads(loss.backward(), &t.model)
+        };
+        let mut clipped = grads();
+        let norm = clip_global_norm(&t.model, &mut clipped, Some(1e-3));
+        assert!(norm > 1e-3, "the test needs a norm above the limit: {norm}");
+        let new_norm = clip_global_norm(&t.model, &mut clipped, None);
+        assert!((new_norm - 1e-3).abs() < 1e-6, "{new_norm}");
+        // Unchanged when below the limit.
+        let mut same = grads();
+        let n2 = clip_global_norm(&t.model, &mut same, Some(norm * 2.0));
+        assert_eq!(n2, norm);
+    }
+
+    #[test]
+    fn the_seed_alone_decides_the_initial_weights() {
+        let device = Device::flex().autodiff();
+        let (x, y) = (trainer(&device, cfg()), trainer(&device, cfg()));
+        let other = trainer(&device, TrainerConfig { seed: 8, ..cfg() });
+        assert!(weights(&x) == weights(&y));
+        assert!(weights(&x) != weights(&other));
+    }
+
+    #[test]
+    fn restored_state_continues_bit_exactly() {
+        let device = Device::flex().autodiff();
+        let (a, b) = (side(false, &device), side(true, &device));
+        let mut straight = trainer(&device, cfg());
+        for _ in 0..6 {
+            straight.train_step(&a, &b);
+        }
+        let mut first = trainer(&device, cfg());
+        for _ in 0..3 {
+            first.train_step(&a, &b);
+        }
+        let (m, o) = first.save_state().unwrap();
+        drop(first);
+        let mut resumed = trainer(&device, cfg());
+        // Disturb its weights and moments: restore must overwrite all of them.
+        resumed.train_step(&a, &b);
+        resumed.train_step(&b, &a);
+        resumed.restore_state(m, o, 3).unwrap();
+        for _ in 0..3 {
+            resumed.train_step(&a, &b);
+        }
+        assert_eq!(resumed.step(), 6);
+        let (w1, w2) = (weights(&resumed), weights(&straight));
+        let differing = w1
+            .iter()
+            .zip(&w2)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count();
+        assert!(
+            w1.len() == w2.len() && differing == 0,
+            "{differing} of {} weights differ",
+            w1.len()
+        );
+        // Garbage is refused, not a panic.
+        assert!(resumed.restore_state(vec![1, 2, 3], vec![], 0).is_err());
     }
 }
