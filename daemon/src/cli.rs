@@ -51,6 +51,9 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Find, landmark and align faces in a video or image folder (a resumable daemon job).
     Extract(ExtractArgs),
+    /// Train a SAEHD swap model from two facesets (a resumable daemon job; run it again with
+    /// a higher --steps to go on).
+    Train(TrainArgs),
     /// Work on video frames.
     #[command(subcommand)]
     Frames(FramesCommand),
@@ -143,6 +146,138 @@ pub struct ExtractArgs {
     /// Return once queued instead of following progress.
     #[arg(long)]
     pub detach: bool,
+}
+
+/// Arguments of `train`, named as DeepFaceLab's SAEHD options.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Faceset A: the identity to put in (DFL "src"), as written by `extract`.
+    #[arg(long)]
+    pub a: PathBuf,
+    /// Faceset B: the faces to replace (DFL "dst").
+    #[arg(long)]
+    pub b: PathBuf,
+    /// Model folder (created): model.toml, checkpoints, previews, loss.csv.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// df or liae, with u/d/t options (e.g. liae-ud). Fixed when the model is created.
+    #[arg(long, default_value = "df")]
+    pub archi: String,
+    /// Face resolution (multiple of 16; 32 with d). Fixed at creation.
+    #[arg(long, default_value_t = 128)]
+    pub resolution: u32,
+    /// Autoencoder dims. Fixed at creation.
+    #[arg(long, default_value_t = 256)]
+    pub ae_dims: u32,
+    /// Encoder dims. Fixed at creation.
+    #[arg(long, default_value_t = 64)]
+    pub e_dims: u32,
+    /// Decoder dims. Fixed at creation.
+    #[arg(long, default_value_t = 64)]
+    pub d_dims: u32,
+    /// Mask decoder dims. Fixed at creation.
+    #[arg(long, default_value_t = 22)]
+    pub d_mask_dims: u32,
+    /// Faces per side per step.
+    #[arg(long, default_value_t = 8)]
+    pub batch: u32,
+    /// Micro-batches per step (gradient accumulation: less memory, same update).
+    #[arg(long, default_value_t = 1)]
+    pub micro_batches: u32,
+    /// Train until the model has this many steps in all.
+    #[arg(long, default_value_t = 100_000)]
+    pub steps: u64,
+    /// Seed of a new model's weights and every random draw (kept in model.toml).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// adabelief (DFL) or adam.
+    #[arg(long, default_value = "adabelief")]
+    pub optimizer: String,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    /// Linear warmup steps.
+    #[arg(long, default_value_t = 250)]
+    pub warmup: u64,
+    /// Cosine annealing cycle in steps (0 = constant).
+    #[arg(long, default_value_t = 0)]
+    pub cosine_cycle: u64,
+    /// Each cosine cycle this many times longer than the last.
+    #[arg(long, default_value_t = 1.0)]
+    pub cosine_t_mul: f64,
+    /// Learning-rate dropout (AdaBelief).
+    #[arg(long)]
+    pub lr_dropout: bool,
+    /// Clip gradients to this global norm (0 = off; DFL clipgrad is 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub clip_norm: f32,
+    /// Count the image loss over the whole crop, not only the face mask.
+    #[arg(long)]
+    pub no_masked_training: bool,
+    /// Eyes-and-mouth priority.
+    #[arg(long)]
+    pub eyes_mouth_prio: bool,
+    /// Do not train the learned mask.
+    #[arg(long)]
+    pub no_learn_mask: bool,
+    /// No random warp (as in pretraining).
+    #[arg(long)]
+    pub no_random_warp: bool,
+    /// Random flips of faceset A.
+    #[arg(long)]
+    pub flip_a: bool,
+    /// Random flips of faceset B.
+    #[arg(long)]
+    pub flip_b: bool,
+    /// Random HSV shift of faceset A (0–0.3).
+    #[arg(long, default_value_t = 0.0)]
+    pub hsv_power: f64,
+    /// Sample faceset A's yaw uniformly.
+    #[arg(long)]
+    pub uniform_yaw: bool,
+    /// Checkpoint every N steps.
+    #[arg(long, default_value_t = 500)]
+    pub save_every: u64,
+    /// Preview every N steps (0 = at the end only).
+    #[arg(long, default_value_t = 500)]
+    pub preview_every: u64,
+    /// Return once queued instead of following progress.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+impl TrainArgs {
+    fn settings(&self) -> faceswap_protocol::TrainSettings {
+        faceswap_protocol::TrainSettings {
+            archi: self.archi.clone(),
+            resolution: self.resolution,
+            ae_dims: self.ae_dims,
+            e_dims: self.e_dims,
+            d_dims: self.d_dims,
+            d_mask_dims: self.d_mask_dims,
+            batch: self.batch,
+            micro_batches: self.micro_batches,
+            steps: self.steps,
+            seed: self.seed,
+            optimizer: self.optimizer.clone(),
+            lr: self.lr,
+            warmup: self.warmup,
+            cosine_cycle: self.cosine_cycle,
+            cosine_t_mul: self.cosine_t_mul,
+            lr_dropout: self.lr_dropout,
+            clip_norm: self.clip_norm,
+            masked_training: !self.no_masked_training,
+            eyes_mouth_prio: self.eyes_mouth_prio,
+            learn_mask: !self.no_learn_mask,
+            random_warp: !self.no_random_warp,
+            flip_a: self.flip_a,
+            flip_b: self.flip_b,
+            hsv_power: self.hsv_power,
+            uniform_yaw: self.uniform_yaw,
+            save_every: self.save_every,
+            preview_every: self.preview_every,
+        }
+    }
 }
 
 /// `faceswapd config …`.
@@ -262,6 +397,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "extract faces from {} into {}",
                 input.display(),
                 out.display()
+            );
+            submit_and_follow(&mut c, spec, &what, a.detach)
+        }
+        Command::Train(a) => {
+            let (fa, fb) = (absolute(&a.a)?, absolute(&a.b)?);
+            std::fs::create_dir_all(&a.model)
+                .with_context(|| format!("creating model folder {}", a.model.display()))?;
+            let model = absolute(&a.model)?;
+            let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+            let spec = JobSpec::Train {
+                faceset_a: fa.display().to_string(),
+                faceset_b: fb.display().to_string(),
+                model_dir: model.display().to_string(),
+                settings: Box::new(a.settings()),
+            };
+            let what = format!(
+                "train {} to {} steps from {} (A) and {} (B) into {}",
+                a.archi,
+                a.steps,
+                fa.display(),
+                fb.display(),
+                model.display()
             );
             submit_and_follow(&mut c, spec, &what, a.detach)
         }

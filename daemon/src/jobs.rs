@@ -391,6 +391,32 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
             }
             Ok(())
         }
+        JobSpec::Train {
+            faceset_a,
+            faceset_b,
+            model_dir,
+            settings,
+        } => {
+            require_absolute(&[
+                ("faceset A", faceset_a),
+                ("faceset B", faceset_b),
+                ("model folder", model_dir),
+            ])?;
+            for (side, dir) in [("A", faceset_a), ("B", faceset_b)] {
+                if !Path::new(dir).is_dir() {
+                    return Err(JobsError::InvalidInput(format!(
+                        "faceset {side} {dir} is not a folder; run `faceswapd extract` first"
+                    )));
+                }
+            }
+            crate::train::network_options(settings).map_err(JobsError::InvalidInput)?;
+            if settings.batch == 0 || settings.micro_batches > settings.batch {
+                return Err(JobsError::InvalidInput(
+                    "batch must be at least 1 and micro_batches at most the batch".into(),
+                ));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -18,3 +18,4 @@ pub mod logging;
 pub mod media;
 pub mod paths;
 pub mod server;
+pub mod train;

@@ -205,6 +205,7 @@ pub fn run_job(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
             every_nth,
         } => extract_frames(Path::new(input), Path::new(output_dir), *every_nth, ctx),
         JobSpec::Extract { .. } => crate::extract::run_job(spec, ctx),
+        JobSpec::Train { .. } => crate::train::run_job(spec, ctx),
     }
 }
 

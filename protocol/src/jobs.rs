@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub type JobId = u64;
 
 /// What a job does. New capabilities add variants (a protocol version bump).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobSpec {
     /// Decode a video (or image folder) and write every `every_nth` frame as a PNG into
     /// `output_dir` as `frame_NNNNNN.png` (faceswap's `effmpeg extract`). Resumable: frames
@@ -38,6 +38,114 @@ pub enum JobSpec {
         /// Extra jittered landmark runs averaged in.
         refeed: u32,
     },
+    /// Train a SAEHD swap model from faceset A (the identity to put in) and faceset B (the
+    /// faces to replace) into `model_dir`, until `settings.steps` optimiser steps are done.
+    /// Resumable: it continues from the newest checkpoint, bit-exactly.
+    Train {
+        /// Faceset A folder (DFL "src").
+        faceset_a: String,
+        /// Faceset B folder (DFL "dst").
+        faceset_b: String,
+        /// Model folder (created; holds model.toml, checkpoints, previews, the loss log).
+        model_dir: String,
+        /// Architecture and training options (boxed: the other variants are small).
+        settings: Box<TrainSettings>,
+    },
+}
+
+/// SAEHD training options, named as DeepFaceLab names them. The architecture fields are fixed
+/// when a model is created; the rest may change on each run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// `df` or `liae` with options `u`, `d`, `t` (e.g. `liae-ud`).
+    pub archi: String,
+    /// Face resolution in pixels (multiple of 16; of 32 with `d`).
+    pub resolution: u32,
+    /// Autoencoder bottleneck width.
+    pub ae_dims: u32,
+    /// Encoder width.
+    pub e_dims: u32,
+    /// Decoder width.
+    pub d_dims: u32,
+    /// Learned-mask decoder width.
+    pub d_mask_dims: u32,
+    /// Faces per side per step.
+    pub batch: u32,
+    /// Split each batch into this many micro-batches (gradient accumulation).
+    pub micro_batches: u32,
+    /// Train until the model has taken this many steps in all.
+    pub steps: u64,
+    /// Seed of the weights and of every random draw.
+    pub seed: u64,
+    /// `adabelief` (DFL) or `adam`.
+    pub optimizer: String,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warmup steps.
+    pub warmup: u64,
+    /// Cosine annealing cycle length in steps (0 = constant after warmup).
+    pub cosine_cycle: u64,
+    /// Each cosine cycle is this many times longer than the last.
+    pub cosine_t_mul: f64,
+    /// Learning-rate dropout (AdaBelief only).
+    pub lr_dropout: bool,
+    /// Clip gradients to this global norm (0 = off; DFL clipgrad = 1).
+    pub clip_norm: f32,
+    /// Image loss only inside the face mask.
+    pub masked_training: bool,
+    /// Eyes-and-mouth priority.
+    pub eyes_mouth_prio: bool,
+    /// Train the learned mask.
+    pub learn_mask: bool,
+    /// Random warp of the inputs (off for pretraining).
+    pub random_warp: bool,
+    /// Random flips of side A.
+    pub flip_a: bool,
+    /// Random flips of side B.
+    pub flip_b: bool,
+    /// Random HSV shift of side A, 0–0.3.
+    pub hsv_power: f64,
+    /// Sample side A's yaw uniformly.
+    pub uniform_yaw: bool,
+    /// Write a checkpoint every this many steps (and always at the end or on stop).
+    pub save_every: u64,
+    /// Write a preview every this many steps (0 = only at the end).
+    pub preview_every: u64,
+}
+
+impl Default for TrainSettings {
+    /// DFL SAEHD's defaults, except a 128 px `df` model with smaller dims that trains on a CPU.
+    fn default() -> Self {
+        TrainSettings {
+            archi: "df".into(),
+            resolution: 128,
+            ae_dims: 256,
+            e_dims: 64,
+            d_dims: 64,
+            d_mask_dims: 22,
+            batch: 8,
+            micro_batches: 1,
+            steps: 100_000,
+            seed: 0,
+            optimizer: "adabelief".into(),
+            lr: 5e-5,
+            warmup: 250,
+            cosine_cycle: 0,
+            cosine_t_mul: 1.0,
+            lr_dropout: false,
+            clip_norm: 0.0,
+            masked_training: true,
+            eyes_mouth_prio: false,
+            learn_mask: true,
+            random_warp: true,
+            flip_a: false,
+            flip_b: false,
+            hsv_power: 0.0,
+            uniform_yaw: false,
+            save_every: 500,
+            preview_every: 500,
+        }
+    }
 }
 
 impl JobSpec {
@@ -46,6 +154,7 @@ impl JobSpec {
         match self {
             JobSpec::ExtractFrames { .. } => "extract-frames",
             JobSpec::Extract { .. } => "extract",
+            JobSpec::Train { .. } => "train",
         }
     }
 }
@@ -106,7 +215,7 @@ pub struct Progress {
 }
 
 /// A job as the daemon stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Its id.
     pub id: JobId,

@@ -19,7 +19,7 @@ pub enum FrameOp {
 }
 
 /// A client's request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Daemon status.
     Status,
@@ -57,7 +57,7 @@ pub enum Request {
 }
 
 /// The daemon's answer to one [`Request`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// Answer to [`Request::Status`].
     Status(DaemonStatus),

@@ -1,0 +1,179 @@
+//! Training checkpoints: one self-checking file holding the step, the weights and the optimiser
+//! state, written atomically; the previous one is kept as a fallback.
+//!
+//! Layout: `FSPPCKPT` | u32 LE format version | u64 LE step | u64 LE model length | model
+//! (burnpack) | u64 LE optimiser length | optimiser (burnpack) | SHA-256 of all of the above.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 8] = b"FSPPCKPT";
+const VERSION: u32 = 1;
+/// The current checkpoint's file name inside the model folder.
+pub const CURRENT: &str = "checkpoint.fsppm";
+/// The checkpoint before it.
+pub const PREVIOUS: &str = "checkpoint.prev.fsppm";
+
+/// A checkpoint's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// Weights (burnpack bytes).
+    pub model: Vec<u8>,
+    /// Optimiser state (burnpack bytes).
+    pub optimizer: Vec<u8>,
+}
+
+/// A checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File-system failure.
+    #[error("checkpoint {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// Not a checkpoint, a newer format, or damaged.
+    #[error("checkpoint {0} is damaged or not a Faceswap++ checkpoint ({1})")]
+    Invalid(PathBuf, String),
+}
+
+impl Checkpoint {
+    /// Serialises with the trailing hash.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.model.len() + self.optimizer.len() + 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&self.step.to_le_bytes());
+        out.extend_from_slice(&(self.model.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.model);
+        out.extend_from_slice(&(self.optimizer.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.optimizer);
+        let hash = Sha256::digest(&out);
+        out.extend_from_slice(&hash);
+        out
+    }
+
+    /// Parses and verifies bytes written by [`Self::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
+        if bytes.len() < 8 + 4 + 8 + 8 + 8 + 32 {
+            return Err(format!("only {} bytes", bytes.len()));
+        }
+        let (body, hash) = bytes.split_at(bytes.len() - 32);
+        if Sha256::digest(body).as_slice() != hash {
+            return Err("checksum mismatch (a partial or altered file)".into());
+        }
+        if &body[..8] != MAGIC {
+            return Err("wrong magic".into());
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(body[o..o + 4].try_into().unwrap_or([0; 4]));
+        let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().unwrap_or([0; 8]));
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(format!(
+                "format version {version}; this build reads version {VERSION}"
+            ));
+        }
+        let step = u64_at(12);
+        let model_len = u64_at(20) as usize;
+        let model_end = 28usize
+            .checked_add(model_len)
+            .filter(|e| e + 8 <= body.len())
+            .ok_or("model length past the end")?;
+        let optim_len = u64_at(model_end) as usize;
+        let optim_start = model_end + 8;
+        if optim_start.checked_add(optim_len) != Some(body.len()) {
+            return Err("optimiser length does not match the file".into());
+        }
+        Ok(Checkpoint {
+            step,
+            model: body[28..model_end].to_vec(),
+            optimizer: body[optim_start..].to_vec(),
+        })
+    }
+}
+
+/// Makes `checkpoint` the current one in `dir`; the current one becomes the previous. A crash at
+/// any instant leaves at least one complete, verifiable checkpoint (when there was one before).
+pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+    let current = dir.join(CURRENT);
+    let previous = dir.join(PREVIOUS);
+    if current.exists() {
+        std::fs::rename(&current, &previous)
+            .map_err(|e| CheckpointError::Io(current.clone(), e))?;
+    }
+    crate::atomic::write_atomic(&current, &checkpoint.to_bytes())
+        .map_err(|e| CheckpointError::Io(current, e))
+}
+
+/// The newest valid checkpoint in `dir`: the current one, else the previous one (a warning
+/// names what was wrong with the current). `Ok(None)` when there is none at all.
+pub fn load_latest(dir: &Path) -> Result<(Option<Checkpoint>, Vec<String>), CheckpointError> {
+    let mut warnings = Vec::new();
+    for name in [CURRENT, PREVIOUS] {
+        let path = dir.join(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(CheckpointError::Io(path, e)),
+        };
+        match Checkpoint::from_bytes(&bytes) {
+            Ok(c) => return Ok((Some(c), warnings)),
+            Err(why) => warnings.push(
+                CheckpointError::Invalid(path, why).to_string()
+                    + "; falling back to the previous checkpoint",
+            ),
+        }
+    }
+    if warnings.is_empty() {
+        Ok((None, warnings))
+    } else {
+        Err(CheckpointError::Invalid(
+            dir.to_path_buf(),
+            warnings.join("; "),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ck(step: u64) -> Checkpoint {
+        Checkpoint {
+            step,
+            model: vec![step as u8; 100],
+            optimizer: vec![7; 33],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_every_damage_is_caught() {
+        let c = ck(5);
+        let bytes = c.to_bytes();
+        assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), c);
+        for cut in [0, 10, 60, bytes.len() - 1] {
+            assert!(Checkpoint::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+        for flip in [0, 9, 30, bytes.len() - 5] {
+            let mut bad = bytes.clone();
+            bad[flip] ^= 1;
+            assert!(Checkpoint::from_bytes(&bad).is_err(), "flip {flip}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_current_falls_back_to_the_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_latest(dir.path()).unwrap().0.is_none());
+        save(dir.path(), &ck(1)).unwrap();
+        save(dir.path(), &ck(2)).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap().0.unwrap().step, 2);
+        std::fs::write(dir.path().join(CURRENT), b"half a file").unwrap();
+        let (c, warnings) = load_latest(dir.path()).unwrap();
+        assert_eq!(c.unwrap().step, 1);
+        assert!(warnings[0].contains("damaged"), "{warnings:?}");
+        std::fs::write(dir.path().join(PREVIOUS), b"also bad").unwrap();
+        let err = load_latest(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("damaged"), "{err}");
+    }
+}

@@ -1,0 +1,294 @@
+//! Training end to end: facesets extracted from the real fixtures, a real SAEHD model on the
+//! CPU, checkpoints, previews, the loss log, and SIGKILLs of a real daemon mid-training.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use faceswap_models::burn::tensor::Device;
+use faceswap_models::{ComputeBackend, SaehdTrainer, TrainerConfig};
+use faceswap_protocol::{JobSpec, JobState, Request, Response, TrainSettings};
+use faceswap_tests::{DaemonUnderTest, job, test_asset, wait_state};
+use faceswapd::extract::geometry::Centering;
+use faceswapd::extract::pipeline::ExtractSettings;
+use faceswapd::extract::{ExtractRequest, run_extraction};
+use faceswapd::paths::Dirs;
+use faceswapd::train::checkpoint::{self, Checkpoint};
+use faceswapd::train::{LOSS_LOG, PREVIEW, TrainRequest, run_training};
+
+/// Two facesets at 64 px, made once per test binary: A from the four fixture photos (6 faces),
+/// B from every 6th frame of the Pexels clip.
+fn facesets() -> &'static (PathBuf, PathBuf) {
+    static SETS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    SETS.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("training-facesets");
+        let _ = std::fs::remove_dir_all(&root);
+        let photos = root.join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        for name in [
+            "grace_hopper.jpg",
+            "eileen_collins_astronaut.png",
+            "luis_pedro_coelho_mahotas.jpg",
+            "vladmandic_faceapi_sample3_multiface.jpg",
+        ] {
+            std::fs::copy(test_asset(name).unwrap(), photos.join(name)).unwrap();
+        }
+        let dirs = Dirs::resolve().unwrap();
+        let models = faceswapd::extract::default_models(&dirs)
+            .expect("converted models are cached (run installers/test.sh)");
+        let extract = |input: PathBuf, output: PathBuf, every_nth: u32| {
+            let req = ExtractRequest {
+                input,
+                output,
+                size: 64,
+                centering: Centering::parse("f").unwrap(),
+                every_nth,
+                settings: ExtractSettings::default(),
+            };
+            run_extraction(&req, &models, |_, _| true).unwrap();
+        };
+        extract(photos, root.join("a"), 1);
+        extract(
+            test_asset("WolfgangLanger_Pexels.mp4").unwrap(),
+            root.join("b"),
+            6,
+        );
+        (root.join("a"), root.join("b"))
+    })
+}
+
+fn count_faces(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("faces")).map_or(0, |d| d.count())
+}
+
+/// A small DF model that still learns faces in a few hundred CPU steps.
+fn small_settings(steps: u64) -> TrainSettings {
+    TrainSettings {
+        archi: "df".into(),
+        resolution: 64,
+        ae_dims: 64,
+        e_dims: 8,
+        d_dims: 8,
+        d_mask_dims: 4,
+        // Above 4: burn-flex computes weight gradients of micro-batches of ≤ 4 on a slow path.
+        batch: 6,
+        steps,
+        seed: 11,
+        optimizer: "adabelief".into(),
+        lr: 5e-4,
+        warmup: 20,
+        save_every: 100,
+        preview_every: 100,
+        ..TrainSettings::default()
+    }
+}
+
+#[test]
+fn training_on_fixture_facesets_halves_the_loss_and_writes_previews_and_the_log() {
+    let (a, b) = facesets();
+    println!(
+        "faceset A: {} faces, B: {} faces",
+        count_faces(a),
+        count_faces(b)
+    );
+    assert!(count_faces(a) >= 5 && count_faces(b) >= 20);
+    let model = tempfile::tempdir().unwrap();
+    let req = TrainRequest {
+        faceset_a: a.clone(),
+        faceset_b: b.clone(),
+        model_dir: model.path().to_path_buf(),
+        settings: small_settings(300),
+        backend: ComputeBackend::Cpu,
+    };
+    let start = Instant::now();
+    let summary = run_training(&req, |_| true).unwrap();
+    for line in summary.report() {
+        println!("{line}");
+    }
+    println!("300 steps in {:.1} s", start.elapsed().as_secs_f64());
+    assert_eq!(summary.end_step, 300);
+    let ratio = summary.last_loss / summary.first_loss;
+    println!("loss ratio last/first = {ratio:.3}");
+    assert!(ratio <= 0.5, "loss fell only to {ratio:.3} of its start");
+
+    let log = std::fs::read_to_string(model.path().join(LOSS_LOG)).unwrap();
+    assert_eq!(log.lines().count(), 301, "header + one row per step");
+    for step in [100, 200, 300] {
+        let p = model
+            .path()
+            .join("previews")
+            .join(format!("step_{step:08}.png"));
+        let img = image::open(&p).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (5 * 64, 4 * 64),
+            "{}",
+            p.display()
+        );
+    }
+    assert!(model.path().join(PREVIEW).is_file());
+    let (ck, _) = checkpoint::load_latest(model.path()).unwrap();
+    assert_eq!(ck.unwrap().step, 300);
+
+    // Running again with a higher target continues from the checkpoint.
+    let more = TrainRequest {
+        settings: small_settings(310),
+        ..req
+    };
+    let again = run_training(&more, |_| true).unwrap();
+    assert_eq!((again.start_step, again.end_step), (300, 310));
+}
+
+/// The weights stored in a checkpoint, as values (records carry per-build parameter ids).
+fn weights_of(ck: Checkpoint, settings: &TrainSettings) -> Vec<f32> {
+    let opts = faceswapd::train::network_options(settings).unwrap();
+    let mut t = SaehdTrainer::new(&opts, &Device::flex().autodiff(), TrainerConfig::default());
+    t.restore_state(ck.model, ck.optimizer, ck.step).unwrap();
+    t.weight_values()
+}
+
+fn temp_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(faceswapd::atomic::TEMP_PREFIX)
+            })
+            .count()
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_weights() {
+    let (a, b) = facesets();
+    // Tiny and checkpointing every step, so kills land during checkpoint writes too.
+    let settings = TrainSettings {
+        resolution: 32,
+        ae_dims: 32,
+        e_dims: 8,
+        d_dims: 8,
+        d_mask_dims: 4,
+        batch: 2,
+        micro_batches: 2,
+        lr_dropout: true,
+        clip_norm: 1.0,
+        eyes_mouth_prio: true,
+        flip_a: true,
+        hsv_power: 0.1,
+        save_every: 1,
+        preview_every: 0,
+        ..small_settings(160)
+    };
+
+    // The uninterrupted run, in this process.
+    let reference = tempfile::tempdir().unwrap();
+    run_training(
+        &TrainRequest {
+            faceset_a: a.clone(),
+            faceset_b: b.clone(),
+            model_dir: reference.path().to_path_buf(),
+            settings: settings.clone(),
+            backend: ComputeBackend::Cpu,
+        },
+        |_| true,
+    )
+    .unwrap();
+
+    // The same run as a daemon job, killed 20 times.
+    let root = tempfile::tempdir().unwrap();
+    let model_dir = root.path().join("model");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let mut d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let mut c = d.connect().unwrap();
+    let spec = JobSpec::Train {
+        faceset_a: a.display().to_string(),
+        faceset_b: b.display().to_string(),
+        model_dir: model_dir.display().to_string(),
+        settings: Box::new(settings.clone()),
+    };
+    let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec }).unwrap() else {
+        panic!("not submitted");
+    };
+    let mut rng = 0x5eed_u64;
+    let mut next = |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    let (mut kills, mut mid_write, mut last_step) = (0, 0, 0u64);
+    while kills < 20 {
+        // Wait until training is under way, then kill at a random moment — or, every third
+        // time, the instant a checkpoint temp file appears.
+        let record = job(&mut c, id).unwrap();
+        if record.state == JobState::Done {
+            break;
+        }
+        let started = Instant::now();
+        let target = last_step + next(8);
+        while job(&mut c, id).unwrap().progress.done <= target
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if kills % 3 == 2 {
+            let t = Instant::now();
+            while temp_files(&model_dir) == 0 && t.elapsed() < Duration::from_secs(5) {}
+        } else {
+            std::thread::sleep(Duration::from_millis(next(300)));
+        }
+        d.kill9().unwrap();
+        kills += 1;
+        if temp_files(&model_dir) > 0 {
+            mid_write += 1;
+        }
+        // A valid checkpoint is always there, never behind the last one seen.
+        let (ck, warnings) = checkpoint::load_latest(&model_dir).unwrap();
+        let step = ck.map_or(0, |c| c.step);
+        assert!(
+            step >= last_step,
+            "checkpoint went back: {step} < {last_step}"
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        last_step = step;
+
+        d.restart().unwrap();
+        c = d.connect().unwrap();
+        let r = job(&mut c, id).unwrap();
+        if r.state == JobState::Done {
+            break;
+        }
+        assert_eq!(r.state, JobState::Interrupted, "{r:?}");
+        c.call(&Request::ResumeJob { id }).unwrap();
+    }
+    println!(
+        "{kills} kills, {mid_write} of them during a checkpoint write, last step seen {last_step}"
+    );
+    assert_eq!(
+        kills, 20,
+        "the job finished before 20 kills; give it more steps"
+    );
+    assert!(mid_write >= 1, "no kill landed during a checkpoint write");
+    let done = wait_state(&mut c, id, JobState::Done, Duration::from_secs(600)).unwrap();
+    assert_eq!(done.resumes, 20);
+
+    let (resumed, _) = checkpoint::load_latest(&model_dir).unwrap();
+    let (straight, _) = checkpoint::load_latest(reference.path()).unwrap();
+    let (resumed, straight) = (resumed.unwrap(), straight.unwrap());
+    assert_eq!((resumed.step, straight.step), (160, 160));
+    let (w1, w2) = (
+        weights_of(resumed, &settings),
+        weights_of(straight, &settings),
+    );
+    let differing = w1
+        .iter()
+        .zip(&w2)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count();
+    println!("{} weights compared, {differing} differ", w1.len());
+    assert!(w1.len() == w2.len() && differing == 0);
+    let log = std::fs::read_to_string(model_dir.join(LOSS_LOG)).unwrap();
+    assert_eq!(log.lines().count(), 161, "one row per step, none twice");
+}
