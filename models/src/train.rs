@@ -125,7 +125,7 @@ pub struct SaehdTrainer {
 /// this lock so concurrent trainers (jobs, tests) never take each other's draws.
 static RANDOM_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn random_draws() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn random_draws() -> std::sync::MutexGuard<'static, ()> {
     RANDOM_DRAWS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
