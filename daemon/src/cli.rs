@@ -241,6 +241,12 @@ pub struct TrainArgs {
     /// Preview every N steps (0 = at the end only).
     #[arg(long, default_value_t = 500)]
     pub preview_every: u64,
+    /// Back the checkpoint up into backups/ every N steps (0 = never).
+    #[arg(long, default_value_t = 10_000)]
+    pub backup_every: u64,
+    /// Backups kept.
+    #[arg(long, default_value_t = 5)]
+    pub keep_backups: u32,
     /// Return once queued instead of following progress.
     #[arg(long)]
     pub detach: bool,
@@ -276,6 +282,8 @@ impl TrainArgs {
             uniform_yaw: self.uniform_yaw,
             save_every: self.save_every,
             preview_every: self.preview_every,
+            backup_every: self.backup_every,
+            keep_backups: self.keep_backups,
         }
     }
 }

@@ -439,38 +439,57 @@ pub struct Saehd {
     liae: bool,
 }
 
-/// Reconstructions and the swap for one batch of each side.
+/// Reconstructions and both swaps for one batch of each side.
 pub struct SaehdOutput {
     /// A reconstructed, `[B, 3, R, R]`, and its mask `[B, 1, R, R]`.
     pub a: (Tensor<4>, Tensor<4>),
     /// B reconstructed and its mask.
     pub b: (Tensor<4>, Tensor<4>),
-    /// B's face swapped to A's identity, and its mask.
+    /// B's face swapped to A's identity (what merge uses), and its mask.
     pub b_to_a: (Tensor<4>, Tensor<4>),
+    /// A's face rendered as B (the preview's A→B column), and its mask.
+    pub a_to_b: (Tensor<4>, Tensor<4>),
+}
+
+/// Decoder inputs; the swaps only when asked for.
+struct DecoderInputs {
+    a: Tensor<4>,
+    b: Tensor<4>,
+    swaps: Option<(Tensor<4>, Tensor<4>)>,
 }
 
 impl Saehd {
-    /// Decoder inputs for A, B and B seen as A. DFL LIAE concatenates along channels: src
-    /// [AB, AB], dst [B, AB], swap [AB(dst), AB(dst)]; DF uses inter's output as it is.
-    fn decoder_inputs(&self, a: Tensor<4>, b: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    /// Decoder inputs for A, B and (with `swaps`) B seen as A and A seen as B. DFL LIAE
+    /// concatenates along channels: src [AB, AB], dst [B, AB], swap [AB(dst), AB(dst)] (and
+    /// A as B: [B(src), AB(src)]); DF uses inter's output as it is.
+    fn decoder_inputs(&self, a: Tensor<4>, b: Tensor<4>, swaps: bool) -> DecoderInputs {
         // [B, 3, R, R] each
         let (ca, cb) = (self.encoder.forward(a), self.encoder.forward(b));
         if self.liae {
             let inter_b = self.inter_b.as_ref().unwrap_or(&self.inter_ab);
             let (ab_a, ab_b, b_b) = (
-                self.inter_ab.forward(ca),
+                self.inter_ab.forward(ca.clone()),
                 self.inter_ab.forward(cb.clone()),
                 inter_b.forward(cb),
             );
-            let swap_in = Tensor::cat(vec![ab_b.clone(), ab_b.clone()], 1);
-            (
-                Tensor::cat(vec![ab_a.clone(), ab_a], 1),
-                Tensor::cat(vec![b_b, ab_b], 1),
-                swap_in,
-            )
+            let swaps = swaps.then(|| {
+                (
+                    Tensor::cat(vec![ab_b.clone(), ab_b.clone()], 1),
+                    Tensor::cat(vec![inter_b.forward(ca), ab_a.clone()], 1),
+                )
+            });
+            DecoderInputs {
+                a: Tensor::cat(vec![ab_a.clone(), ab_a], 1),
+                b: Tensor::cat(vec![b_b, ab_b], 1),
+                swaps,
+            }
         } else {
             let (za, zb) = (self.inter_ab.forward(ca), self.inter_ab.forward(cb));
-            (za, zb.clone(), zb)
+            DecoderInputs {
+                swaps: swaps.then(|| (zb.clone(), za.clone())),
+                a: za,
+                b: zb,
+            }
         }
     }
 
@@ -479,24 +498,32 @@ impl Saehd {
         self.decoder_b.as_ref().unwrap_or(&self.decoder_a)
     }
 
-    /// Reconstructs both sides without the swap, as a training step needs (DFL's training
-    /// graph never evaluates the swap unless GAN or style powers are on).
+    /// Reconstructs both sides without the swaps, as a training step needs (DFL's training
+    /// graph never evaluates them unless GAN or style powers are on).
     pub fn forward_train(
         &self,
         a: Tensor<4>,
         b: Tensor<4>,
     ) -> ((Tensor<4>, Tensor<4>), (Tensor<4>, Tensor<4>)) {
-        let (za, zb, _) = self.decoder_inputs(a, b);
-        (self.decoder_a.forward(za), self.decoder_for_b().forward(zb))
+        let z = self.decoder_inputs(a, b, false);
+        (
+            self.decoder_a.forward(z.a),
+            self.decoder_for_b().forward(z.b),
+        )
     }
 
-    /// Runs both sides and the swap (src = A, dst = B in DFL's terms).
+    /// Runs both sides and both swaps (src = A, dst = B in DFL's terms).
     pub fn forward(&self, a: Tensor<4>, b: Tensor<4>) -> SaehdOutput {
-        let (za, zb, swap) = self.decoder_inputs(a, b);
+        let z = self.decoder_inputs(a, b, true);
+        let (b_as_a, a_as_b) = match z.swaps {
+            Some(s) => s,
+            None => (z.b.clone(), z.a.clone()),
+        };
         SaehdOutput {
-            a: self.decoder_a.forward(za),
-            b: self.decoder_for_b().forward(zb),
-            b_to_a: self.decoder_a.forward(swap),
+            a: self.decoder_a.forward(z.a),
+            b: self.decoder_for_b().forward(z.b),
+            b_to_a: self.decoder_a.forward(b_as_a),
+            a_to_b: self.decoder_for_b().forward(a_as_b),
         }
     }
 }
@@ -539,7 +566,7 @@ mod tests {
                 assert_eq!(params, o.expected_params(), "{archi} {res}");
                 let x = Tensor::<4>::zeros([2, 3, res, res], &device);
                 let out = model.forward(x.clone(), x);
-                for (img, mask) in [&out.a, &out.b, &out.b_to_a] {
+                for (img, mask) in [&out.a, &out.b, &out.b_to_a, &out.a_to_b] {
                     assert_eq!(img.dims(), [2, 3, res, res], "{archi} {res}");
                     assert_eq!(mask.dims(), [2, 1, res, res], "{archi} {res}");
                 }

@@ -111,6 +111,10 @@ pub struct TrainSettings {
     pub save_every: u64,
     /// Write a preview every this many steps (0 = only at the end).
     pub preview_every: u64,
+    /// Copy the checkpoint into `backups/` every this many steps (0 = never).
+    pub backup_every: u64,
+    /// Backups kept (the oldest go first).
+    pub keep_backups: u32,
 }
 
 impl Default for TrainSettings {
@@ -144,6 +148,8 @@ impl Default for TrainSettings {
             uniform_yaw: false,
             save_every: 500,
             preview_every: 500,
+            backup_every: 10_000,
+            keep_backups: 5,
         }
     }
 }

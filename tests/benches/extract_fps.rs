@@ -34,31 +34,6 @@ dt = time.perf_counter() - t
 print(f"{len(frames)} {found} {dt}")
 "#;
 
-/// The pinned mediapipe venv's python, created on first use (best effort).
-fn mediapipe_venv(dirs: &Dirs) -> std::path::PathBuf {
-    let venv = dirs.cache.join("tools").join("mediapipe-bench");
-    let python = venv.join("bin").join("python");
-    if !python.is_file() {
-        println!(
-            "setting up {} (pip install mediapipe==0.10.14) for the comparison…",
-            venv.display()
-        );
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "mediapipe==0.10.14"])
-                .status()
-                .is_ok_and(|s| s.success());
-        if !ok {
-            println!("could not set up mediapipe; the Python comparison will be skipped");
-        }
-    }
-    python
-}
-
 fn main() -> anyhow::Result<()> {
     let dirs = Dirs::resolve()?;
     let models = faceswapd::extract::default_models(&dirs)?;
@@ -192,7 +167,7 @@ fn main() -> anyhow::Result<()> {
 
     let python = match std::env::var("FSPP_BENCH_PYTHON") {
         Ok(p) => std::path::PathBuf::from(p),
-        Err(_) => mediapipe_venv(&dirs),
+        Err(_) => faceswap_tests::bench_venv("mediapipe-bench", "mediapipe==0.10.14")?,
     };
     let python = python.display().to_string();
     let out = Command::new(&python)

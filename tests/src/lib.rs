@@ -200,3 +200,31 @@ pub fn test_asset(name: &str) -> anyhow::Result<PathBuf> {
         })?;
     Ok(faceswapd::assets::locate(&dirs, name)?)
 }
+
+/// The python of a private venv `<cache>/tools/<name>` with the pinned `requirement` installed,
+/// created on first use for a bench's comparison run (best effort: a note is printed and the
+/// path returned anyway when it cannot be set up, so the bench reports the skip).
+pub fn bench_venv(name: &str, requirement: &str) -> anyhow::Result<PathBuf> {
+    let dirs = Dirs::resolve()?;
+    let venv = dirs.cache.join("tools").join(name);
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        println!(
+            "setting up {} (pip install {requirement}) for the comparison…",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "-q", requirement])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            println!("could not set up {requirement}; the comparison will be skipped");
+        }
+    }
+    Ok(python)
+}

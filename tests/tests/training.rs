@@ -79,6 +79,8 @@ fn small_settings(steps: u64) -> TrainSettings {
         warmup: 20,
         save_every: 100,
         preview_every: 100,
+        backup_every: 150,
+        keep_backups: 1,
         ..TrainSettings::default()
     }
 }
@@ -121,12 +123,17 @@ fn training_on_fixture_facesets_halves_the_loss_and_writes_previews_and_the_log(
         let img = image::open(&p).unwrap();
         assert_eq!(
             (img.width(), img.height()),
-            (5 * 64, 4 * 64),
+            (6 * 64, 4 * 64),
             "{}",
             p.display()
         );
     }
     assert!(model.path().join(PREVIEW).is_file());
+    let backups: Vec<_> = std::fs::read_dir(model.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(backups, ["step_00000300.fsppm"], "every 150 steps, keep 1");
     let (ck, _) = checkpoint::load_latest(model.path()).unwrap();
     assert_eq!(ck.unwrap().step, 300);
 

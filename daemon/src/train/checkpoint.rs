@@ -105,6 +105,33 @@ pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<(), CheckpointError> 
         .map_err(|e| CheckpointError::Io(current, e))
 }
 
+/// Folder of backups inside the model folder.
+pub const BACKUPS: &str = "backups";
+
+/// Copies the current checkpoint to `backups/step_NNNNNNNN.fsppm` (atomically) and keeps only
+/// the newest `keep` backups (at least one).
+pub fn backup(dir: &Path, step: u64, keep: usize) -> Result<(), CheckpointError> {
+    let folder = dir.join(BACKUPS);
+    std::fs::create_dir_all(&folder).map_err(|e| CheckpointError::Io(folder.clone(), e))?;
+    let target = folder.join(format!("step_{step:08}.fsppm"));
+    crate::atomic::copy_atomic(&dir.join(CURRENT), &target)
+        .map_err(|e| CheckpointError::Io(target.clone(), e))?;
+    let mut existing: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .map_err(|e| CheckpointError::Io(folder.clone(), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("step_"))
+        })
+        .collect();
+    existing.sort();
+    let excess = existing.len().saturating_sub(keep.max(1));
+    for old in &existing[..excess] {
+        std::fs::remove_file(old).map_err(|e| CheckpointError::Io(old.clone(), e))?;
+    }
+    Ok(())
+}
+
 /// The newest valid checkpoint in `dir`: the current one, else the previous one (a warning
 /// names what was wrong with the current). `Ok(None)` when there is none at all.
 pub fn load_latest(dir: &Path) -> Result<(Option<Checkpoint>, Vec<String>), CheckpointError> {
@@ -159,6 +186,30 @@ mod tests {
             bad[flip] ^= 1;
             assert!(Checkpoint::from_bytes(&bad).is_err(), "flip {flip}");
         }
+    }
+
+    #[test]
+    fn backups_keep_the_newest_few() {
+        let dir = tempfile::tempdir().unwrap();
+        for step in 1..=5 {
+            save(dir.path(), &ck(step)).unwrap();
+            backup(dir.path(), step, 3).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join(BACKUPS))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "step_00000003.fsppm",
+                "step_00000004.fsppm",
+                "step_00000005.fsppm"
+            ]
+        );
+        let bytes = std::fs::read(dir.path().join(BACKUPS).join("step_00000005.fsppm")).unwrap();
+        assert_eq!(Checkpoint::from_bytes(&bytes).unwrap().step, 5);
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub struct StepReport {
     pub loss_a: f32,
     /// Side B's loss.
     pub loss_b: f32,
+    /// This step's wall time in milliseconds.
+    pub ms: f64,
 }
 
 /// Everything a run needs.
@@ -506,13 +508,17 @@ pub fn run_training(
             total: s.steps,
             loss_a: stats.loss_a,
             loss_b: stats.loss_b,
+            ms,
         };
         let go_on = on_step(&report);
         let due = |every: u64| every > 0 && step.is_multiple_of(every);
-        if due(s.save_every) || !go_on || step >= s.steps {
+        if due(s.save_every) || due(s.backup_every) || !go_on || step >= s.steps {
             log.sync_all()
                 .map_err(|e| TrainError::Io(log_path.clone(), e))?;
             save(&trainer)?;
+        }
+        if due(s.backup_every) {
+            checkpoint::backup(&req.model_dir, step, s.keep_backups as usize)?;
         }
         if due(s.preview_every) || step >= s.steps {
             write_preview(&trainer, &set_a, &set_b, &req.model_dir, step, &device)?;
@@ -531,7 +537,7 @@ pub fn run_training(
     Ok(summary)
 }
 
-/// A preview grid: one row per face (up to 4 from each side), columns A, A→A, B, B→B, B→A.
+/// A preview grid: one row per face (up to 4 from each side), columns A, A→A, A→B, B, B→B, B→A.
 fn write_preview(
     trainer: &SaehdTrainer,
     set_a: &Faceset,
@@ -557,8 +563,15 @@ fn write_preview(
         |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [rows, 3, r, r]), device);
     let out = trainer.model().forward(t(&va), t(&vb));
     let data = |x: Tensor<4>| x.into_data().try_to_vec::<f32>().unwrap_or_default();
-    let columns = [va, data(out.a.0), vb, data(out.b.0), data(out.b_to_a.0)];
-    let (w, h) = (5 * r, rows * r);
+    let columns = [
+        va,
+        data(out.a.0),
+        data(out.a_to_b.0),
+        vb,
+        data(out.b.0),
+        data(out.b_to_a.0),
+    ];
+    let (w, h) = (columns.len() * r, rows * r);
     let mut img = image::RgbImage::new(w as u32, h as u32);
     for (col, planes) in columns.iter().enumerate() {
         for row in 0..rows {
@@ -628,7 +641,10 @@ pub fn run_job(
         ctx.progress(
             r.step,
             Some(r.total),
-            &format!("steps; loss A {:.4} B {:.4}", r.loss_a, r.loss_b),
+            &format!(
+                "steps; loss A {:.4} B {:.4}; {:.0} ms/step",
+                r.loss_a, r.loss_b, r.ms
+            ),
         );
         !ctx.should_stop()
     });
