@@ -288,14 +288,19 @@ impl SaehdTrainer {
 /// Global L2 norm of all gradients; when `max` is set and exceeded, every gradient is scaled by
 /// `max / norm` (DFL clipgrad, TF `clip_by_global_norm`), which burn's per-tensor clip is not.
 fn clip_global_norm(model: &Saehd, grads: &mut GradientsParams, max: Option<f32>) -> f32 {
+    // Summed on the device, read once: one synchronisation per step on a GPU, not one per tensor.
     struct SquaredNorm<'a> {
         grads: &'a GradientsParams,
-        sum: f64,
+        sum: Option<Tensor<1>>,
     }
     impl ModuleVisitor for SquaredNorm<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                self.sum += g.powf_scalar(2.0).sum().into_scalar::<f32>() as f64;
+                let sq = g.powf_scalar(2.0).sum(); // [1]
+                self.sum = Some(match self.sum.take() {
+                    Some(acc) => acc + sq,
+                    None => sq,
+                });
             }
         }
     }
@@ -310,9 +315,11 @@ fn clip_global_norm(model: &Saehd, grads: &mut GradientsParams, max: Option<f32>
             }
         }
     }
-    let mut norm = SquaredNorm { grads, sum: 0.0 };
+    let mut norm = SquaredNorm { grads, sum: None };
     model.visit(&mut norm);
-    let total = norm.sum.sqrt() as f32;
+    let total = norm
+        .sum
+        .map_or(0.0, |s| s.into_scalar::<f32>().max(0.0).sqrt());
     if let Some(max) = max
         && total > max
         && total.is_finite()
