@@ -123,9 +123,9 @@ pub enum TrainError {
     /// The model folder could not be written or read.
     #[error("model folder {0}: {1}")]
     Io(PathBuf, std::io::Error),
-    /// A checkpoint that does not fit this model.
-    #[error("cannot restore {0}: {1}")]
-    Restore(PathBuf, String),
+    /// Weights or optimiser state could not be encoded, or a checkpoint does not fit this model.
+    #[error("model state in {0}: {1}")]
+    State(PathBuf, String),
     /// Stopped on request after saving a checkpoint.
     #[error("stopped at step {0} (checkpoint saved)")]
     Stopped(u64),
@@ -351,16 +351,17 @@ impl BatchSource {
     }
 }
 
-fn side_tensors(h: &HostSide, batch: usize, r: usize, device: &Device) -> SideBatch {
-    let t = |v: &[f32], c: usize| {
-        Tensor::<4>::from_data(TensorData::new(v.to_vec(), [batch, c, r, r]), device)
+fn side_tensors(h: HostSide, batch: usize, r: usize, device: &Device) -> SideBatch {
+    // The host buffers move into the tensors: no copy.
+    let t = |v: Vec<f32>, c: usize| {
+        Tensor::<4>::from_data(TensorData::new(v, [batch, c, r, r]), device)
     };
     SideBatch {
-        warped: t(&h.warped, 3), // [B, 3, R, R]
-        target: t(&h.target, 3), // [B, 3, R, R]
-        mask: t(&h.mask, 1),     // [B, 1, R, R]
-        loss_mask: t(&h.loss_mask, 1),
-        em_mask: t(&h.em_mask, 1),
+        warped: t(h.warped, 3), // [B, 3, R, R]
+        target: t(h.target, 3), // [B, 3, R, R]
+        mask: t(h.mask, 1),     // [B, 1, R, R]
+        loss_mask: t(h.loss_mask, 1),
+        em_mask: t(h.em_mask, 1),
     }
 }
 
@@ -427,7 +428,7 @@ pub fn run_training(
     if let Some(ck) = latest {
         trainer
             .restore_state(ck.model, ck.optimizer, ck.step)
-            .map_err(|e| TrainError::Restore(req.model_dir.clone(), e.to_string()))?;
+            .map_err(|e| TrainError::State(req.model_dir.clone(), e.to_string()))?;
     }
     let start = trainer.step();
     summary.start_step = start;
@@ -469,7 +470,7 @@ pub fn run_training(
     let save = |trainer: &SaehdTrainer| -> Result<(), TrainError> {
         let (model, optimizer) = trainer
             .save_state()
-            .map_err(|e| TrainError::Restore(req.model_dir.clone(), e.to_string()))?;
+            .map_err(|e| TrainError::State(req.model_dir.clone(), e.to_string()))?;
         checkpoint::save(
             &req.model_dir,
             &Checkpoint {
@@ -480,7 +481,7 @@ pub fn run_training(
         )?;
         Ok(())
     };
-    let (mut losses, mut waited, mut stepped) = (Vec::new(), Duration::ZERO, Duration::ZERO);
+    let (mut losses, mut waited) = (Vec::new(), Duration::ZERO);
     let run_start = Instant::now();
     while trainer.step() < s.steps {
         let wait = Instant::now();
@@ -489,11 +490,10 @@ pub fn run_training(
         };
         waited += wait.elapsed();
         let t = Instant::now();
-        let a = side_tensors(&hb.a, batch, r, &device);
-        let b = side_tensors(&hb.b, batch, r, &device);
+        let a = side_tensors(hb.a, batch, r, &device);
+        let b = side_tensors(hb.b, batch, r, &device);
         let stats = trainer.train_step(&a, &b);
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        stepped += t.elapsed();
         let step = trainer.step();
         writeln!(
             log,
@@ -533,7 +533,6 @@ pub fn run_training(
     summary.last_loss = mean(&losses[n.saturating_sub(10)..]);
     summary.ms_per_step = run_start.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
     summary.ms_waiting_for_data = waited.as_secs_f64() * 1e3 / n.max(1) as f64;
-    let _ = stepped;
     Ok(summary)
 }
 
