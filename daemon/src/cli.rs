@@ -54,6 +54,9 @@ pub enum Command {
     /// Train a SAEHD swap model from two facesets (a resumable daemon job; run it again with
     /// a higher --steps to go on).
     Train(TrainArgs),
+    /// Swap the faces of a video or image folder with a trained model and write the result
+    /// (faceswap "convert", DFL "merge"): a video with the source's audio, or PNG/TIFF images.
+    Convert(Box<ConvertArgs>),
     /// Work on video frames.
     #[command(subcommand)]
     Frames(FramesCommand),
@@ -146,6 +149,159 @@ pub struct ExtractArgs {
     /// Return once queued instead of following progress.
     #[arg(long)]
     pub detach: bool,
+}
+
+/// Arguments of `convert`, named as DeepFaceLab's merger and faceswap's convert options.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The video file or image folder whose faces are replaced (what `extract` read).
+    pub input: PathBuf,
+    /// Its faceset folder (or alignments.fsppa) written by `extract`.
+    #[arg(long)]
+    pub alignments: PathBuf,
+    /// The trained model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output: a video file (.mp4, .mkv, .mov) or a folder for images.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Merge mode: original, overlay, hist-match, seamless, seamless-hist-match, raw-rgb, raw-predict.
+    #[arg(long, default_value = "overlay")]
+    pub mode: String,
+    /// Mask: full, dst, learned-prd, learned-dst, prd*dst, prd+dst (XSeg modes need XSeg).
+    #[arg(long, default_value = "learned-prd*learned-dst")]
+    pub mask_mode: String,
+    /// Colour transfer: none, rct, lct, mkl, idt, sot, mix, avg-color, match-hist, manual.
+    #[arg(long, default_value = "rct")]
+    pub color: String,
+    /// Colour statistics as DFL computes them (pixels outside the mask count as black).
+    #[arg(long)]
+    pub dfl_mask_statistics: bool,
+    /// Manual balance colour space: rgb, hsv, lab, ycrcb.
+    #[arg(long, default_value = "lab")]
+    pub balance_space: String,
+    /// Manual balance, three percentages for the space's channels (e.g. 0,5,-5).
+    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [0.0, 0.0, 0.0], allow_negative_numbers = true)]
+    pub balance: Vec<f32>,
+    /// Manual contrast, percent.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub contrast: f32,
+    /// Manual brightness, percent.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub brightness: f32,
+    /// Erode (> 0) or dilate (< 0) the mask, −400…400.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub erode: i32,
+    /// Blur the mask, 0…400.
+    #[arg(long, default_value_t = 0)]
+    pub blur: u32,
+    /// Output face scale, −50…50 percent.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub face_scale: i32,
+    /// Sharpen (> 0) or soften (< 0), −100…100.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub sharpen: i32,
+    /// Sharpen kernel: box, gaussian, unsharp.
+    #[arg(long, default_value = "box")]
+    pub sharpen_kind: String,
+    /// Motion blur power, 0…100.
+    #[arg(long, default_value_t = 0)]
+    pub motion_blur: u32,
+    /// hist-match threshold, 0…255.
+    #[arg(long, default_value_t = 238)]
+    pub hist_match_threshold: u8,
+    /// Blend strength, 0…1.
+    #[arg(long, default_value_t = 1.0)]
+    pub opacity: f32,
+    /// Only these face indices of each frame (comma-separated; default every accepted face).
+    #[arg(long, value_delimiter = ',')]
+    pub faces: Vec<u32>,
+    /// Frame ranges to convert, inclusive (e.g. 10-50,100-200); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub frames: Vec<String>,
+    /// Write frames outside --frames unchanged instead of leaving them out.
+    #[arg(long)]
+    pub keep_unchanged: bool,
+    /// Pass frames missing from the alignments through unchanged instead of failing.
+    #[arg(long)]
+    pub allow_missing_alignments: bool,
+    /// Image format for folder outputs: png or tiff.
+    #[arg(long, default_value = "png")]
+    pub image_format: String,
+    /// Video encoder (FFmpeg name): libx264, libx265, mpeg4, ffv1, …
+    #[arg(long, default_value = "libx264")]
+    pub codec: String,
+    /// Quality: CRF for x264/x265 (lower is better), qscale for mpeg4.
+    #[arg(long, default_value_t = 18)]
+    pub crf: u32,
+    /// Output pixel format (yuv420p plays everywhere).
+    #[arg(long, default_value = "yuv420p")]
+    pub pixel_format: String,
+    /// Text drawn in the top-left corner of every frame, e.g. "SYNTHETIC".
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Project name for the output's provenance tag.
+    #[arg(long, default_value = "")]
+    pub project: String,
+    /// Queue the job and return.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+impl ConvertArgs {
+    fn settings(&self) -> anyhow::Result<faceswap_protocol::ConvertSettings> {
+        let mut frames = Vec::new();
+        for r in &self.frames {
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<u64>()
+                    .with_context(|| format!("frame range {r:?}: {v:?} is not a frame number"))
+            };
+            let (a, b) = match r.split_once('-') {
+                Some((a, b)) => (parse(a)?, parse(b)?),
+                None => (parse(r)?, parse(r)?),
+            };
+            if a > b {
+                bail!("frame range {r:?} ends before it starts");
+            }
+            frames.push((a, b));
+        }
+        let balance = [
+            self.balance.first().copied().unwrap_or(0.0),
+            self.balance.get(1).copied().unwrap_or(0.0),
+            self.balance.get(2).copied().unwrap_or(0.0),
+        ];
+        Ok(faceswap_protocol::ConvertSettings {
+            mode: self.mode.clone(),
+            mask_mode: self.mask_mode.clone(),
+            color: self.color.clone(),
+            dfl_mask_statistics: self.dfl_mask_statistics,
+            balance_space: self.balance_space.clone(),
+            balance,
+            contrast: self.contrast,
+            brightness: self.brightness,
+            erode: self.erode,
+            blur: self.blur,
+            face_scale: self.face_scale,
+            sharpen: self.sharpen,
+            sharpen_kind: self.sharpen_kind.clone(),
+            motion_blur: self.motion_blur,
+            hist_match_threshold: self.hist_match_threshold,
+            masked_hist_match: true,
+            opacity: self.opacity,
+            faces: self.faces.clone(),
+            frames,
+            keep_unchanged: self.keep_unchanged,
+            allow_missing_alignments: self.allow_missing_alignments,
+            image_format: self.image_format.clone(),
+            codec: self.codec.clone(),
+            crf: self.crf,
+            pixel_format: self.pixel_format.clone(),
+            label: self.label.clone(),
+            project: self.project.clone(),
+            seed: 0,
+        })
+    }
 }
 
 /// Arguments of `train`, named as DeepFaceLab's SAEHD options.
@@ -427,6 +583,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fa.display(),
                 fb.display(),
                 model.display()
+            );
+            submit_and_follow(&mut c, spec, &what, a.detach)
+        }
+        Command::Convert(a) => {
+            let settings = a.settings()?;
+            let input = absolute(&a.input)?;
+            let alignments = absolute(&a.alignments)?;
+            let model = absolute(&a.model)?;
+            // The output need not exist yet: make it absolute through its folder.
+            let out = if a.out.is_absolute() {
+                a.out.clone()
+            } else {
+                std::env::current_dir()?.join(&a.out)
+            };
+            let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+            let spec = JobSpec::Convert {
+                input: input.display().to_string(),
+                alignments: alignments.display().to_string(),
+                model_dir: model.display().to_string(),
+                output: out.display().to_string(),
+                settings: Box::new(settings),
+            };
+            let what = format!(
+                "convert {} with model {} into {}",
+                input.display(),
+                model.display(),
+                out.display()
             );
             submit_and_follow(&mut c, spec, &what, a.detach)
         }

@@ -417,6 +417,37 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
             }
             Ok(())
         }
+        JobSpec::Convert {
+            input,
+            alignments,
+            model_dir,
+            output,
+            settings,
+        } => {
+            require_absolute(&[
+                ("input", input),
+                ("alignments", alignments),
+                ("model folder", model_dir),
+                ("output", output),
+            ])?;
+            if !Path::new(input).exists() {
+                return Err(JobsError::InvalidInput(format!(
+                    "input {input} does not exist"
+                )));
+            }
+            if !Path::new(model_dir)
+                .join(crate::train::MODEL_FILE)
+                .is_file()
+            {
+                return Err(JobsError::InvalidInput(format!(
+                    "{model_dir} is not a model folder (no {}); train one with `faceswapd train`",
+                    crate::train::MODEL_FILE
+                )));
+            }
+            crate::merge::convert::merge_settings(settings)
+                .map_err(|e| JobsError::InvalidInput(e.to_string()))?;
+            Ok(())
+        }
     }
 }
 

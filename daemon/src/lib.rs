@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod lock;
 pub mod logging;
 pub mod media;
+pub mod merge;
 pub mod paths;
 pub mod server;
 pub mod train;

@@ -137,18 +137,7 @@ pub fn decode_video<E: From<MediaError>>(
             scaler
                 .run(&decoded, &mut rgb)
                 .map_err(|e| unreadable(path, e))?;
-            let row = w as usize * 3;
-            let stride = rgb.stride(0);
-            let src = rgb.data(0);
-            let mut data = Vec::with_capacity(row * h as usize);
-            for y in 0..h as usize {
-                data.extend_from_slice(&src[y * stride..y * stride + row]);
-            }
-            let frame = RgbFrame {
-                width: w,
-                height: h,
-                data,
-            };
+            let frame = packed_rgb(&rgb);
             if !on_frame(i, decoded.pts(), frame)? {
                 return Ok(false);
             }
@@ -172,6 +161,23 @@ pub fn decode_video<E: From<MediaError>>(
         return Err(unreadable(path, "no frame could be decoded").into());
     }
     Ok(count)
+}
+
+/// An FFmpeg RGB24 frame's pixels without its row padding.
+pub fn packed_rgb(rgb: &ffmpeg::frame::Video) -> RgbFrame {
+    let (w, h) = (rgb.width(), rgb.height());
+    let row = w as usize * 3;
+    let stride = rgb.stride(0);
+    let src = rgb.data(0);
+    let mut data = Vec::with_capacity(row * h as usize);
+    for y in 0..h as usize {
+        data.extend_from_slice(&src[y * stride..y * stride + row]);
+    }
+    RgbFrame {
+        width: w,
+        height: h,
+        data,
+    }
 }
 
 /// Encodes an RGB frame as PNG.
@@ -206,6 +212,7 @@ pub fn run_job(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
         } => extract_frames(Path::new(input), Path::new(output_dir), *every_nth, ctx),
         JobSpec::Extract { .. } => crate::extract::run_job(spec, ctx),
         JobSpec::Train { .. } => crate::train::run_job(spec, ctx),
+        JobSpec::Convert { .. } => crate::merge::convert::run_job(spec, ctx),
     }
 }
 

@@ -29,5 +29,5 @@ pub use facemesh::{FaceMesh, IBUG68_FROM_FACEMESH, MeshResult};
 pub use fan::{Fan, FanResult};
 pub use onnx::{OnnxModel, OnnxRuntimeError, load_onnx_runtime};
 pub use s3fd::{S3fd, S3fdBox};
-pub use saehd::{Archi, Saehd, SaehdOptions, SaehdOutput};
+pub use saehd::{Archi, Saehd, SaehdOptions, SaehdOutput, SwapOutput};
 pub use train::{OptimizerKind, SaehdTrainer, SideBatch, StepStats, TrainerConfig};

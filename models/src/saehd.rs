@@ -547,6 +547,64 @@ impl Saehd {
     }
 }
 
+/// What merge needs for one batch of destination faces.
+pub struct SwapOutput {
+    /// The faces swapped to A's identity, `[B, 3, R, R]` in [0, 1].
+    pub face: Tensor<4>,
+    /// The mask predicted with the swapped face (DFL "learned-prd"), `[B, 1, R, R]`.
+    pub face_mask: Tensor<4>,
+    /// The mask predicted for the destination face itself (DFL "learned-dst"), `[B, 1, R, R]`.
+    pub dst_mask: Tensor<4>,
+}
+
+/// The weights in a checkpoint do not fit the architecture.
+#[derive(Debug, thiserror::Error)]
+#[error("the weights do not fit this SAEHD architecture: {0}")]
+pub struct LoadError(pub String);
+
+impl Saehd {
+    /// Builds the networks of `opts` on `device` and loads `weights` (the burnpack bytes a
+    /// trainer's `save_state` wrote).
+    pub fn load(
+        opts: &SaehdOptions,
+        device: &Device,
+        weights: Vec<u8>,
+    ) -> Result<Saehd, LoadError> {
+        let record =
+            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights))
+                .map_err(|e| LoadError(e.to_string()))?;
+        opts.init(device)
+            .try_load_record(record)
+            .map_err(|e| LoadError(e.to_string()))
+    }
+
+    /// Swaps destination (B) faces to A's identity, with both of DFL's learned masks — the
+    /// merger's predictor (DFL `Model_SAEHD.AE_merge`).
+    pub fn swap(&self, b: Tensor<4>) -> SwapOutput {
+        // [B, 3, R, R]
+        let enc = self.encoder.forward(b);
+        let (as_a, as_b) = if self.liae {
+            let inter_b = self.inter_b.as_ref().unwrap_or(&self.inter_ab);
+            let ab = self.inter_ab.forward(enc.clone());
+            let bb = inter_b.forward(enc);
+            (
+                Tensor::cat(vec![ab.clone(), ab.clone()], 1),
+                Tensor::cat(vec![bb, ab], 1),
+            )
+        } else {
+            let z = self.inter_ab.forward(enc);
+            (z.clone(), z)
+        };
+        let (face, face_mask) = self.decoder_a.forward(as_a);
+        let (_, dst_mask) = self.decoder_for_b().forward(as_b);
+        SwapOutput {
+            face,
+            face_mask,
+            dst_mask,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

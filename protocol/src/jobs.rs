@@ -51,6 +51,117 @@ pub enum JobSpec {
         /// Architecture and training options (boxed: the other variants are small).
         settings: Box<TrainSettings>,
     },
+    /// Swap the faces of a video (or image folder) with a trained model and write the result
+    /// (faceswap "convert", DFL "merge"): a video with the source's audio, or PNG/TIFF images.
+    /// The output appears under its final name only when complete.
+    Convert {
+        /// The destination video file or image folder (what `extract` read).
+        input: String,
+        /// The alignments store of that input (`alignments.fsppa`, or the faceset folder).
+        alignments: String,
+        /// The trained model folder.
+        model_dir: String,
+        /// A video file (.mp4, .mkv, .mov) or a folder for an image sequence.
+        output: String,
+        /// Merge and writer options (boxed: the other variants are small).
+        settings: Box<ConvertSettings>,
+    },
+}
+
+/// Merge options, named as DeepFaceLab's merger and faceswap's convert name them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvertSettings {
+    /// original, overlay, hist-match, seamless, seamless-hist-match, raw-rgb, raw-predict.
+    pub mode: String,
+    /// full, dst, learned-prd, learned-dst, prd*dst, prd+dst, XSeg-… .
+    pub mask_mode: String,
+    /// none, rct, lct, mkl, idt, sot, mix, avg-color, match-hist, manual.
+    pub color: String,
+    /// Colour statistics as DFL computes them (zeroed pixels outside the mask count).
+    pub dfl_mask_statistics: bool,
+    /// Manual balance colour space: rgb, hsv, lab, ycrcb.
+    pub balance_space: String,
+    /// Manual balance per channel, percent.
+    pub balance: [f32; 3],
+    /// Manual contrast, percent.
+    pub contrast: f32,
+    /// Manual brightness, percent.
+    pub brightness: f32,
+    /// Erode (> 0) or dilate (< 0) the mask, −400…400.
+    pub erode: i32,
+    /// Blur the mask, 0…400.
+    pub blur: u32,
+    /// Output face scale, −50…50 percent.
+    pub face_scale: i32,
+    /// Sharpen (> 0) or soften (< 0), −100…100.
+    pub sharpen: i32,
+    /// box, gaussian or unsharp.
+    pub sharpen_kind: String,
+    /// Motion blur power, 0…100.
+    pub motion_blur: u32,
+    /// hist-match threshold, 0…255.
+    pub hist_match_threshold: u8,
+    /// hist-match inside the mask only.
+    pub masked_hist_match: bool,
+    /// Blend strength, 0…1.
+    pub opacity: f32,
+    /// Only these face indices of each frame (empty = every accepted face).
+    pub faces: Vec<u32>,
+    /// Inclusive frame ranges to convert (empty = all).
+    pub frames: Vec<(u64, u64)>,
+    /// Frames outside `frames` are written unchanged instead of left out.
+    pub keep_unchanged: bool,
+    /// Frames missing from the alignments pass through unchanged instead of failing.
+    pub allow_missing_alignments: bool,
+    /// `png` or `tiff` for image sequences (video outputs ignore it).
+    pub image_format: String,
+    /// Video encoder (FFmpeg name), e.g. libx264, libx265, mpeg4, ffv1.
+    pub codec: String,
+    /// Constant rate factor / quality (encoder-specific; libx264: 0…51).
+    pub crf: u32,
+    /// Output pixel format, e.g. yuv420p, yuv444p.
+    pub pixel_format: String,
+    /// Text drawn in the top-left corner of every frame (e.g. "SYNTHETIC"), or none.
+    pub label: Option<String>,
+    /// Project name written into the output's provenance tag.
+    pub project: String,
+    /// Seed for idt / sot.
+    pub seed: u64,
+}
+
+impl Default for ConvertSettings {
+    fn default() -> Self {
+        ConvertSettings {
+            mode: "overlay".into(),
+            mask_mode: "learned-prd*learned-dst".into(),
+            color: "rct".into(),
+            dfl_mask_statistics: false,
+            balance_space: "lab".into(),
+            balance: [0.0; 3],
+            contrast: 0.0,
+            brightness: 0.0,
+            erode: 0,
+            blur: 0,
+            face_scale: 0,
+            sharpen: 0,
+            sharpen_kind: "box".into(),
+            motion_blur: 0,
+            hist_match_threshold: 238,
+            masked_hist_match: true,
+            opacity: 1.0,
+            faces: Vec::new(),
+            frames: Vec::new(),
+            keep_unchanged: false,
+            allow_missing_alignments: false,
+            image_format: "png".into(),
+            codec: "libx264".into(),
+            crf: 18,
+            pixel_format: "yuv420p".into(),
+            label: None,
+            project: String::new(),
+            seed: 0,
+        }
+    }
 }
 
 /// SAEHD training options, named as DeepFaceLab names them. The architecture fields are fixed
@@ -161,6 +272,7 @@ impl JobSpec {
             JobSpec::ExtractFrames { .. } => "extract-frames",
             JobSpec::Extract { .. } => "extract",
             JobSpec::Train { .. } => "train",
+            JobSpec::Convert { .. } => "convert",
         }
     }
 }

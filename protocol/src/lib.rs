@@ -18,7 +18,9 @@ pub mod transport;
 pub use error::{ErrorCode, ProtocolError};
 pub use framing::{MAX_CONTROL_MESSAGE, decode_payload, encode_payload, read_frame, write_frame};
 pub use handshake::{ClientKind, Hello, MAGIC, PROTOCOL_VERSION, Welcome, error_response};
-pub use jobs::{JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, TrainSettings};
+pub use jobs::{
+    ConvertSettings, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, TrainSettings,
+};
 pub use messages::{DaemonStatus, ErrorReply, FrameOp, Request, Response};
 pub use slot::{FrameSlot, PixelFormat, SlotHeader};
 pub use transport::{Connection, SocketPath};

@@ -386,6 +386,18 @@ impl Centering {
         })
     }
 
+    /// The CLI spelling ([`Self::parse`] reads it back).
+    pub fn name(self) -> &'static str {
+        match self {
+            Centering::Legacy => "legacy",
+            Centering::Face => "face",
+            Centering::Head => "head",
+            Centering::DflFull => "f",
+            Centering::DflWholeFace => "wf",
+            Centering::DflHead => "dfl-head",
+        }
+    }
+
     /// `(padding around the unit square as a fraction of its side, vertical shift in units of
     /// the unit square, positive = down)`. faceswap: crop side = 1 / (1 − ratio) of the
     /// mean-face square (lib/align/constants.py EXTRACT_RATIOS); DFL: `padding` on each side

@@ -472,6 +472,7 @@ mod tests {
             landmarks,
             yaw: 0.0,
             file: "synthetic".into(),
+            centering: crate::extract::geometry::Centering::DflFull,
         }
     }
 

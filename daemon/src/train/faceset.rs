@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 
+use crate::extract::geometry::Centering;
 use crate::extract::read_face_meta;
 
 /// One aligned face at the training resolution.
@@ -18,6 +19,8 @@ pub struct TrainingFace {
     pub yaw: f64,
     /// The file it came from.
     pub file: PathBuf,
+    /// How it was cropped.
+    pub centering: Centering,
 }
 
 /// The faces of one side.
@@ -110,7 +113,25 @@ fn load_face(file: &Path, resolution: usize) -> Result<TrainingFace, String> {
         yaw: yaw_proxy(&landmarks),
         landmarks,
         file: file.to_path_buf(),
+        centering: meta.centering,
     })
+}
+
+impl Faceset {
+    /// The one centering all its faces share, or an error naming two that differ.
+    pub fn centering(&self) -> Result<Centering, String> {
+        let first = &self.faces[0];
+        match self.faces.iter().find(|f| f.centering != first.centering) {
+            None => Ok(first.centering),
+            Some(other) => Err(format!(
+                "{} was cropped as {} but {} as {}; extract every face of a faceset with one --centering",
+                first.file.display(),
+                first.centering.name(),
+                other.file.display(),
+                other.centering.name()
+            )),
+        }
+    }
 }
 
 /// Nose tip (30) offset from the midpoint of the jaw ends (0, 16), over half the jaw width:

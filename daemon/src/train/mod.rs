@@ -19,6 +19,7 @@ use faceswap_models::{ComputeBackend, SaehdOptions};
 use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
 
+use crate::extract::geometry::Centering;
 use augment::{AugmentOptions, HostSide, make_side, yaw_bins};
 use checkpoint::{Checkpoint, CheckpointError};
 use faceset::{Faceset, FacesetError, load_faceset};
@@ -49,6 +50,10 @@ pub struct ModelFile {
     pub seed: u64,
     /// The Faceswap++ version that created it.
     pub created_by: String,
+    /// The aligned-face centering of the facesets it learned from (`f`, `wf`, `legacy`, …);
+    /// merge crops destination faces the same way. Recorded by the first training run.
+    #[serde(default)]
+    pub centering: Option<String>,
 }
 
 impl ModelFile {
@@ -62,6 +67,7 @@ impl ModelFile {
             d_mask_dims: s.d_mask_dims,
             seed: s.seed,
             created_by: format!("Faceswap++ {}", env!("CARGO_PKG_VERSION")),
+            centering: None,
         }
     }
 
@@ -83,7 +89,22 @@ impl ModelFile {
         )
     }
 
-    fn describe(&self) -> String {
+    /// The centering merge must crop with.
+    pub fn centering(&self) -> Result<Centering, crate::merge::convert::ConvertError> {
+        let name = self.centering.as_deref().ok_or_else(|| {
+            crate::merge::convert::ConvertError::Settings(
+                "model.toml does not say which face centering the model learned; train it at least one step with this version (it records the facesets' centering)".into(),
+            )
+        })?;
+        Centering::parse(name).ok_or_else(|| {
+            crate::merge::convert::ConvertError::Settings(format!(
+                "model.toml names an unknown centering {name:?}"
+            ))
+        })
+    }
+
+    /// One line naming the architecture.
+    pub fn describe(&self) -> String {
         format!(
             "{} {} px, ae {} e {} d {} mask {}",
             self.archi, self.resolution, self.ae_dims, self.e_dims, self.d_dims, self.d_mask_dims
@@ -272,6 +293,43 @@ fn open_model(dir: &Path, s: &TrainSettings) -> Result<ModelFile, TrainError> {
     }
 }
 
+/// Checks that both facesets were cropped alike, and records that centering in `model.toml`
+/// (merge crops with it); a model that learned another centering is refused.
+fn record_centering(
+    dir: &Path,
+    mut file: ModelFile,
+    a: &Faceset,
+    b: &Faceset,
+) -> Result<(), TrainError> {
+    let (ca, cb) = (
+        a.centering().map_err(TrainError::Settings)?,
+        b.centering().map_err(TrainError::Settings)?,
+    );
+    if ca != cb {
+        return Err(TrainError::Settings(format!(
+            "faceset A was extracted with --centering {} and faceset B with {}; extract both the same way",
+            ca.name(),
+            cb.name()
+        )));
+    }
+    match file.centering.as_deref() {
+        Some(have) if have == ca.name() => Ok(()),
+        Some(have) => Err(TrainError::Settings(format!(
+            "model {} learned faces cropped with centering {have}, these facesets use {}; use facesets extracted with --centering {have} or a new model folder",
+            dir.display(),
+            ca.name()
+        ))),
+        None => {
+            file.centering = Some(ca.name().to_string());
+            let path = dir.join(MODEL_FILE);
+            let text = toml::to_string(&file)
+                .map_err(|e| TrainError::Settings(format!("model.toml: {e}")))?;
+            crate::atomic::write_atomic(&path, text.as_bytes())
+                .map_err(|e| TrainError::Io(path.clone(), e))
+        }
+    }
+}
+
 /// Keeps the loss log's rows up to `step` (rows past the checkpoint belong to lost work).
 fn trim_loss_log(path: &Path, step: u64) -> Result<(), TrainError> {
     let text = match std::fs::read_to_string(path) {
@@ -406,6 +464,7 @@ pub fn run_training(
     let r = opts.resolution;
     let set_a = Arc::new(load_faceset(&req.faceset_a, r)?);
     let set_b = Arc::new(load_faceset(&req.faceset_b, r)?);
+    record_centering(&req.model_dir, model_file.clone(), &set_a, &set_b)?;
     let mut summary = TrainSummary::default();
     for (name, set) in [("A", &set_a), ("B", &set_b)] {
         if !set.skipped.is_empty() {

@@ -1,0 +1,444 @@
+//! Convert end to end: the Pexels clip extracted with the real extractor, a tiny SAEHD model
+//! trained on the CPU, then `faceswapd convert` through a real daemon, checked with ffprobe;
+//! bad inputs; the identity round trip on a real face; image-sequence outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use faceswap_models::ComputeBackend;
+use faceswap_protocol::{ConvertSettings, TrainSettings};
+use faceswap_tests::{DaemonUnderTest, test_asset};
+use faceswapd::extract::geometry::Centering;
+use faceswapd::extract::image::{Pyramid, load_image};
+use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
+use faceswapd::extract::store::Alignments;
+use faceswapd::extract::{ALIGNMENTS_FILE, ExtractRequest, run_extraction};
+use faceswapd::merge::convert::{ConvertError, ConvertRequest, SaehdPredictor, run_convert};
+use faceswapd::merge::{
+    ColorTransfer, FacePredictor, MaskMode, MergeSettings, Motion, Plane, Prediction, Rgb,
+    TargetFace, face_matrix, merge_frame,
+};
+use faceswapd::paths::Dirs;
+use faceswapd::train::{TrainRequest, run_training};
+
+struct Fixture {
+    /// The Pexels clip.
+    video: PathBuf,
+    /// Its faceset (every frame extracted: the alignments convert reads).
+    faceset: PathBuf,
+    /// A tiny trained model.
+    model: PathBuf,
+}
+
+/// Extracts the whole Pexels clip (DFL full-face crops) and trains a tiny model for a few steps
+/// (side A: the fixture photos), once per test binary.
+fn fixture() -> &'static Fixture {
+    static FIX: OnceLock<Fixture> = OnceLock::new();
+    FIX.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert-fixture");
+        let _ = std::fs::remove_dir_all(&root);
+        let photos = root.join("photos");
+        std::fs::create_dir_all(&photos).unwrap();
+        for name in ["grace_hopper.jpg", "eileen_collins_astronaut.png"] {
+            std::fs::copy(test_asset(name).unwrap(), photos.join(name)).unwrap();
+        }
+        let dirs = Dirs::resolve().unwrap();
+        let models = faceswapd::extract::default_models(&dirs)
+            .expect("converted models are cached (run installers/test.sh)");
+        let video = test_asset("WolfgangLanger_Pexels.mp4").unwrap();
+        let extract = |input: PathBuf, output: PathBuf| {
+            let req = ExtractRequest {
+                input,
+                output,
+                size: 64,
+                centering: Centering::DflFull,
+                every_nth: 1,
+                settings: ExtractSettings::default(),
+            };
+            run_extraction(&req, &models, |_, _| true).unwrap();
+        };
+        extract(photos, root.join("a"));
+        extract(video.clone(), root.join("b"));
+        let model = root.join("model");
+        let req = TrainRequest {
+            faceset_a: root.join("a"),
+            faceset_b: root.join("b"),
+            model_dir: model.clone(),
+            settings: TrainSettings {
+                archi: "df".into(),
+                resolution: 32,
+                ae_dims: 32,
+                e_dims: 8,
+                d_dims: 8,
+                d_mask_dims: 4,
+                batch: 4,
+                steps: 4,
+                save_every: 4,
+                preview_every: 100,
+                ..TrainSettings::default()
+            },
+            backend: ComputeBackend::Cpu,
+        };
+        run_training(&req, |_| true).unwrap();
+        Fixture {
+            video,
+            faceset: root.join("b"),
+            model,
+        }
+    })
+}
+
+/// One ffprobe query, CSV without headers.
+fn ffprobe(file: &Path, args: &[&str]) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(args)
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe is installed (installers/deps.sh installs ffmpeg)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn video_frames_and_rate(file: &Path) -> (u64, String) {
+    let s = ffprobe(
+        file,
+        &[
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=r_frame_rate,nb_read_frames",
+        ],
+    );
+    let (rate, frames) = s.split_once(',').unwrap();
+    (frames.trim().parse().unwrap(), rate.to_string())
+}
+
+fn duration(file: &Path) -> f64 {
+    ffprobe(file, &["-show_entries", "format=duration"])
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn faceswapd_convert_writes_the_whole_clip_with_audio_and_provenance() {
+    let fx = fixture();
+    let root = tempfile::tempdir().unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let out = root.path().join("swapped.mp4");
+    let (video, faceset, model) = (
+        fx.video.display().to_string(),
+        fx.faceset.display().to_string(),
+        fx.model.display().to_string(),
+    );
+    let res = d
+        .cli(&[
+            "convert",
+            &video,
+            "--alignments",
+            &faceset,
+            "--model",
+            &model,
+            "--out",
+            &out.display().to_string(),
+            "--color",
+            "mkl",
+            "--erode",
+            "8",
+            "--blur",
+            "16",
+            "--label",
+            "SYNTHETIC",
+            "--project",
+            "convert-test",
+        ])
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    println!("{text}");
+    assert!(res.status.success(), "convert failed: {text}");
+    let (frames_in, rate_in) = video_frames_and_rate(&fx.video);
+    let (frames_out, rate_out) = video_frames_and_rate(&out);
+    let (dur_in, dur_out) = (duration(&fx.video), duration(&out));
+    println!(
+        "source: {frames_in} frames at {rate_in}, {dur_in:.3} s; output: {frames_out} frames at {rate_out}, {dur_out:.3} s"
+    );
+    assert_eq!(frames_out, frames_in);
+    assert_eq!(rate_out, rate_in);
+    assert!(
+        (dur_out - dur_in).abs() < 0.05,
+        "duration {dur_out} vs {dur_in}"
+    );
+    let audio = ffprobe(
+        &out,
+        &["-select_streams", "a", "-show_entries", "stream=codec_type"],
+    );
+    assert_eq!(audio, "audio", "the source's audio is muxed back");
+    let tag = ffprobe(&out, &["-show_entries", "format_tags=comment"]);
+    println!("provenance tag: {tag}");
+    assert!(
+        tag.contains("Faceswap++") && tag.contains("convert-test"),
+        "{tag}"
+    );
+    // Nothing partial is left beside it.
+    let names: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
+}
+
+fn request(fx: &Fixture, output: PathBuf, settings: ConvertSettings) -> ConvertRequest {
+    ConvertRequest {
+        input: fx.video.clone(),
+        alignments: fx.faceset.clone(),
+        model_dir: fx.model.clone(),
+        output,
+        settings,
+        backend: ComputeBackend::Cpu,
+    }
+}
+
+fn first_frames(n: u64) -> ConvertSettings {
+    ConvertSettings {
+        frames: vec![(0, n - 1)],
+        ..ConvertSettings::default()
+    }
+}
+
+#[test]
+fn bad_inputs_give_clear_errors_and_no_partial_output() {
+    let fx = fixture();
+    let root = tempfile::tempdir().unwrap();
+
+    // A model folder whose model.toml says another resolution than its checkpoint holds.
+    let wrong = root.path().join("wrong-model");
+    std::fs::create_dir_all(&wrong).unwrap();
+    for e in std::fs::read_dir(&fx.model).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, wrong.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let toml = std::fs::read_to_string(wrong.join("model.toml")).unwrap();
+    std::fs::write(
+        wrong.join("model.toml"),
+        toml.replace("resolution = 32", "resolution = 64"),
+    )
+    .unwrap();
+    let e = SaehdPredictor::open(&wrong, ComputeBackend::Cpu)
+        .err()
+        .expect("a model for another resolution is refused")
+        .to_string();
+    println!("wrong model: {e}");
+    assert!(e.contains("do not fit") && e.contains("64 px"), "{e}");
+
+    // Alignments missing a frame.
+    let mut store = Alignments::load(&fx.faceset.join(ALIGNMENTS_FILE)).unwrap();
+    store.frames.remove(&5);
+    let holes = root.path().join("holes");
+    std::fs::create_dir_all(&holes).unwrap();
+    store.save(&holes.join(ALIGNMENTS_FILE)).unwrap();
+    let mut model = SaehdPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let out = root.path().join("holes.mp4");
+    let mut req = request(fx, out.clone(), first_frames(10));
+    req.alignments = holes.clone();
+    let e = run_convert(&req, &mut model, |_, _| true).unwrap_err();
+    println!("missing alignments: {e}");
+    assert!(
+        matches!(e, ConvertError::MissingAlignments { index: 5, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--allow-missing-alignments"));
+    assert!(!out.exists());
+    // Allowed: the frame passes through and the video is complete.
+    req.settings.allow_missing_alignments = true;
+    let s = run_convert(&req, &mut model, |_, _| true).unwrap();
+    assert_eq!(s.frames_written, 10);
+    assert!(out.exists());
+
+    // An output folder that does not exist, and one that cannot be written.
+    let req = request(fx, root.path().join("no/such/dir/out.mp4"), first_frames(3));
+    let e = run_convert(&req, &mut model, |_, _| true)
+        .unwrap_err()
+        .to_string();
+    println!("missing folder: {e}");
+    assert!(e.contains("does not exist"), "{e}");
+    let locked = root.path().join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    let mut perms = std::fs::metadata(&locked).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o500);
+    std::fs::set_permissions(&locked, perms).unwrap();
+    let req = request(fx, locked.join("out.mp4"), first_frames(3));
+    let result = run_convert(&req, &mut model, |_, _| true);
+    let names: Vec<_> = std::fs::read_dir(&locked).unwrap().collect();
+    // (Running as root ignores the permission; the partial-name rule still holds.)
+    if let Err(e) = result {
+        println!("unwritable folder: {e}");
+        assert!(e.to_string().contains("cannot write"), "{e}");
+        assert!(names.is_empty(), "nothing left behind");
+    }
+
+    // Stopping midway removes the partial file; nothing appears under the final name.
+    let out = root.path().join("stopped.mp4");
+    let req = request(fx, out.clone(), ConvertSettings::default());
+    let e = run_convert(&req, &mut model, |done, _| done < 5).unwrap_err();
+    assert!(matches!(e, ConvertError::Stopped(5)), "{e}");
+    assert!(!out.exists());
+    let left: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Unknown options name what is accepted.
+    let bad = ConvertSettings {
+        color: "sepia".into(),
+        ..ConvertSettings::default()
+    };
+    let e = run_convert(
+        &request(fx, root.path().join("x.mp4"), bad),
+        &mut model,
+        |_, _| true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("mkl"), "{e}");
+    let xseg = ConvertSettings {
+        mask_mode: "XSeg-dst".into(),
+        ..ConvertSettings::default()
+    };
+    let e = run_convert(
+        &request(fx, root.path().join("x.mp4"), xseg),
+        &mut model,
+        |_, _| true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("XSeg"), "{e}");
+}
+
+#[test]
+fn image_sequences_carry_the_provenance_tag() {
+    let fx = fixture();
+    let root = tempfile::tempdir().unwrap();
+    let mut model = SaehdPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    for format in ["png", "tiff"] {
+        let out = root.path().join(format!("frames-{format}"));
+        let settings = ConvertSettings {
+            frames: vec![(0, 2), (100, 101)],
+            image_format: format.into(),
+            project: "seq".into(),
+            ..ConvertSettings::default()
+        };
+        let s = run_convert(&request(fx, out.clone(), settings), &mut model, |_, _| true).unwrap();
+        assert_eq!(s.frames_written, 5);
+        let mut files: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        println!("{format}: {files:?}");
+        assert_eq!(files.len(), 5);
+        assert!(files[0].starts_with("frame_000000."));
+        let bytes = std::fs::read(out.join(&files[0])).unwrap();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            has(b"Face-swapped by Faceswap++") && has(b"seq"),
+            "{format}: no provenance tag"
+        );
+        let img = image::load_from_memory(&bytes);
+        if format == "png" {
+            let img = img.unwrap();
+            assert_eq!((img.width(), img.height()), (640, 360));
+        }
+    }
+}
+
+/// Hands the destination face back as it came, with full masks.
+struct Identity(usize);
+
+impl FacePredictor for Identity {
+    fn resolution(&self) -> usize {
+        self.0
+    }
+    fn centering(&self) -> Centering {
+        Centering::DflWholeFace
+    }
+    fn predict(&mut self, faces: &[Vec<Rgb>]) -> Result<Vec<Prediction>, String> {
+        Ok(faces
+            .iter()
+            .map(|f| Prediction {
+                face: f.clone(),
+                face_mask: Plane::filled(self.0, self.0, 1.0),
+                dst_mask: Plane::filled(self.0, self.0, 1.0),
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn identity_round_trip_on_real_faces() {
+    let dirs = Dirs::resolve().unwrap();
+    let models = faceswapd::extract::default_models(&dirs).unwrap();
+    let mut ex = Extractor::load(&models, ExtractSettings::default()).unwrap();
+    for name in ["grace_hopper.jpg", "luis_pedro_coelho_mahotas.jpg"] {
+        let frame = load_image(&test_asset(name).unwrap()).unwrap();
+        let faces = ex
+            .process(&Pyramid::new(frame.clone()), &mut StageTimings::default())
+            .unwrap();
+        let lm = faces[0].landmarks68();
+        let settings = MergeSettings {
+            mask_mode: MaskMode::Full,
+            color: ColorTransfer::None,
+            ..MergeSettings::default()
+        };
+        let target = TargetFace {
+            landmarks: lm,
+            motion: Motion::default(),
+        };
+        // A crop that oversamples the face (about 2× its frame size): what is measured is the
+        // geometry — the inverse warp landing on the same pixels — not bilinear's softening.
+        let mut model = Identity(1024);
+        let out = merge_frame(&frame, &[target], &mut model, &settings).unwrap();
+        let m = face_matrix(&lm, 1024, Centering::DflWholeFace);
+        let (mut se, mut n, mut outside_changed, mut outside) = (0f64, 0u64, 0u64, 0u64);
+        let w = frame.width as usize;
+        for y in 0..frame.height as usize {
+            for x in 0..w {
+                let q = m.apply([x as f64 + 0.5, y as f64 + 0.5]);
+                let o = (y * w + x) * 3;
+                let inside = q.iter().all(|v| (4.0..1020.0).contains(v));
+                let beyond = q.iter().any(|v| !(-4.0..1028.0).contains(v));
+                for c in 0..3 {
+                    let d = out.data[o + c] as f64 - frame.data[o + c] as f64;
+                    if inside {
+                        se += d * d;
+                        n += 1;
+                    } else if beyond {
+                        outside += 1;
+                        outside_changed += (d != 0.0) as u64;
+                    }
+                }
+            }
+        }
+        let psnr = 10.0 * (255f64.powi(2) / (se / n as f64).max(1e-12)).log10();
+        println!(
+            "{name}: PSNR {psnr:.1} dB inside the face ({n} samples); {outside_changed} of {outside} outside samples changed"
+        );
+        assert!(psnr >= 40.0, "{name}: PSNR {psnr}");
+        assert_eq!(outside_changed, 0, "{name}");
+    }
+}
