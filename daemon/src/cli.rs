@@ -60,6 +60,9 @@ pub enum Command {
     /// Work on video frames.
     #[command(subcommand)]
     Frames(FramesCommand),
+    /// Make facesets.
+    #[command(subcommand)]
+    Faceset(FacesetCommand),
     /// Show the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -98,6 +101,31 @@ pub enum JobsCommand {
         /// Job id.
         id: JobId,
     },
+}
+
+/// `faceswapd faceset …`.
+#[derive(Debug, Subcommand)]
+pub enum FacesetCommand {
+    /// A person who does not exist: the average of the faces of one or more facesets (made
+    /// by extract with one --size and --centering), written with jittered copies.
+    Average(AverageArgs),
+}
+
+/// Arguments of `faceset average`.
+#[derive(Debug, Args)]
+pub struct AverageArgs {
+    /// Faceset folders written by `extract`.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output faceset folder.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Faces to write: the average and jittered copies of it.
+    #[arg(long, default_value_t = 64)]
+    pub count: usize,
+    /// Seed of the jitter.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `faceswapd frames …`.
@@ -243,6 +271,9 @@ pub struct ConvertArgs {
     /// Project name for the output's provenance tag.
     #[arg(long, default_value = "")]
     pub project: String,
+    /// Also write a before/after PNG of a frame from the middle of the input here.
+    #[arg(long)]
+    pub before_after: Option<PathBuf>,
     /// Queue the job and return.
     #[arg(long)]
     pub detach: bool,
@@ -299,6 +330,7 @@ impl ConvertArgs {
             pixel_format: self.pixel_format.clone(),
             label: self.label.clone(),
             project: self.project.clone(),
+            before_after: None,
             seed: 0,
         })
     }
@@ -587,7 +619,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             submit_and_follow(&mut c, spec, &what, a.detach)
         }
         Command::Convert(a) => {
-            let settings = a.settings()?;
+            let mut settings = a.settings()?;
+            if let Some(p) = &a.before_after {
+                let p = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    std::env::current_dir()?.join(p)
+                };
+                settings.before_after = Some(p.display().to_string());
+            }
             let input = absolute(&a.input)?;
             let alignments = absolute(&a.alignments)?;
             let model = absolute(&a.model)?;
@@ -612,6 +652,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.display()
             );
             submit_and_follow(&mut c, spec, &what, a.detach)
+        }
+        Command::Faceset(FacesetCommand::Average(a)) => {
+            let s = crate::train::average::average_faceset(&a.inputs, &a.out, a.count, a.seed)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!(
+                "averaged {} faces ({} px, centering {}) into {} files in {}",
+                s.faces,
+                s.size,
+                s.centering.name(),
+                s.written,
+                a.out.join("faces").display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Frames(FramesCommand::Extract(a)) => {
             let (input, out) = input_and_output(&a.input, &a.out)?;

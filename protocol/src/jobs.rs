@@ -125,6 +125,9 @@ pub struct ConvertSettings {
     pub label: Option<String>,
     /// Project name written into the output's provenance tag.
     pub project: String,
+    /// Also write a before/after PNG (source | result, side by side) of a frame from the
+    /// middle of the input to this path.
+    pub before_after: Option<String>,
     /// Seed for idt / sot.
     pub seed: u64,
 }
@@ -159,6 +162,7 @@ impl Default for ConvertSettings {
             pixel_format: "yuv420p".into(),
             label: None,
             project: String::new(),
+            before_after: None,
             seed: 0,
         }
     }

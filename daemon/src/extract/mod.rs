@@ -169,7 +169,7 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExtractError> {
     Ok(files)
 }
 
-fn encode_face_png(crop: &RgbFrame, meta: &FaceMeta) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_face_png(crop: &RgbFrame, meta: &FaceMeta) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, crop.width, crop.height);
     enc.set_color(png::ColorType::Rgb);
@@ -182,6 +182,32 @@ fn encode_face_png(crop: &RgbFrame, meta: &FaceMeta) -> Result<Vec<u8>, String> 
         .and_then(|mut w| w.write_image_data(&crop.data))
         .map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// A faceset folder holds one size and centering: resuming into a folder of other crops would
+/// mix them (and skip the frames already there), so it is refused.
+fn refuse_other_crops(req: &ExtractRequest) -> Result<(), ExtractError> {
+    let faces = req.output.join("faces");
+    let Ok(entries) = std::fs::read_dir(&faces) else {
+        return Ok(());
+    };
+    let first = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "png"));
+    let Some(meta) = first.and_then(|p| read_face_meta(&p).ok()) else {
+        return Ok(());
+    };
+    if meta.size != req.size || meta.centering != req.centering {
+        return Err(ExtractError::Input(format!(
+            "{} holds {} px faces with centering {}, not {} px {}; use a new output folder (or the same --size and --centering to resume)",
+            req.output.display(),
+            meta.size,
+            meta.centering.name(),
+            req.size,
+            req.centering.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the metadata of an aligned face PNG written by extraction.
@@ -380,6 +406,7 @@ pub fn run_extraction(
         })?;
         let _ = remove_stale_temps(&dir);
     }
+    refuse_other_crops(req)?;
     let store_path = req.output.join(ALIGNMENTS_FILE);
     let source_path = req.input.display().to_string();
     let previous = if store_path.exists() {
@@ -678,5 +705,49 @@ pub fn run_job(
         }
         Err(ExtractError::Stopped) => Err(JobError::Stopped),
         Err(e) => Err(JobError::Failed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resuming_into_a_faceset_of_other_crops_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let faces = root.path().join("faces");
+        std::fs::create_dir_all(&faces).unwrap();
+        let crop = RgbFrame {
+            width: 8,
+            height: 8,
+            data: vec![0; 8 * 8 * 3],
+        };
+        let meta = FaceMeta {
+            source: "x".into(),
+            frame: 0,
+            frame_name: "x".into(),
+            face_index: 0,
+            landmarks: vec![[0.0; 2]; 68],
+            legacy: Affine::IDENTITY,
+            crop: Affine::IDENTITY,
+            size: 64,
+            centering: Centering::DflFull,
+            rejected: None,
+        };
+        std::fs::write(faces.join("a.png"), encode_face_png(&crop, &meta).unwrap()).unwrap();
+        let req = |size, centering| ExtractRequest {
+            input: root.path().join("in"),
+            output: root.path().to_path_buf(),
+            size,
+            centering,
+            every_nth: 1,
+            settings: ExtractSettings::default(),
+        };
+        assert!(refuse_other_crops(&req(64, Centering::DflFull)).is_ok());
+        let e = refuse_other_crops(&req(128, Centering::DflFull))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("new output folder"), "{e}");
+        assert!(refuse_other_crops(&req(64, Centering::Legacy)).is_err());
     }
 }

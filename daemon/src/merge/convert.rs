@@ -848,6 +848,13 @@ pub fn run_convert(
         ..ConvertSummary::default()
     };
     let r = predictor.resolution() as u32;
+    let frame_count = if is_dir {
+        image_files(&req.input).map(|f| f.len() as u64).unwrap_or(0)
+    } else {
+        media::probe(&req.input)?.frames.unwrap_or(0)
+    };
+    let preview_at = frame_count / 2;
+    let mut preview: Option<(RgbFrame, RgbFrame)> = None;
     let mut process = |index: u64,
                        name: &str,
                        frame: RgbFrame,
@@ -886,6 +893,9 @@ pub fn run_convert(
         summary.faces_swapped += list.len() as u64;
         if let Some(label) = &s.label {
             draw_label(&mut out, label);
+        }
+        if s.before_after.is_some() && preview.is_none() && index >= preview_at {
+            preview = Some((frame, out.clone()));
         }
         Ok(Some(out))
     };
@@ -958,8 +968,57 @@ pub fn run_convert(
             &mut progress,
         )?;
     }
+    if let (Some(path), Some((before, after))) = (&s.before_after, preview) {
+        write_before_after(Path::new(path), &before, &after, &tag)?;
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Source and result side by side (the result scaled to the source's height when sizes
+/// differ, as raw-predict's do), as a tagged PNG.
+fn write_before_after(
+    path: &Path,
+    before: &RgbFrame,
+    after: &RgbFrame,
+    tag: &str,
+) -> Result<(), ConvertError> {
+    let h = before.height as usize;
+    let after = if after.height == before.height {
+        after.clone()
+    } else {
+        let img = image::RgbImage::from_raw(after.width, after.height, after.data.clone())
+            .ok_or_else(|| ConvertError::Output {
+                path: path.to_path_buf(),
+                reason: "bad frame".into(),
+            })?;
+        let w = (after.width as usize * h / after.height.max(1) as usize).max(1) as u32;
+        let img = image::imageops::resize(&img, w, h as u32, image::imageops::FilterType::Triangle);
+        RgbFrame {
+            width: img.width(),
+            height: img.height(),
+            data: img.into_raw(),
+        }
+    };
+    let (wb, wa) = (before.width as usize, after.width as usize);
+    let mut data = Vec::with_capacity((wb + wa) * h * 3);
+    for y in 0..h {
+        data.extend_from_slice(&before.data[y * wb * 3..(y + 1) * wb * 3]);
+        data.extend_from_slice(&after.data[y * wa * 3..(y + 1) * wa * 3]);
+    }
+    let both = RgbFrame {
+        width: (wb + wa) as u32,
+        height: h as u32,
+        data,
+    };
+    let png = encode_tagged_png(&both, tag).map_err(|reason| ConvertError::Output {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    crate::atomic::write_atomic(path, &png).map_err(|e| ConvertError::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 type Process<'a> = dyn FnMut(u64, &str, RgbFrame, &mut ConvertSummary) -> Result<Option<RgbFrame>, ConvertError>

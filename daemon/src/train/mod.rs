@@ -2,6 +2,7 @@
 //! the loss log in the model folder; resumes bit-exactly from the newest checkpoint.
 
 pub mod augment;
+pub mod average;
 pub mod checkpoint;
 pub mod faceset;
 
