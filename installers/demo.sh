@@ -37,7 +37,7 @@ mkdir -p "$stills" "$side_b" "$model"
 # A small model that learns on a CPU in minutes (DFL's defaults need a GPU).
 "$faceswapd" train --a "$side_a" --b "$side_b" --model "$model" --resolution 64 \
     --ae-dims 64 --e-dims 16 --d-dims 8 --d-mask-dims 4 --batch 6 --lr 5e-4 --warmup 20 \
-    --steps "${DEMO_STEPS:-800}" --save-every 100 --preview-every 100
+    --steps "${DEMO_STEPS:-1200}" --save-every 100 --preview-every 100
 "$faceswapd" convert "$video" --alignments "$side_b" --model "$model" \
     --out "$out/swapped.mp4" --color rct --erode 16 --blur 48 \
     --label "SYNTHETIC - face swapped by Faceswap++" --project demo \

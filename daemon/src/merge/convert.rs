@@ -855,13 +855,20 @@ pub fn run_convert(
     };
     let preview_at = frame_count / 2;
     let mut preview: Option<(RgbFrame, RgbFrame)> = None;
+    // The label goes on every frame written: the whole output is synthetic media.
+    let labelled = |mut f: RgbFrame| {
+        if let Some(label) = &s.label {
+            draw_label(&mut f, label);
+        }
+        f
+    };
     let mut process = |index: u64,
                        name: &str,
                        frame: RgbFrame,
                        summary: &mut ConvertSummary|
      -> Result<Option<RgbFrame>, ConvertError> {
         if !in_ranges(&s.frames, index) {
-            return Ok(s.keep_unchanged.then_some(frame));
+            return Ok(s.keep_unchanged.then(|| labelled(frame)));
         }
         let list = match targets.get(&index) {
             Some(l) => l.as_slice(),
@@ -885,15 +892,14 @@ pub fn run_convert(
                     data: vec![0; (r * r * 3) as usize],
                 };
             }
-            return Ok(Some(f));
+            return Ok(Some(labelled(f)));
         }
-        let mut out = merge_frame(&frame, list, predictor, &merge)
-            .map_err(|e| ConvertError::Merge(index, e))?;
+        let out = labelled(
+            merge_frame(&frame, list, predictor, &merge)
+                .map_err(|e| ConvertError::Merge(index, e))?,
+        );
         summary.frames_swapped += 1;
         summary.faces_swapped += list.len() as u64;
-        if let Some(label) = &s.label {
-            draw_label(&mut out, label);
-        }
         if s.before_after.is_some() && preview.is_none() && index >= preview_at {
             preview = Some((frame, out.clone()));
         }
@@ -1211,5 +1217,40 @@ pub fn run_job(
             Err(JobError::Stopped)
         }
         Err(e) => Err(JobError::Failed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_label_is_drawn_in_the_top_left_corner_only() {
+        let mut f = RgbFrame {
+            width: 320,
+            height: 180,
+            data: vec![128; 320 * 180 * 3],
+        };
+        draw_label(&mut f, "SYNTHETIC");
+        let px = |x: usize, y: usize| &f.data[(y * 320 + x) * 3..(y * 320 + x) * 3 + 3];
+        let white = (0..16)
+            .flat_map(|y| (0..80).map(move |x| (x, y)))
+            .filter(|&(x, y)| px(x, y) == [255, 255, 255])
+            .count();
+        assert!(white > 40, "{white} white pixels");
+        assert_eq!(px(319, 179), [128, 128, 128]);
+        assert_eq!(px(200, 100), [128, 128, 128]);
+    }
+
+    #[test]
+    fn partial_names_keep_the_container_extension() {
+        assert_eq!(
+            partial_path(Path::new("/x/out.mp4")),
+            PathBuf::from("/x/.out.partial.mp4")
+        );
+        assert_eq!(
+            partial_path(Path::new("/x/frames")),
+            PathBuf::from("/x/.frames.partial")
+        );
     }
 }
