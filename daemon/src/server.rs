@@ -37,6 +37,8 @@ struct Service {
     socket: SocketPath,
     data_dir: PathBuf,
     device: String,
+    /// The swap effect's loaded extractor and models (one render at a time uses them).
+    swapper: std::sync::Mutex<crate::merge::render::FrameSwapper>,
 }
 
 /// Why the service could not start.
@@ -129,6 +131,8 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
     }
     let device = choose_device(&cfg);
     let workers = cfg.jobs.workers;
+    let swap_backend =
+        crate::train::training_backend(&cfg.compute.device).unwrap_or(ComputeBackend::Cpu);
     let service = Arc::new(Service {
         cfg,
         jobs,
@@ -138,6 +142,7 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
         slot_dir,
         socket: socket.clone(),
         data_dir: dirs.data.clone(),
+        swapper: std::sync::Mutex::new(crate::merge::render::FrameSwapper::new(swap_backend)),
         device,
     });
     service.jobs.start_workers(workers);
@@ -309,10 +314,23 @@ fn dispatch(service: &Service, req: Request, slots: &mut HashMap<PathBuf, FrameS
         Request::ProcessFrame { slot, op } => {
             match process_frame(service, slots, Path::new(&slot), op) {
                 Ok(hash) => Response::FrameDone { content_hash: hash },
-                Err(e) => error_response(e.code(), e.to_string()),
+                Err(FrameError::Protocol(e)) => error_response(e.code(), e.to_string()),
+                Err(FrameError::Swap(m)) => error_response(ErrorCode::InvalidInput, m),
             }
         }
         Request::Shutdown => Response::Ok,
+    }
+}
+
+/// Why a frame request failed: the slot or transport, or the swap itself (no model, …).
+enum FrameError {
+    Protocol(ProtocolError),
+    Swap(String),
+}
+
+impl From<ProtocolError> for FrameError {
+    fn from(e: ProtocolError) -> Self {
+        FrameError::Protocol(e)
     }
 }
 
@@ -321,7 +339,7 @@ fn process_frame(
     slots: &mut HashMap<PathBuf, FrameSlot>,
     path: &Path,
     op: FrameOp,
-) -> Result<u64, ProtocolError> {
+) -> Result<u64, FrameError> {
     if !slots.contains_key(path) {
         if slots.len() >= MAX_SLOTS_PER_CONNECTION {
             // Slots are per render instance; an old one is most likely gone.
@@ -329,7 +347,8 @@ fn process_frame(
             if slots.len() >= MAX_SLOTS_PER_CONNECTION {
                 return Err(ProtocolError::Slot(format!(
                     "more than {MAX_SLOTS_PER_CONNECTION} slots on one connection"
-                )));
+                ))
+                .into());
             }
         }
         let slot = FrameSlot::open(path, &service.slot_dir)?;
@@ -345,6 +364,19 @@ fn process_frame(
             let h = slot.verify()?;
             let px = slot.pixels_mut(&h);
             invert_colours(px, h.format, h.width as usize, h.stride as usize);
+            Ok(slot.seal()?)
+        }
+        FrameOp::Swap(settings) => {
+            let h = slot.verify()?;
+            let px = slot.pixels_mut(&h);
+            let mut swapper = service
+                .swapper
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let report = swapper
+                .swap(px, &h, &settings)
+                .map_err(|m| FrameError::Swap(format!("Faceswap++ swap: {m}")))?;
+            tracing::debug!(?report, "swapped a frame");
             Ok(slot.seal()?)
         }
     }

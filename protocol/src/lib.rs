@@ -21,6 +21,8 @@ pub use handshake::{ClientKind, Hello, MAGIC, PROTOCOL_VERSION, Welcome, error_r
 pub use jobs::{
     ConvertSettings, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, TrainSettings,
 };
-pub use messages::{DaemonStatus, ErrorReply, FrameOp, Request, Response};
+pub use messages::{
+    DaemonStatus, ErrorReply, FrameOp, Request, Response, SwapSettings, SwapTarget,
+};
 pub use slot::{FrameSlot, PixelFormat, SlotHeader};
 pub use transport::{Connection, SocketPath};

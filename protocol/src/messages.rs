@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, JobId, JobRecord, JobSpec, JobSummary};
+use crate::{ConvertSettings, ErrorCode, JobId, JobRecord, JobSpec, JobSummary};
 
 /// What a frame request asks the daemon to do with the pixels in a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FrameOp {
     /// Check the slot header only and hand the frame back untouched: the bare transport, as
     /// used by health checks and the transport benchmark.
@@ -16,6 +16,31 @@ pub enum FrameOp {
     /// Verify, then invert the colour channels in place (alpha kept). A cheap transform that
     /// proves the daemon really read and wrote the shared pixels.
     Invert,
+    /// Find the faces in the frame (rows top-down) and swap them with a trained model, through
+    /// the same merge as `convert`; pixels the merge does not reach keep their exact bytes.
+    Swap(Box<SwapSettings>),
+}
+
+/// Which faces of a frame the swap effect replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SwapTarget {
+    /// Every face found.
+    All,
+    /// The largest face only.
+    Largest,
+    /// The n-th face in detection order.
+    Index(u32),
+}
+
+/// The swap effect's parameters for one frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwapSettings {
+    /// The trained model folder.
+    pub model_dir: String,
+    /// Which faces.
+    pub target: SwapTarget,
+    /// Merge options (the writer fields are unused).
+    pub merge: ConvertSettings,
 }
 
 /// A client's request.

@@ -442,3 +442,130 @@ fn identity_round_trip_on_real_faces() {
         assert_eq!(outside_changed, 0, "{name}");
     }
 }
+
+/// The swap effect's render path: a frame in a shared-memory slot through a real daemon with
+/// the test-trained model — pixels change inside the face, every byte outside stays; 8-bit with
+/// an odd width, float with padded rows.
+#[test]
+fn the_swap_effect_renders_frames_through_the_daemon() {
+    use faceswap_ofx::{DaemonLink, HostImage, RenderOutcome};
+    use faceswap_protocol::{FrameOp, PixelFormat, SwapSettings, SwapTarget};
+
+    let fx = fixture();
+    let root = tempfile::tempdir().unwrap();
+    // The daemon under test has its own cache: give it the converted extractor models.
+    let real = Dirs::resolve().unwrap().cache;
+    let cache = root.path().join("daemon/cache/faceswappp");
+    std::fs::create_dir_all(&cache).unwrap();
+    for sub in ["models", "runtime"] {
+        std::os::unix::fs::symlink(real.join(sub), cache.join(sub)).unwrap();
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let mut frame = None;
+    faceswapd::media::decode_video::<faceswapd::media::MediaError>(
+        &fx.video,
+        |i| i == 300,
+        |_, _, f| {
+            frame = Some(f);
+            Ok(false)
+        },
+    )
+    .unwrap();
+    let frame = frame.unwrap();
+    let store = Alignments::load(&fx.faceset.join(ALIGNMENTS_FILE)).unwrap();
+    let lm = store.frames[&300].faces[0].face.landmarks68();
+    let crop = face_matrix(&lm, 32, Centering::DflFull);
+    let settings = SwapSettings {
+        model_dir: fx.model.display().to_string(),
+        target: SwapTarget::Largest,
+        merge: ConvertSettings {
+            mask_mode: "dst".into(),
+            ..ConvertSettings::default()
+        },
+    };
+    // First render loads the extractor and the model: a generous deadline.
+    let mut link = DaemonLink::new(d.socket.clone(), std::time::Duration::from_secs(60));
+    for (format, width) in [(PixelFormat::Rgba8, 639u32), (PixelFormat::RgbaF32, 640)] {
+        let bpp = format.bytes_per_pixel();
+        let stride = width as usize * bpp + 3 * bpp; // padded rows
+        let h = frame.height as usize;
+        let mut src = vec![0u8; stride * h];
+        for y in 0..h {
+            for x in 0..width as usize {
+                let p = &frame.data[(y * frame.width as usize + x) * 3..][..3];
+                let o = y * stride + x * bpp;
+                for c in 0..4 {
+                    let v = if c < 3 { p[c] } else { 200 };
+                    match format {
+                        PixelFormat::Rgba8 => src[o + c] = v,
+                        _ => src[o + 4 * c..o + 4 * c + 4]
+                            .copy_from_slice(&(v as f32 / 255.0).to_le_bytes()),
+                    }
+                }
+            }
+            // Padding bytes hold garbage a host might leave there.
+            for b in &mut src[y * stride + width as usize * bpp..(y + 1) * stride] {
+                *b = 0xAB;
+            }
+        }
+        let image = HostImage {
+            width,
+            height: h as u32,
+            stride,
+            format,
+            data: &src,
+        };
+        let mut dst = vec![0u8; stride * h];
+        let outcome = link.render(
+            &image,
+            &mut dst,
+            stride,
+            FrameOp::Swap(Box::new(settings.clone())),
+        );
+        assert_eq!(outcome, RenderOutcome::Processed, "{format:?}");
+        let (mut inside_changed, mut outside_changed) = (0usize, 0usize);
+        for y in 0..h {
+            for x in 0..width as usize {
+                let o = y * stride + x * bpp;
+                let differs = src[o..o + bpp] != dst[o..o + bpp];
+                let q = crop.apply([x as f64 + 0.5, y as f64 + 0.5]);
+                if q.iter().all(|v| (0.0..32.0).contains(v)) {
+                    inside_changed += differs as usize;
+                } else if q.iter().any(|v| !(-1.0..33.0).contains(v)) {
+                    outside_changed += differs as usize;
+                }
+            }
+        }
+        println!(
+            "{format:?} {width} px wide: {inside_changed} pixels changed inside the face, {outside_changed} outside"
+        );
+        assert!(inside_changed > 500, "{format:?}: the face was not swapped");
+        assert_eq!(
+            outside_changed, 0,
+            "{format:?}: pixels outside the face changed"
+        );
+    }
+    // No model there: a clear refusal, the source passed through.
+    let bad = SwapSettings {
+        model_dir: root.path().join("nothing").display().to_string(),
+        ..settings
+    };
+    let src = vec![7u8; 64 * 64 * 4];
+    let image = HostImage {
+        width: 64,
+        height: 64,
+        stride: 256,
+        format: PixelFormat::Rgba8,
+        data: &src,
+    };
+    let mut dst = vec![0u8; src.len()];
+    match link.render(&image, &mut dst, 256, FrameOp::Swap(Box::new(bad))) {
+        RenderOutcome::PassedThrough(why) => {
+            println!("no model: {why}");
+            assert!(why.contains("model.toml") || why.contains("model"), "{why}");
+        }
+        other => panic!("expected a pass-through, got {other:?}"),
+    }
+    assert_eq!(dst, src);
+}

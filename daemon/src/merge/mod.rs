@@ -11,6 +11,7 @@
 pub mod color;
 pub mod convert;
 pub mod mask;
+pub mod render;
 
 use crate::extract::geometry::{Affine, Centering, centered_matrix, crop_matrix, legacy_matrix};
 use crate::extract::image::Pyramid;
