@@ -6,6 +6,8 @@
 //! through and the caller shows the returned reason as a persistent message; the host is never
 //! blocked beyond the deadline and never sees a panic. The OFX entry points build on this.
 
+pub mod ofx;
+
 use std::time::{Duration, Instant};
 
 use faceswap_protocol::{
@@ -58,6 +60,11 @@ impl DaemonLink {
             slot: None,
             retry_after: None,
         }
+    }
+
+    /// Changes how long each render waits (the effect's deadline param).
+    pub fn set_deadline(&mut self, deadline: Duration) {
+        self.deadline = deadline;
     }
 
     /// Sends `src` through the daemon with `op` and writes the result into `dst` (same size and
@@ -128,7 +135,7 @@ impl DaemonLink {
     }
 }
 
-fn copy_rows(src: &HostImage<'_>, dst: &mut [u8], dst_stride: usize) {
+pub(crate) fn copy_rows(src: &HostImage<'_>, dst: &mut [u8], dst_stride: usize) {
     let row = src.width as usize * src.format.bytes_per_pixel();
     for y in 0..src.height as usize {
         let (s, d) = (y * src.stride, y * dst_stride);

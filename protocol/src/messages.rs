@@ -39,6 +39,8 @@ pub struct SwapSettings {
     pub model_dir: String,
     /// Which faces.
     pub target: SwapTarget,
+    /// The slot's rows are bottom row first (OFX images with positive rowbytes).
+    pub bottom_up: bool,
     /// Merge options (the writer fields are unused).
     pub merge: ConvertSettings,
 }

@@ -1,6 +1,8 @@
 //! Harness for end-to-end tests and benches: real `faceswapd` processes in isolated per-test
 //! folders (data, config, cache, runtime, socket), driven over the real socket.
 
+pub mod ofx_host;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -227,4 +229,45 @@ pub fn bench_venv(name: &str, requirement: &str) -> anyhow::Result<PathBuf> {
         }
     }
     Ok(python)
+}
+
+/// Copies the named fixture stills into `dir` (created).
+pub fn copy_fixtures(dir: &Path, names: &[&str]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for name in names {
+        std::fs::copy(test_asset(name)?, dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// Extracts `input` into faceset `output` with the user's converted models (DFL full-face crops
+/// of `size` px, every frame).
+pub fn extract_faceset(input: &Path, output: &Path, size: u32) -> anyhow::Result<()> {
+    let dirs = Dirs::resolve()?;
+    let models = faceswapd::extract::default_models(&dirs)
+        .context("converted models are cached (run installers/test.sh)")?;
+    let req = faceswapd::extract::ExtractRequest {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        size,
+        centering: faceswapd::extract::geometry::Centering::DflFull,
+        every_nth: 1,
+        settings: faceswapd::extract::pipeline::ExtractSettings::default(),
+    };
+    faceswapd::extract::run_extraction(&req, &models, |_, _| true)?;
+    Ok(())
+}
+
+/// Gives a daemon under test (whose cache is its own) the user's converted extractor models
+/// and ONNX Runtime, so it can find faces.
+pub fn share_extractor_models(daemon_root: &Path) -> anyhow::Result<()> {
+    let real = Dirs::resolve()?.cache;
+    let cache = daemon_root.join("cache").join("faceswappp");
+    std::fs::create_dir_all(&cache)?;
+    for sub in ["models", "runtime"] {
+        if !cache.join(sub).exists() {
+            std::os::unix::fs::symlink(real.join(sub), cache.join(sub))?;
+        }
+    }
+    Ok(())
 }

@@ -8,12 +8,14 @@ use std::sync::OnceLock;
 
 use faceswap_models::ComputeBackend;
 use faceswap_protocol::{ConvertSettings, TrainSettings};
-use faceswap_tests::{DaemonUnderTest, test_asset};
+use faceswap_tests::{
+    DaemonUnderTest, copy_fixtures, extract_faceset, share_extractor_models, test_asset,
+};
+use faceswapd::extract::ALIGNMENTS_FILE;
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::image::{Pyramid, load_image};
 use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
 use faceswapd::extract::store::Alignments;
-use faceswapd::extract::{ALIGNMENTS_FILE, ExtractRequest, run_extraction};
 use faceswapd::merge::convert::{ConvertError, ConvertRequest, SaehdPredictor, run_convert};
 use faceswapd::merge::{
     ColorTransfer, FacePredictor, MaskMode, MergeSettings, Motion, Plane, Prediction, Rgb,
@@ -39,27 +41,14 @@ fn fixture() -> &'static Fixture {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert-fixture");
         let _ = std::fs::remove_dir_all(&root);
         let photos = root.join("photos");
-        std::fs::create_dir_all(&photos).unwrap();
-        for name in ["grace_hopper.jpg", "eileen_collins_astronaut.png"] {
-            std::fs::copy(test_asset(name).unwrap(), photos.join(name)).unwrap();
-        }
-        let dirs = Dirs::resolve().unwrap();
-        let models = faceswapd::extract::default_models(&dirs)
-            .expect("converted models are cached (run installers/test.sh)");
+        copy_fixtures(
+            &photos,
+            &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
+        )
+        .unwrap();
         let video = test_asset("WolfgangLanger_Pexels.mp4").unwrap();
-        let extract = |input: PathBuf, output: PathBuf| {
-            let req = ExtractRequest {
-                input,
-                output,
-                size: 64,
-                centering: Centering::DflFull,
-                every_nth: 1,
-                settings: ExtractSettings::default(),
-            };
-            run_extraction(&req, &models, |_, _| true).unwrap();
-        };
-        extract(photos, root.join("a"));
-        extract(video.clone(), root.join("b"));
+        extract_faceset(&photos, &root.join("a"), 64).unwrap();
+        extract_faceset(&video, &root.join("b"), 64).unwrap();
         let model = root.join("model");
         let req = TrainRequest {
             faceset_a: root.join("a"),
@@ -453,13 +442,7 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
 
     let fx = fixture();
     let root = tempfile::tempdir().unwrap();
-    // The daemon under test has its own cache: give it the converted extractor models.
-    let real = Dirs::resolve().unwrap().cache;
-    let cache = root.path().join("daemon/cache/faceswappp");
-    std::fs::create_dir_all(&cache).unwrap();
-    for sub in ["models", "runtime"] {
-        std::os::unix::fs::symlink(real.join(sub), cache.join(sub)).unwrap();
-    }
+    share_extractor_models(&root.path().join("daemon")).unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
     let d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
     let mut frame = None;
@@ -479,6 +462,7 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
     let settings = SwapSettings {
         model_dir: fx.model.display().to_string(),
         target: SwapTarget::Largest,
+        bottom_up: false,
         merge: ConvertSettings {
             mask_mode: "dst".into(),
             ..ConvertSettings::default()

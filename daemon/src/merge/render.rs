@@ -104,7 +104,7 @@ impl FrameSwapper {
         settings: &SwapSettings,
     ) -> Result<SwapReport, String> {
         let merge = merge_settings(&settings.merge).map_err(|e| e.to_string())?;
-        let frame = to_rgb8(pixels, h);
+        let frame = to_rgb8(pixels, h, settings.bottom_up);
         let faces = self
             .extractor()?
             .process(&Pyramid::new(frame.clone()), &mut StageTimings::default())
@@ -145,7 +145,7 @@ impl FrameSwapper {
         if (out.width, out.height) != (frame.width, frame.height) {
             return Err("raw-predict changes the frame size; the effect cannot show it".into());
         }
-        write_changed(pixels, h, &frame, &out);
+        write_changed(pixels, h, &frame, &out, settings.bottom_up);
         Ok(SwapReport {
             faces_found: found,
             faces_swapped: targets.len(),
@@ -183,13 +183,18 @@ fn write_channel(p: &mut [u8], format: PixelFormat, c: usize, v: f32) {
     }
 }
 
-/// The slot's frame as 8-bit RGB (what detection and the merge work on).
-pub fn to_rgb8(pixels: &[u8], h: &SlotHeader) -> RgbFrame {
+/// Memory row of image row `y` (top = 0).
+fn memory_row(y: usize, height: usize, bottom_up: bool) -> usize {
+    if bottom_up { height - 1 - y } else { y }
+}
+
+/// The slot's frame as 8-bit RGB, top row first (what detection and the merge work on).
+pub fn to_rgb8(pixels: &[u8], h: &SlotHeader, bottom_up: bool) -> RgbFrame {
     let (w, hh) = (h.width as usize, h.height as usize);
     let bpp = h.format.bytes_per_pixel();
     let mut data = Vec::with_capacity(w * hh * 3);
     for y in 0..hh {
-        let row = &pixels[y * h.stride as usize..];
+        let row = &pixels[memory_row(y, hh, bottom_up) * h.stride as usize..];
         for x in 0..w {
             let p = &row[x * bpp..(x + 1) * bpp];
             for c in 0..3 {
@@ -206,7 +211,13 @@ pub fn to_rgb8(pixels: &[u8], h: &SlotHeader) -> RgbFrame {
 
 /// Writes back the pixels where `after` differs from `before`, in the slot's format; alpha and
 /// every unchanged pixel keep their bytes.
-fn write_changed(pixels: &mut [u8], h: &SlotHeader, before: &RgbFrame, after: &RgbFrame) {
+fn write_changed(
+    pixels: &mut [u8],
+    h: &SlotHeader,
+    before: &RgbFrame,
+    after: &RgbFrame,
+    bottom_up: bool,
+) {
     let w = h.width as usize;
     let bpp = h.format.bytes_per_pixel();
     for y in 0..h.height as usize {
@@ -215,7 +226,7 @@ fn write_changed(pixels: &mut [u8], h: &SlotHeader, before: &RgbFrame, after: &R
             if before.data[i..i + 3] == after.data[i..i + 3] {
                 continue;
             }
-            let o = y * h.stride as usize + x * bpp;
+            let o = memory_row(y, h.height as usize, bottom_up) * h.stride as usize + x * bpp;
             let p = &mut pixels[o..o + bpp];
             for c in 0..3 {
                 write_channel(p, h.format, c, after.data[i + c] as f32 / 255.0);
@@ -272,10 +283,10 @@ mod tests {
             }
         }
         let original = px.clone();
-        let before = to_rgb8(&px, &h);
+        let before = to_rgb8(&px, &h, false);
         let mut after = before.clone();
         after.data[3..6].copy_from_slice(&[255, 0, 0]); // pixel (1, 0)
-        write_changed(&mut px, &h, &before, &after);
+        write_changed(&mut px, &h, &before, &after, false);
         let o = 16;
         assert_eq!(read_channel(&px[o..o + 16], h.format, 0), 1.0);
         assert_eq!(px[o + 12..o + 16], original[o + 12..o + 16], "alpha kept");

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the OFX plug-in and lays it out as an OFX bundle (OpenFX packaging spec):
+#   Faceswap.ofx.bundle/Contents/{Info.plist, Linux-x86-64/Faceswap.ofx}
+# Usage: installers/bundle.sh [--debug] [--out DIR]   (default: release, target/bundle)
+# Prints the bundle's path. Hosts find it in a folder on OFX_PLUGIN_PATH or /usr/OFX/Plugins.
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+profile=release
+out="$repo_root/target/bundle"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --debug) profile=debug ;;
+        --out) out="$2"; shift ;;
+        *) echo "unknown option $1 (use --debug, --out DIR)" >&2; exit 2 ;;
+    esac
+    shift
+done
+cd "$repo_root"
+if [ "$profile" = release ]; then
+    cargo build -q --release -p faceswap-ofx
+else
+    cargo build -q -p faceswap-ofx
+fi
+target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
+bundle="$out/Faceswap.ofx.bundle"
+mkdir -p "$bundle/Contents/Linux-x86-64"
+# Copied to a temporary name and renamed: a host scanning the folder never sees half a file.
+cp -f "$target_dir/$profile/libfaceswap_ofx.so" "$bundle/Contents/Linux-x86-64/.Faceswap.ofx.tmp"
+mv -f "$bundle/Contents/Linux-x86-64/.Faceswap.ofx.tmp" "$bundle/Contents/Linux-x86-64/Faceswap.ofx"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+cat > "$bundle/Contents/Info.plist" <<PLIST
+<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+  <key>CFBundleDevelopmentRegion</key><string>English</string>
+  <key>CFBundleExecutable</key><string>Faceswap.ofx</string>
+  <key>CFBundleIdentifier</key><string>org.faceswappp.Faceswap</string>
+  <key>CFBundleInfoDictionaryVersion</key><string>6.0</string>
+  <key>CFBundleName</key><string>Faceswap++</string>
+  <key>CFBundlePackageType</key><string>BNDL</string>
+  <key>CFBundleShortVersionString</key><string>$version</string>
+  <key>CFBundleVersion</key><string>$version</string>
+</dict>
+</plist>
+PLIST
+echo "$bundle"

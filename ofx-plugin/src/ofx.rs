@@ -1,0 +1,871 @@
+//! The OpenFX entry points: the "Faceswap" effect (Filter and General contexts) over the C ABI
+//! of OFX 1.5 (`openfx` sys bindings), under a thin safe layer of our own. Every entry point
+//! runs inside `catch_unwind`: a failure becomes an OFX error status, never an unwind into the
+//! host. Render sends the source frame to the daemon through [`DaemonLink`] and passes the
+//! source through, with a persistent message, whenever the daemon cannot answer in time.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use faceswap_protocol::{
+    ConvertSettings, FrameOp, PixelFormat, SocketPath, SwapSettings, SwapTarget,
+};
+use openfx::sys::generic::core::*;
+use openfx::sys::generic::property::*;
+use openfx::sys::image_effect_v1::image_effect::*;
+use openfx::sys::image_effect_v1::message::*;
+use openfx::sys::image_effect_v1::param::*;
+
+use crate::{DaemonLink, HostImage, RenderOutcome};
+
+/// Host suites fetched at load; `'static` because the host keeps them while the binary is loaded.
+struct Suites {
+    props: &'static OfxPropertySuiteV1,
+    effect: &'static OfxImageEffectSuiteV1,
+    params: &'static OfxParameterSuiteV1,
+    message: Option<&'static OfxMessageSuiteV2>,
+}
+
+static HOST: AtomicPtr<OfxHost> = AtomicPtr::new(null_mut());
+static SUITES: OnceLock<Suites> = OnceLock::new();
+
+type Res<T> = Result<T, OfxStatus>;
+
+const MISSING: OfxStatus = kOfxStatErrMissingHostFeature;
+
+/// The swap effect's identifier (reverse domain, as OFX asks).
+pub const SWAP_EFFECT_ID: &CStr = c"org.faceswappp.Faceswap";
+
+static SWAP_PLUGIN: OfxPlugin = OfxPlugin {
+    pluginApi: kOfxImageEffectPluginApi.as_ptr(),
+    apiVersion: 1,
+    pluginIdentifier: SWAP_EFFECT_ID.as_ptr(),
+    pluginVersionMajor: 0,
+    pluginVersionMinor: 1,
+    setHost: Some(set_host),
+    mainEntry: Some(swap_main_entry),
+};
+
+/// OFX: how many plug-ins this binary holds.
+#[unsafe(no_mangle)]
+pub extern "C" fn OfxGetNumberOfPlugins() -> c_int {
+    1
+}
+
+/// OFX: the n-th plug-in.
+#[unsafe(no_mangle)]
+pub extern "C" fn OfxGetPlugin(nth: c_int) -> *const OfxPlugin {
+    match nth {
+        0 => &SWAP_PLUGIN,
+        _ => null(),
+    }
+}
+
+unsafe extern "C" fn set_host(host: *mut OfxHost) {
+    HOST.store(host, Ordering::SeqCst);
+}
+
+unsafe extern "C" fn swap_main_entry(
+    action: *const c_char,
+    handle: *const c_void,
+    in_args: OfxPropertySetHandle,
+    out_args: OfxPropertySetHandle,
+) -> OfxStatus {
+    // A panic must never unwind into the host: it becomes kOfxStatErrFatal.
+    catch_unwind(AssertUnwindSafe(|| {
+        if action.is_null() {
+            return kOfxStatErrBadHandle;
+        }
+        // SAFETY: the host passes a NUL-terminated action name.
+        let action = unsafe { CStr::from_ptr(action) };
+        let effect = handle as OfxImageEffectHandle;
+        match dispatch(action, effect, in_args, out_args) {
+            Ok(s) | Err(s) => s,
+        }
+    }))
+    .unwrap_or(kOfxStatErrFatal)
+}
+
+fn dispatch(
+    action: &CStr,
+    effect: OfxImageEffectHandle,
+    in_args: OfxPropertySetHandle,
+    _out_args: OfxPropertySetHandle,
+) -> Res<OfxStatus> {
+    if action == kOfxActionLoad {
+        load()?;
+        return Ok(kOfxStatOK);
+    }
+    if action == FORCED_FAILURE_ACTION {
+        // Lets the tests prove a panic inside an action never crosses the C ABI.
+        panic!("forced failure requested by the host");
+    }
+    let s = suites()?;
+    if action == kOfxActionDescribe {
+        describe(s, effect)?;
+    } else if action == kOfxImageEffectActionDescribeInContext {
+        describe_in_context(s, effect)?;
+    } else if action == kOfxActionCreateInstance {
+        create_instance(s, effect)?;
+    } else if action == kOfxActionDestroyInstance {
+        destroy_instance(s, effect)?;
+    } else if action == kOfxImageEffectActionRender {
+        render(s, effect, in_args)?;
+    } else {
+        return Ok(kOfxStatReplyDefault);
+    }
+    Ok(kOfxStatOK)
+}
+
+/// An action name no host sends; the test host uses it to make an action panic.
+pub const FORCED_FAILURE_ACTION: &CStr = c"org.faceswappp.TestForcedPanic";
+
+fn load() -> Res<()> {
+    if SUITES.get().is_some() {
+        return Ok(());
+    }
+    let host = HOST.load(Ordering::SeqCst);
+    if host.is_null() {
+        return Err(kOfxStatErrBadHandle);
+    }
+    // SAFETY: the host set this pointer through setHost and keeps it valid while we are loaded.
+    let host = unsafe { &*host };
+    let fetch = host.fetchSuite.ok_or(MISSING)?;
+    let get = |name: &CStr, version: c_int| -> *const c_void {
+        // SAFETY: fetchSuite is the host's function, called with its own host handle.
+        unsafe { fetch(host.host, name.as_ptr(), version) }
+    };
+    let props = get(kOfxPropertySuite, 1) as *const OfxPropertySuiteV1;
+    let effect = get(kOfxImageEffectSuite, 1) as *const OfxImageEffectSuiteV1;
+    let params = get(kOfxParameterSuite, 1) as *const OfxParameterSuiteV1;
+    let message = get(kOfxMessageSuite, 2) as *const OfxMessageSuiteV2;
+    if props.is_null() || effect.is_null() || params.is_null() {
+        return Err(MISSING);
+    }
+    // SAFETY: non-null suite pointers stay valid while the binary is loaded (OFX core).
+    let suites = unsafe {
+        Suites {
+            props: &*props,
+            effect: &*effect,
+            params: &*params,
+            message: message.as_ref(),
+        }
+    };
+    let _ = SUITES.set(suites);
+    Ok(())
+}
+
+fn suites() -> Res<&'static Suites> {
+    SUITES.get().ok_or(MISSING)
+}
+
+fn ok(status: OfxStatus) -> Res<()> {
+    if status == kOfxStatOK {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+// --- properties ---
+
+fn set_str(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int, v: &CStr) -> Res<()> {
+    let f = s.props.propSetString.ok_or(MISSING)?;
+    // SAFETY: a property set handle from the host, NUL-terminated strings that outlive the call.
+    ok(unsafe { f(p, name.as_ptr(), index, v.as_ptr()) })
+}
+
+fn set_int(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int, v: c_int) -> Res<()> {
+    let f = s.props.propSetInt.ok_or(MISSING)?;
+    // SAFETY: as set_str.
+    ok(unsafe { f(p, name.as_ptr(), index, v) })
+}
+
+fn set_double(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int, v: f64) -> Res<()> {
+    let f = s.props.propSetDouble.ok_or(MISSING)?;
+    // SAFETY: as set_str.
+    ok(unsafe { f(p, name.as_ptr(), index, v) })
+}
+
+fn set_ptr(s: &Suites, p: OfxPropertySetHandle, name: &CStr, v: *mut c_void) -> Res<()> {
+    let f = s.props.propSetPointer.ok_or(MISSING)?;
+    // SAFETY: as set_str.
+    ok(unsafe { f(p, name.as_ptr(), 0, v) })
+}
+
+fn get_ptr(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<*mut c_void> {
+    let f = s.props.propGetPointer.ok_or(MISSING)?;
+    let mut v = null_mut();
+    // SAFETY: the host writes one pointer into `v`.
+    ok(unsafe { f(p, name.as_ptr(), 0, &mut v) })?;
+    Ok(v)
+}
+
+fn get_int(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int) -> Res<c_int> {
+    let f = s.props.propGetInt.ok_or(MISSING)?;
+    let mut v = 0;
+    // SAFETY: the host writes one int into `v`.
+    ok(unsafe { f(p, name.as_ptr(), index, &mut v) })?;
+    Ok(v)
+}
+
+fn get_double(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<f64> {
+    let f = s.props.propGetDouble.ok_or(MISSING)?;
+    let mut v = 0.0;
+    // SAFETY: the host writes one double into `v`.
+    ok(unsafe { f(p, name.as_ptr(), 0, &mut v) })?;
+    Ok(v)
+}
+
+fn get_str(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<String> {
+    let f = s.props.propGetString.ok_or(MISSING)?;
+    let mut v: *mut c_char = null_mut();
+    // SAFETY: the host writes a pointer to a NUL-terminated string it owns.
+    ok(unsafe { f(p, name.as_ptr(), 0, &mut v) })?;
+    if v.is_null() {
+        return Ok(String::new());
+    }
+    // SAFETY: non-null, NUL-terminated, valid until the next call on this property.
+    Ok(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
+}
+
+fn effect_props(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxPropertySetHandle> {
+    let f = s.effect.getPropertySet.ok_or(MISSING)?;
+    let mut p = null_mut();
+    // SAFETY: an effect handle from the host.
+    ok(unsafe { f(effect, &mut p) })?;
+    Ok(p)
+}
+
+fn param_set(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxParamSetHandle> {
+    let f = s.effect.getParamSet.ok_or(MISSING)?;
+    let mut p = null_mut();
+    // SAFETY: an effect handle from the host.
+    ok(unsafe { f(effect, &mut p) })?;
+    Ok(p)
+}
+
+// --- description ---
+
+/// A parameter of the swap effect.
+enum ParamKind {
+    Str {
+        default: &'static CStr,
+        directory: bool,
+        secret: bool,
+    },
+    Choice {
+        options: &'static [(&'static CStr, &'static str)],
+        default: c_int,
+    },
+    Int {
+        default: c_int,
+        min: c_int,
+        max: c_int,
+    },
+    Double {
+        default: f64,
+        min: f64,
+        max: f64,
+    },
+}
+
+struct ParamDef {
+    name: &'static CStr,
+    label: &'static CStr,
+    hint: &'static CStr,
+    kind: ParamKind,
+}
+
+const TARGETS: &[(&CStr, &str)] = &[
+    (c"Largest face", "largest"),
+    (c"Every face", "all"),
+    (c"Face 1", "0"),
+    (c"Face 2", "1"),
+    (c"Face 3", "2"),
+];
+const MERGE_MODES: &[(&CStr, &str)] = &[
+    (c"overlay", "overlay"),
+    (c"hist-match", "hist-match"),
+    (c"seamless", "seamless"),
+    (c"seamless-hist-match", "seamless-hist-match"),
+    (c"raw-rgb", "raw-rgb"),
+    (c"original", "original"),
+];
+const MASK_MODES: &[(&CStr, &str)] = &[
+    (c"learned-prd*learned-dst", "learned-prd*learned-dst"),
+    (c"learned-prd+learned-dst", "learned-prd+learned-dst"),
+    (c"learned-prd", "learned-prd"),
+    (c"learned-dst", "learned-dst"),
+    (c"dst (landmark hull)", "dst"),
+    (c"full", "full"),
+];
+const COLORS: &[(&CStr, &str)] = &[
+    (c"rct", "rct"),
+    (c"lct", "lct"),
+    (c"mkl", "mkl"),
+    (c"idt", "idt"),
+    (c"sot", "sot"),
+    (c"mix", "mix"),
+    (c"avg-color", "avg-color"),
+    (c"match-hist", "match-hist"),
+    (c"none", "none"),
+];
+const SHOW: &[(&CStr, &str)] = &[(c"Result", "result"), (c"Source", "source")];
+
+/// Hidden: minted at creation, keys the instance's project and jobs (hosts keep separate UI and
+/// render instances; both see the same value through the saved param).
+pub const INSTANCE_ID_PARAM: &CStr = c"instanceId";
+
+const SWAP_PARAMS: &[ParamDef] = &[
+    ParamDef {
+        name: c"model",
+        label: c"Model folder",
+        hint: c"A model folder written by `faceswapd train`",
+        kind: ParamKind::Str {
+            default: c"",
+            directory: true,
+            secret: false,
+        },
+    },
+    ParamDef {
+        name: c"target",
+        label: c"Target face",
+        hint: c"Which faces of the frame to replace",
+        kind: ParamKind::Choice {
+            options: TARGETS,
+            default: 0,
+        },
+    },
+    ParamDef {
+        name: c"mergeMode",
+        label: c"Merge mode",
+        hint: c"How the face is blended (DeepFaceLab's merge modes)",
+        kind: ParamKind::Choice {
+            options: MERGE_MODES,
+            default: 0,
+        },
+    },
+    ParamDef {
+        name: c"maskMode",
+        label: c"Mask",
+        hint: c"Which mask blends the face in",
+        kind: ParamKind::Choice {
+            options: MASK_MODES,
+            default: 0,
+        },
+    },
+    ParamDef {
+        name: c"colorTransfer",
+        label: c"Colour transfer",
+        hint: c"Match the swapped face's colours to the frame",
+        kind: ParamKind::Choice {
+            options: COLORS,
+            default: 0,
+        },
+    },
+    ParamDef {
+        name: c"erode",
+        label: c"Mask erode",
+        hint: c"Shrink (> 0) or grow (< 0) the mask",
+        kind: ParamKind::Int {
+            default: 0,
+            min: -400,
+            max: 400,
+        },
+    },
+    ParamDef {
+        name: c"blur",
+        label: c"Mask blur",
+        hint: c"Soften the mask edge",
+        kind: ParamKind::Int {
+            default: 0,
+            min: 0,
+            max: 400,
+        },
+    },
+    ParamDef {
+        name: c"faceScale",
+        label: c"Face scale",
+        hint: c"Grow or shrink the pasted face, percent",
+        kind: ParamKind::Int {
+            default: 0,
+            min: -50,
+            max: 50,
+        },
+    },
+    ParamDef {
+        name: c"opacity",
+        label: c"Opacity",
+        hint: c"Blend strength of the swapped face",
+        kind: ParamKind::Double {
+            default: 1.0,
+            min: 0.0,
+            max: 1.0,
+        },
+    },
+    ParamDef {
+        name: c"show",
+        label: c"Show",
+        hint: c"The swapped result or the untouched source",
+        kind: ParamKind::Choice {
+            options: SHOW,
+            default: 0,
+        },
+    },
+    ParamDef {
+        name: c"deadlineMs",
+        label: c"Daemon deadline (ms)",
+        hint: c"How long a render waits for faceswapd before showing the source",
+        kind: ParamKind::Int {
+            default: 10_000,
+            min: 100,
+            max: 600_000,
+        },
+    },
+    ParamDef {
+        name: INSTANCE_ID_PARAM,
+        label: c"Instance id",
+        hint: c"Keys this effect's project and jobs in faceswapd",
+        kind: ParamKind::Str {
+            default: c"",
+            directory: false,
+            secret: true,
+        },
+    },
+];
+
+fn describe(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
+    let p = effect_props(s, effect)?;
+    set_str(s, p, kOfxPropLabel, 0, c"Faceswap")?;
+    set_str(s, p, kOfxImageEffectPluginPropGrouping, 0, c"Faceswap++")?;
+    set_str(
+        s,
+        p,
+        kOfxImageEffectPropSupportedContexts,
+        0,
+        kOfxImageEffectContextFilter,
+    )?;
+    set_str(
+        s,
+        p,
+        kOfxImageEffectPropSupportedContexts,
+        1,
+        kOfxImageEffectContextGeneral,
+    )?;
+    for (i, d) in [
+        kOfxBitDepthByte,
+        kOfxBitDepthShort,
+        kOfxBitDepthHalf,
+        kOfxBitDepthFloat,
+    ]
+    .iter()
+    .enumerate()
+    {
+        set_str(s, p, kOfxImageEffectPropSupportedPixelDepths, i as c_int, d)?;
+    }
+    set_int(s, p, kOfxImageEffectPropSupportsTiles, 0, 0)?;
+    set_int(s, p, kOfxImageEffectPropSupportsMultiResolution, 0, 0)?;
+    set_int(s, p, kOfxImageEffectPropTemporalClipAccess, 0, 0)?;
+    set_str(
+        s,
+        p,
+        kOfxImageEffectPluginRenderThreadSafety,
+        0,
+        kOfxImageEffectRenderFullySafe,
+    )?;
+    set_int(s, p, kOfxImageEffectPluginPropHostFrameThreading, 0, 0)?;
+    Ok(())
+}
+
+fn define_clip(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<()> {
+    let f = s.effect.clipDefine.ok_or(MISSING)?;
+    let mut p = null_mut();
+    // SAFETY: an effect handle from the host and a NUL-terminated name.
+    ok(unsafe { f(effect, name.as_ptr(), &mut p) })?;
+    set_str(
+        s,
+        p,
+        kOfxImageEffectPropSupportedComponents,
+        0,
+        kOfxImageComponentRGBA,
+    )
+}
+
+fn describe_in_context(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
+    define_clip(s, effect, kOfxImageEffectSimpleSourceClipName)?;
+    define_clip(s, effect, kOfxImageEffectOutputClipName)?;
+    let set = param_set(s, effect)?;
+    let define = s.params.paramDefine.ok_or(MISSING)?;
+    for d in SWAP_PARAMS {
+        let kind = match d.kind {
+            ParamKind::Str { .. } => kOfxParamTypeString,
+            ParamKind::Choice { .. } => kOfxParamTypeChoice,
+            ParamKind::Int { .. } => kOfxParamTypeInteger,
+            ParamKind::Double { .. } => kOfxParamTypeDouble,
+        };
+        let mut p = null_mut();
+        // SAFETY: the host's param set and NUL-terminated type and name.
+        ok(unsafe { define(set, kind.as_ptr(), d.name.as_ptr(), &mut p) })?;
+        set_str(s, p, kOfxPropLabel, 0, d.label)?;
+        set_str(s, p, kOfxParamPropHint, 0, d.hint)?;
+        match d.kind {
+            ParamKind::Str {
+                default,
+                directory,
+                secret,
+            } => {
+                set_str(s, p, kOfxParamPropDefault, 0, default)?;
+                if directory {
+                    set_str(
+                        s,
+                        p,
+                        kOfxParamPropStringMode,
+                        0,
+                        kOfxParamStringIsDirectoryPath,
+                    )?;
+                }
+                if secret {
+                    set_int(s, p, kOfxParamPropSecret, 0, 1)?;
+                }
+            }
+            ParamKind::Choice { options, default } => {
+                for (i, (label, _)) in options.iter().enumerate() {
+                    set_str(s, p, kOfxParamPropChoiceOption, i as c_int, label)?;
+                }
+                set_int(s, p, kOfxParamPropDefault, 0, default)?;
+                set_int(s, p, kOfxParamPropAnimates, 0, 0)?;
+            }
+            ParamKind::Int { default, min, max } => {
+                set_int(s, p, kOfxParamPropDefault, 0, default)?;
+                // Resolve clamps to (0, 0) unless both ranges are set.
+                for name in [kOfxParamPropMin, kOfxParamPropDisplayMin] {
+                    set_int(s, p, name, 0, min)?;
+                }
+                for name in [kOfxParamPropMax, kOfxParamPropDisplayMax] {
+                    set_int(s, p, name, 0, max)?;
+                }
+            }
+            ParamKind::Double { default, min, max } => {
+                set_double(s, p, kOfxParamPropDefault, 0, default)?;
+                for name in [kOfxParamPropMin, kOfxParamPropDisplayMin] {
+                    set_double(s, p, name, 0, min)?;
+                }
+                for name in [kOfxParamPropMax, kOfxParamPropDisplayMax] {
+                    set_double(s, p, name, 0, max)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// --- instances ---
+
+/// One effect instance's state: its link to the daemon (renders of one instance share it).
+struct Instance {
+    link: Mutex<Option<DaemonLink>>,
+}
+
+fn param(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<OfxParamHandle> {
+    let set = param_set(s, effect)?;
+    let f = s.params.paramGetHandle.ok_or(MISSING)?;
+    let mut h = null_mut();
+    // SAFETY: the host's param set and a NUL-terminated name; no property set wanted.
+    ok(unsafe { f(set, name.as_ptr(), &mut h, null_mut()) })?;
+    Ok(h)
+}
+
+fn param_int(s: &Suites, effect: OfxImageEffectHandle, name: &CStr, time: f64) -> Res<c_int> {
+    let h = param(s, effect, name)?;
+    let f = s.params.paramGetValueAtTime.ok_or(MISSING)?;
+    let mut v: c_int = 0;
+    // SAFETY: integer and choice params take one `int*` after the time.
+    ok(unsafe { f(h, time, &mut v as *mut c_int) })?;
+    Ok(v)
+}
+
+fn param_double(s: &Suites, effect: OfxImageEffectHandle, name: &CStr, time: f64) -> Res<f64> {
+    let h = param(s, effect, name)?;
+    let f = s.params.paramGetValueAtTime.ok_or(MISSING)?;
+    let mut v: f64 = 0.0;
+    // SAFETY: double params take one `double*` after the time.
+    ok(unsafe { f(h, time, &mut v as *mut f64) })?;
+    Ok(v)
+}
+
+fn param_string(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<String> {
+    let h = param(s, effect, name)?;
+    let f = s.params.paramGetValue.ok_or(MISSING)?;
+    let mut v: *const c_char = null();
+    // SAFETY: string params take one `const char**`; the host owns the string.
+    ok(unsafe { f(h, &mut v as *mut *const c_char) })?;
+    if v.is_null() {
+        return Ok(String::new());
+    }
+    // SAFETY: non-null and NUL-terminated, valid until the next call on this param.
+    Ok(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
+}
+
+/// A new instance id: time, process and a counter (unique enough to key a project).
+fn mint_instance_id() -> CString {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    CString::new(format!("{nanos:x}-{:x}-{n:x}", std::process::id())).unwrap_or_default()
+}
+
+fn create_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
+    if param_string(s, effect, INSTANCE_ID_PARAM)?.is_empty() {
+        let id = mint_instance_id();
+        let h = param(s, effect, INSTANCE_ID_PARAM)?;
+        let f = s.params.paramSetValue.ok_or(MISSING)?;
+        // SAFETY: string params take one `const char*`; the host copies it.
+        ok(unsafe { f(h, id.as_ptr()) })?;
+    }
+    let instance = Box::new(Instance {
+        link: Mutex::new(None),
+    });
+    set_ptr(
+        s,
+        effect_props(s, effect)?,
+        kOfxPropInstanceData,
+        Box::into_raw(instance).cast(),
+    )
+}
+
+fn destroy_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
+    let props = effect_props(s, effect)?;
+    let p = get_ptr(s, props, kOfxPropInstanceData)?;
+    if !p.is_null() {
+        // SAFETY: the pointer is the Box we leaked in create_instance, freed once: cleared next.
+        drop(unsafe { Box::from_raw(p.cast::<Instance>()) });
+        set_ptr(s, props, kOfxPropInstanceData, null_mut())?;
+    }
+    Ok(())
+}
+
+// --- render ---
+
+/// A host image's pixels as rows in memory order.
+struct ImageView {
+    base: *mut u8,
+    width: u32,
+    height: u32,
+    stride: usize,
+    format: PixelFormat,
+    /// Memory order is bottom row first (positive rowbytes, OFX's default).
+    bottom_up: bool,
+    bounds: [c_int; 4],
+}
+
+fn image_view(s: &Suites, img: OfxPropertySetHandle) -> Res<ImageView> {
+    let data = get_ptr(s, img, kOfxImagePropData)?.cast::<u8>();
+    let row_bytes = get_int(s, img, kOfxImagePropRowBytes, 0)?;
+    let mut bounds = [0; 4];
+    for (i, b) in bounds.iter_mut().enumerate() {
+        *b = get_int(s, img, kOfxImagePropBounds, i as c_int)?;
+    }
+    let depth = get_str(s, img, kOfxImageEffectPropPixelDepth)?;
+    let components = get_str(s, img, kOfxImageEffectPropComponents)?;
+    if components.as_bytes() != kOfxImageComponentRGBA.to_bytes() {
+        return Err(kOfxStatErrUnsupported);
+    }
+    let format = match depth.as_bytes() {
+        d if d == kOfxBitDepthByte.to_bytes() => PixelFormat::Rgba8,
+        d if d == kOfxBitDepthShort.to_bytes() => PixelFormat::Rgba16,
+        d if d == kOfxBitDepthHalf.to_bytes() => PixelFormat::RgbaF16,
+        d if d == kOfxBitDepthFloat.to_bytes() => PixelFormat::RgbaF32,
+        _ => return Err(kOfxStatErrUnsupported),
+    };
+    let width = (bounds[2] - bounds[0]).max(0) as u32;
+    let height = (bounds[3] - bounds[1]).max(0) as u32;
+    let stride = row_bytes.unsigned_abs() as usize;
+    if data.is_null() || stride < width as usize * format.bytes_per_pixel() {
+        return Err(kOfxStatErrBadHandle);
+    }
+    // Negative rowbytes: the data pointer is still the bottom row, rows above sit lower in
+    // memory, so memory order from the top row is top-down.
+    let base = if row_bytes < 0 && height > 0 {
+        data.wrapping_sub(stride * (height as usize - 1))
+    } else {
+        data
+    };
+    Ok(ImageView {
+        base,
+        width,
+        height,
+        stride,
+        format,
+        bottom_up: row_bytes >= 0,
+        bounds,
+    })
+}
+
+fn clip_image(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    name: &CStr,
+    time: f64,
+) -> Res<OfxPropertySetHandle> {
+    let get_clip = s.effect.clipGetHandle.ok_or(MISSING)?;
+    let get_image = s.effect.clipGetImage.ok_or(MISSING)?;
+    let mut clip = null_mut();
+    // SAFETY: an effect handle and a clip name defined in describe_in_context.
+    ok(unsafe { get_clip(effect, name.as_ptr(), &mut clip, null_mut()) })?;
+    let mut img = null_mut();
+    // SAFETY: a clip handle from the host; a null region asks for the whole image.
+    ok(unsafe { get_image(clip, time, null(), &mut img) })?;
+    Ok(img)
+}
+
+/// Releases a clip image when dropped (every path out of render).
+struct Held<'a>(&'a Suites, OfxPropertySetHandle);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.effect.clipReleaseImage {
+            // SAFETY: an image the host gave us, released once.
+            unsafe { f(self.1) };
+        }
+    }
+}
+
+fn choice_value(options: &[(&CStr, &'static str)], index: c_int) -> &'static str {
+    options
+        .get(index.max(0) as usize)
+        .or(options.first())
+        .map_or("", |(_, v)| v)
+}
+
+fn swap_settings(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    time: f64,
+    bottom_up: bool,
+) -> Res<SwapSettings> {
+    let target = match choice_value(TARGETS, param_int(s, effect, c"target", time)?) {
+        "all" => SwapTarget::All,
+        "largest" => SwapTarget::Largest,
+        n => SwapTarget::Index(n.parse().unwrap_or(0)),
+    };
+    Ok(SwapSettings {
+        model_dir: param_string(s, effect, c"model")?,
+        target,
+        bottom_up,
+        merge: ConvertSettings {
+            mode: choice_value(MERGE_MODES, param_int(s, effect, c"mergeMode", time)?).into(),
+            mask_mode: choice_value(MASK_MODES, param_int(s, effect, c"maskMode", time)?).into(),
+            color: choice_value(COLORS, param_int(s, effect, c"colorTransfer", time)?).into(),
+            erode: param_int(s, effect, c"erode", time)?,
+            blur: param_int(s, effect, c"blur", time)?.max(0) as u32,
+            face_scale: param_int(s, effect, c"faceScale", time)?,
+            opacity: param_double(s, effect, c"opacity", time)? as f32,
+            ..ConvertSettings::default()
+        },
+    })
+}
+
+fn set_message(s: &Suites, effect: OfxImageEffectHandle, text: Option<&str>) {
+    let Some(m) = s.message else {
+        return;
+    };
+    match text {
+        Some(t) => {
+            if let (Some(f), Ok(t)) = (m.setPersistentMessage, CString::new(t)) {
+                // SAFETY: "%s" with one NUL-terminated string argument.
+                unsafe {
+                    f(
+                        effect.cast(),
+                        kOfxMessageError.as_ptr(),
+                        c"".as_ptr(),
+                        c"%s".as_ptr(),
+                        t.as_ptr(),
+                    )
+                };
+            }
+        }
+        None => {
+            if let Some(f) = m.clearPersistentMessage {
+                // SAFETY: the effect handle the host gave this action.
+                unsafe { f(effect.cast()) };
+            }
+        }
+    }
+}
+
+fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandle) -> Res<()> {
+    let time = get_double(s, in_args, kOfxPropTime)?;
+    let src = Held(
+        s,
+        clip_image(s, effect, kOfxImageEffectSimpleSourceClipName, time)?,
+    );
+    let dst = Held(
+        s,
+        clip_image(s, effect, kOfxImageEffectOutputClipName, time)?,
+    );
+    let (sv, dv) = (image_view(s, src.1)?, image_view(s, dst.1)?);
+    if sv.bounds != dv.bounds || sv.format != dv.format || sv.bottom_up != dv.bottom_up {
+        return Err(kOfxStatErrUnsupported);
+    }
+    let len = sv.stride * (sv.height as usize).saturating_sub(1)
+        + sv.width as usize * sv.format.bytes_per_pixel();
+    let dst_len = dv.stride * (dv.height as usize).saturating_sub(1)
+        + dv.width as usize * dv.format.bytes_per_pixel();
+    if sv.height == 0 || sv.width == 0 {
+        return Ok(());
+    }
+    // SAFETY: the host's image buffers hold `height` rows `stride` apart from `base`; the
+    // source is only read, the output only written, and they are distinct images.
+    let (src_bytes, dst_bytes) = unsafe {
+        (
+            std::slice::from_raw_parts(sv.base as *const u8, len),
+            std::slice::from_raw_parts_mut(dv.base, dst_len),
+        )
+    };
+    let image = HostImage {
+        width: sv.width,
+        height: sv.height,
+        stride: sv.stride,
+        format: sv.format,
+        data: src_bytes,
+    };
+    let show = choice_value(SHOW, param_int(s, effect, c"show", time)?);
+    if show == "source" {
+        crate::copy_rows(&image, dst_bytes, dv.stride);
+        return Ok(());
+    }
+    let settings = swap_settings(s, effect, time, sv.bottom_up)?;
+    let deadline =
+        Duration::from_millis(param_int(s, effect, c"deadlineMs", time)?.max(100) as u64);
+    let instance = get_ptr(s, effect_props(s, effect)?, kOfxPropInstanceData)?.cast::<Instance>();
+    if instance.is_null() {
+        return Err(kOfxStatErrBadHandle);
+    }
+    // SAFETY: set in create_instance, freed only in destroy_instance, which the host never runs
+    // during a render of the same instance.
+    let instance = unsafe { &*instance };
+    let mut guard = instance.link.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        let socket = SocketPath::resolve().map_err(|_| kOfxStatFailed)?;
+        *guard = Some(DaemonLink::new(socket, deadline));
+    }
+    let link = guard.as_mut().ok_or(kOfxStatFailed)?;
+    link.set_deadline(deadline);
+    match link.render(
+        &image,
+        dst_bytes,
+        dv.stride,
+        FrameOp::Swap(Box::new(settings)),
+    ) {
+        RenderOutcome::Processed => set_message(s, effect, None),
+        RenderOutcome::PassedThrough(why) => set_message(s, effect, Some(&why)),
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! The OFX plug-in in a host: the test host (tests/src/ofx_host.rs) finds the bundle on
+//! OFX_PLUGIN_PATH, loads it, lists the effect and its params, renders real frames through a
+//! real daemon with a test-trained model, survives the daemon dying, renders from four threads,
+//! and gets an error status — not an unwind — when an action fails inside the plug-in.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use faceswap_models::ComputeBackend;
+use faceswap_protocol::TrainSettings;
+use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
+use faceswap_tests::{
+    DaemonUnderTest, copy_fixtures, extract_faceset, share_extractor_models, test_asset,
+};
+use faceswapd::extract::geometry::Centering;
+use faceswapd::extract::image::{Pyramid, load_image};
+use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
+use faceswapd::media::RgbFrame;
+use faceswapd::merge::face_matrix;
+use faceswapd::paths::Dirs;
+use faceswapd::train::{TrainRequest, run_training};
+
+const EFFECT: &str = "org.faceswappp.Faceswap";
+const RES: usize = 32;
+
+/// A plug-in folder holding the bundle that `installers/bundle.sh` lays out (debug build),
+/// made once per test binary.
+fn plugin_path() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ofx-plugins");
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../installers/bundle.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .args(["--debug", "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bundle.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bundle = dir.join("Faceswap.ofx.bundle");
+        for file in ["Contents/Info.plist", "Contents/Linux-x86-64/Faceswap.ofx"] {
+            assert!(bundle.join(file).is_file(), "bundle lacks {file}");
+        }
+        dir
+    })
+}
+
+/// A tiny model trained on two fixture photos (both sides), once per test binary.
+fn model() -> &'static PathBuf {
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ofx-model");
+        let _ = std::fs::remove_dir_all(&root);
+        let photos = root.join("photos");
+        copy_fixtures(
+            &photos,
+            &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
+        )
+        .unwrap();
+        extract_faceset(&photos, &root.join("faces"), 64).unwrap();
+        let model = root.join("model");
+        let req = TrainRequest {
+            faceset_a: root.join("faces"),
+            faceset_b: root.join("faces"),
+            model_dir: model.clone(),
+            settings: TrainSettings {
+                resolution: RES as u32,
+                ae_dims: 32,
+                e_dims: 8,
+                d_dims: 8,
+                d_mask_dims: 4,
+                batch: 2,
+                steps: 2,
+                save_every: 2,
+                preview_every: 100,
+                ..TrainSettings::default()
+            },
+            backend: ComputeBackend::Cpu,
+        };
+        run_training(&req, |_| true).unwrap();
+        model
+    })
+}
+
+#[test]
+fn the_host_finds_the_bundle_on_the_plugin_path_and_lists_the_effect() {
+    let host = OfxTestHost::load(&plugin_path().display().to_string()).unwrap();
+    let ids: Vec<&str> = host.plugins.iter().map(|p| p.id.as_str()).collect();
+    println!("plug-ins: {ids:?}");
+    assert_eq!(ids, [EFFECT]);
+    let d = &host.plugins[0].descriptor;
+    println!("clips: {:?}", d.clip_list());
+    println!("params: {:?}", d.param_list());
+    assert_eq!(d.clip_list(), ["Source", "Output"]);
+    let names: Vec<String> = d.param_list().into_iter().map(|(n, _)| n).collect();
+    for want in [
+        "model",
+        "target",
+        "mergeMode",
+        "maskMode",
+        "colorTransfer",
+        "erode",
+        "blur",
+        "faceScale",
+        "opacity",
+        "show",
+        "instanceId",
+    ] {
+        assert!(names.iter().any(|n| n == want), "no param {want}");
+    }
+    let props = &d.props;
+    assert_eq!(
+        props.string(c"OfxPropLabel", 0).as_deref(),
+        Some("Faceswap")
+    );
+    assert_eq!(
+        props.dimension(c"OfxImageEffectPropSupportedPixelDepths"),
+        4
+    );
+    assert_eq!(
+        props
+            .string(c"OfxImageEffectPluginRenderThreadSafety", 0)
+            .as_deref(),
+        Some("OfxImageEffectRenderFullySafe")
+    );
+    // Each instance mints its own id at creation.
+    let (a, b) = (
+        host.create_instance(EFFECT).unwrap(),
+        host.create_instance(EFFECT).unwrap(),
+    );
+    let (ia, ib) = (
+        a.string("instanceId").unwrap(),
+        b.string("instanceId").unwrap(),
+    );
+    println!("instance ids: {ia}, {ib}");
+    assert!(!ia.is_empty() && ia != ib);
+}
+
+#[test]
+fn a_failure_inside_an_action_returns_an_error_status_and_the_host_goes_on() {
+    let host = OfxTestHost::load(&plugin_path().display().to_string()).unwrap();
+    let inst = host.create_instance(EFFECT).unwrap();
+    let st = inst.action(faceswap_ofx::ofx::FORCED_FAILURE_ACTION);
+    assert_eq!(st, 2, "kOfxStatErrFatal");
+    // An action it does not handle: the default reply.
+    assert_eq!(inst.action(c"OfxActionSomethingNew"), 14);
+    // Render with no images attached: an error status, not a crash.
+    let st = inst.action(c"OfxImageEffectActionRender");
+    assert_ne!(st, 0);
+    // Still alive and answering.
+    assert_eq!(inst.action(c"OfxActionSomethingNew"), 14);
+}
+
+/// `frame` as an OFX image of `depth` with `width` columns (≤ the frame's), padded rows, and
+/// rowbytes positive (bottom row first, OFX's usual) or negative.
+fn host_image(frame: &RgbFrame, width: u32, depth: &'static CStr, negative: bool) -> HostBuffer {
+    let mut b = HostBuffer {
+        data: Vec::new(),
+        width,
+        height: frame.height,
+        row_bytes: 0,
+        depth,
+    };
+    let bpp = b.bpp();
+    let stride = width as usize * bpp + 2 * bpp + 4;
+    b.row_bytes = if negative {
+        -(stride as i32)
+    } else {
+        stride as i32
+    };
+    b.data = vec![0x5Au8; stride * frame.height as usize];
+    for y in 0..frame.height as usize {
+        let o = b.row_offset(y);
+        for x in 0..width as usize {
+            let p = &frame.data[(y * frame.width as usize + x) * 3..][..3];
+            let rgba = [p[0], p[1], p[2], 255];
+            for (c, v) in rgba.into_iter().enumerate() {
+                let at = o + x * bpp;
+                match bpp {
+                    4 => b.data[at + c] = v,
+                    _ => b.data[at + 4 * c..at + 4 * c + 4]
+                        .copy_from_slice(&(v as f32 / 255.0).to_le_bytes()),
+                }
+            }
+        }
+    }
+    b
+}
+
+fn empty_like(b: &HostBuffer) -> HostBuffer {
+    HostBuffer {
+        data: vec![0u8; b.data.len()],
+        width: b.width,
+        height: b.height,
+        row_bytes: b.row_bytes,
+        depth: b.depth,
+    }
+}
+
+/// Pixels that differ inside the face's crop square, and outside it (with a 1 px margin).
+fn changes(src: &HostBuffer, dst: &HostBuffer, lm: &[[f64; 2]; 68]) -> (usize, usize) {
+    let crop = face_matrix(lm, RES, Centering::DflFull);
+    let bpp = src.bpp();
+    let (mut inside, mut outside) = (0, 0);
+    for y in 0..src.height as usize {
+        let o = src.row_offset(y);
+        for x in 0..src.width as usize {
+            let at = o + x * bpp;
+            let differs = src.data[at..at + bpp] != dst.data[at..at + bpp];
+            let q = crop.apply([x as f64 + 0.5, y as f64 + 0.5]);
+            if q.iter().all(|v| (0.0..RES as f64).contains(v)) {
+                inside += differs as usize;
+            } else if q.iter().any(|v| !(-1.0..RES as f64 + 1.0).contains(v)) {
+                outside += differs as usize;
+            }
+        }
+    }
+    (inside, outside)
+}
+
+fn configure(inst: &Instance, model: &Path) {
+    inst.set_string("model", &model.display().to_string())
+        .unwrap();
+    inst.set_int("maskMode", 4).unwrap(); // dst (landmark hull): the tiny model's masks are weak
+    inst.set_int("deadlineMs", 60_000).unwrap();
+}
+
+#[test]
+fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_on_four_threads() {
+    let model = model();
+    let root = tempfile::tempdir().unwrap();
+    share_extractor_models(&root.path().join("daemon")).unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let mut d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    // The plug-in finds the daemon the way it does in an editor: FACESWAPD_SOCKET or the
+    // default. This test binary's other tests never render, so setting it here races nothing.
+    // SAFETY: no other thread reads the environment while it is set.
+    unsafe { std::env::set_var("FACESWAPD_SOCKET", d.socket.path()) };
+    let host = OfxTestHost::load(&plugin_path().display().to_string()).unwrap();
+    let inst = host.create_instance(EFFECT).unwrap();
+    configure(&inst, model);
+
+    let dirs = Dirs::resolve().unwrap();
+    let mut ex = Extractor::load(
+        &faceswapd::extract::default_models(&dirs).unwrap(),
+        ExtractSettings::default(),
+    )
+    .unwrap();
+    let hopper = load_image(&test_asset("grace_hopper.jpg").unwrap()).unwrap();
+    let faces = ex
+        .process(&Pyramid::new(hopper.clone()), &mut StageTimings::default())
+        .unwrap();
+    let lm = faces[0].landmarks68();
+
+    // 8-bit, odd width, padded rows, bottom row first; float with negative rowbytes.
+    for (depth, width, negative) in [
+        (c"OfxBitDepthByte", hopper.width - 1, false),
+        (c"OfxBitDepthFloat", hopper.width, true),
+    ] {
+        let mut src = host_image(&hopper, width, depth, negative);
+        let mut dst = empty_like(&src);
+        let st = inst.render(0.0, &mut src, &mut dst);
+        assert_eq!(st, 0, "render status");
+        assert_eq!(
+            inst.persistent_message(),
+            None,
+            "{:?}",
+            inst.persistent_message()
+        );
+        let (inside, outside) = changes(&src, &dst, &lm);
+        println!(
+            "{depth:?} {width} wide, rowbytes {}: {inside} pixels changed inside the face, {outside} outside",
+            dst.row_bytes
+        );
+        assert!(inside > 1000, "the face was not swapped");
+        assert_eq!(outside, 0, "pixels outside the face changed");
+    }
+
+    // Four host threads, four instances, different frames at once: each equals its own
+    // sequential render.
+    let frames: Vec<RgbFrame> = [
+        "grace_hopper.jpg",
+        "eileen_collins_astronaut.png",
+        "luis_pedro_coelho_mahotas.jpg",
+        "grace_hopper.jpg",
+    ]
+    .iter()
+    .map(|n| load_image(&test_asset(n).unwrap()).unwrap())
+    .collect();
+    let instances: Vec<Instance> = (0..4)
+        .map(|_| {
+            let i = host.create_instance(EFFECT).unwrap();
+            configure(&i, model);
+            i
+        })
+        .collect();
+    let sequential: Vec<Vec<u8>> = frames
+        .iter()
+        .zip(&instances)
+        .map(|(f, i)| {
+            let mut src = host_image(f, f.width, c"OfxBitDepthByte", false);
+            let mut dst = empty_like(&src);
+            assert_eq!(i.render(0.0, &mut src, &mut dst), 0);
+            dst.data
+        })
+        .collect();
+    let parallel: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = frames
+            .iter()
+            .zip(&instances)
+            .map(|(f, i)| {
+                s.spawn(move || {
+                    let mut src = host_image(f, f.width, c"OfxBitDepthByte", false);
+                    let mut dst = empty_like(&src);
+                    assert_eq!(i.render(0.0, &mut src, &mut dst), 0);
+                    dst.data
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (k, (a, b)) in sequential.iter().zip(&parallel).enumerate() {
+        assert!(
+            a == b,
+            "thread {k}: the concurrent render differs from the sequential one"
+        );
+    }
+    println!("four threads: every concurrent render equals its sequential render");
+
+    // Daemon killed: the source passes through, a persistent message says why, the host lives.
+    d.kill9().unwrap();
+    let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+    let mut dst = empty_like(&src);
+    assert_eq!(inst.render(1.0, &mut src, &mut dst), 0);
+    let bpp = src.bpp();
+    for y in 0..src.height as usize {
+        let o = src.row_offset(y);
+        let row = src.width as usize * bpp;
+        assert_eq!(src.data[o..o + row], dst.data[o..o + row], "row {y}");
+    }
+    let msg = inst.persistent_message().unwrap_or_default();
+    println!("daemon down: {msg}");
+    assert!(
+        msg.contains("not running") || msg.contains("did not answer"),
+        "{msg}"
+    );
+
+    // Back again: after the reconnect back-off, renders swap again and the message clears.
+    d.restart().unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut dst = empty_like(&src);
+    assert_eq!(inst.render(2.0, &mut src, &mut dst), 0);
+    let (inside, outside) = changes(&src, &dst, &lm);
+    println!("daemon back: {inside} changed inside, {outside} outside");
+    assert!(inside > 1000 && outside == 0);
+    assert_eq!(inst.persistent_message(), None);
+}
