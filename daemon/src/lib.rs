@@ -18,5 +18,6 @@ pub mod logging;
 pub mod media;
 pub mod merge;
 pub mod paths;
+pub mod project;
 pub mod server;
 pub mod train;

@@ -319,6 +319,39 @@ fn dispatch(service: &Service, req: Request, slots: &mut HashMap<PathBuf, FrameS
             }
         }
         Request::Shutdown => Response::Ok,
+        Request::CollectFrame {
+            project,
+            side,
+            frame,
+            slot,
+            bottom_up,
+        } => match collect_frame(
+            service,
+            slots,
+            &project,
+            side,
+            frame,
+            Path::new(&slot),
+            bottom_up,
+        ) {
+            Ok(faces) => Response::Collected { faces },
+            Err(FrameError::Protocol(e)) => error_response(e.code(), e.to_string()),
+            Err(FrameError::Swap(m)) => error_response(ErrorCode::InvalidInput, m),
+        },
+        Request::TrainProject { project, settings } => {
+            match crate::project::project_dir(&service.data_dir, &project)
+                .and_then(|dir| crate::project::train(&service.jobs, &dir, *settings))
+            {
+                Ok(id) => Response::JobSubmitted { id },
+                Err(m) => error_response(ErrorCode::InvalidInput, m),
+            }
+        }
+        Request::ProjectStatus { project } => {
+            match crate::project::project_dir(&service.data_dir, &project) {
+                Ok(dir) => Response::Project(Box::new(crate::project::status(&service.jobs, &dir))),
+                Err(m) => error_response(ErrorCode::InvalidInput, m),
+            }
+        }
     }
 }
 
@@ -334,12 +367,12 @@ impl From<ProtocolError> for FrameError {
     }
 }
 
-fn process_frame(
+/// The slot at `path`, opened (and checked to lie in the slot folder) on first use.
+fn open_slot<'a>(
     service: &Service,
-    slots: &mut HashMap<PathBuf, FrameSlot>,
+    slots: &'a mut HashMap<PathBuf, FrameSlot>,
     path: &Path,
-    op: FrameOp,
-) -> Result<u64, FrameError> {
+) -> Result<&'a mut FrameSlot, ProtocolError> {
     if !slots.contains_key(path) {
         if slots.len() >= MAX_SLOTS_PER_CONNECTION {
             // Slots are per render instance; an old one is most likely gone.
@@ -347,16 +380,46 @@ fn process_frame(
             if slots.len() >= MAX_SLOTS_PER_CONNECTION {
                 return Err(ProtocolError::Slot(format!(
                     "more than {MAX_SLOTS_PER_CONNECTION} slots on one connection"
-                ))
-                .into());
+                )));
             }
         }
         let slot = FrameSlot::open(path, &service.slot_dir)?;
         slots.insert(path.to_path_buf(), slot);
     }
-    let slot = slots
+    slots
         .get_mut(path)
-        .ok_or_else(|| ProtocolError::Slot("slot vanished".into()))?;
+        .ok_or_else(|| ProtocolError::Slot("slot vanished".into()))
+}
+
+/// Faces of the frame in a slot, added to an editor project's side.
+fn collect_frame(
+    service: &Service,
+    slots: &mut HashMap<PathBuf, FrameSlot>,
+    project: &str,
+    side: faceswap_protocol::Side,
+    frame: u64,
+    path: &Path,
+    bottom_up: bool,
+) -> Result<u32, FrameError> {
+    let dir = crate::project::project_dir(&service.data_dir, project).map_err(FrameError::Swap)?;
+    let slot = open_slot(service, slots, path)?;
+    let h = slot.verify()?;
+    let rgb = crate::merge::render::to_rgb8(slot.pixels(&h), &h, bottom_up);
+    let mut tools = service
+        .swapper
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let extractor = tools.extractor().map_err(FrameError::Swap)?;
+    crate::project::collect(extractor, &dir, side, frame, rgb).map_err(FrameError::Swap)
+}
+
+fn process_frame(
+    service: &Service,
+    slots: &mut HashMap<PathBuf, FrameSlot>,
+    path: &Path,
+    op: FrameOp,
+) -> Result<u64, FrameError> {
+    let slot = open_slot(service, slots, path)?;
     match op {
         FrameOp::Passthrough => Ok(slot.header()?.content_hash),
         FrameOp::Verify => Ok(slot.verify()?.content_hash),

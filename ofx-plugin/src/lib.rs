@@ -7,6 +7,7 @@
 //! blocked beyond the deadline and never sees a panic. The OFX entry points build on this.
 
 pub mod ofx;
+mod trainer;
 
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,22 @@ impl DaemonLink {
         dst_stride: usize,
         op: FrameOp,
     ) -> Result<(), ProtocolError> {
+        let path = self.put_frame(src)?;
+        let conn = self.conn.as_mut().ok_or(ProtocolError::Disconnected)?;
+        match conn.call(&Request::ProcessFrame { slot: path, op })? {
+            Response::FrameDone { .. } => {}
+            other => return Err(ProtocolError::Unexpected(format!("{other:?}"))),
+        }
+        self.slot
+            .as_ref()
+            .ok_or_else(|| ProtocolError::Slot("no slot".into()))?
+            .read_rows(dst, dst_stride)?;
+        Ok(())
+    }
+
+    /// Connects (within the deadline) and copies `src` into this link's slot; returns the
+    /// slot's path for the request.
+    fn put_frame(&mut self, src: &HostImage<'_>) -> Result<String, ProtocolError> {
         let deadline = self.deadline;
         self.connection()?.set_timeout(Some(deadline))?;
         let need = src.width as usize * src.height as usize * src.format.bytes_per_pixel();
@@ -105,14 +122,51 @@ impl DaemonLink {
             .as_mut()
             .ok_or_else(|| ProtocolError::Slot("no slot".into()))?;
         slot.write_rows(src.width, src.height, src.format, src.data, src.stride)?;
-        let path = slot.path().display().to_string();
-        let conn = self.conn.as_mut().ok_or(ProtocolError::Disconnected)?;
-        match conn.call(&Request::ProcessFrame { slot: path, op })? {
-            Response::FrameDone { .. } => {}
-            other => return Err(ProtocolError::Unexpected(format!("{other:?}"))),
-        }
-        slot.read_rows(dst, dst_stride)?;
-        Ok(())
+        Ok(slot.path().display().to_string())
+    }
+
+    /// Sends `src` to the daemon as training material: its faces are added to side `side` of
+    /// `project` as frame `frame`. Returns how many faces were found.
+    pub fn collect(
+        &mut self,
+        src: &HostImage<'_>,
+        project: &str,
+        side: faceswap_protocol::Side,
+        frame: u64,
+        bottom_up: bool,
+    ) -> Result<u32, String> {
+        let result = (|| -> Result<u32, ProtocolError> {
+            let path = self.put_frame(src)?;
+            let conn = self.conn.as_mut().ok_or(ProtocolError::Disconnected)?;
+            match conn.call(&Request::CollectFrame {
+                project: project.to_string(),
+                side,
+                frame,
+                slot: path,
+                bottom_up,
+            })? {
+                Response::Collected { faces } => Ok(faces),
+                other => Err(ProtocolError::Unexpected(format!("{other:?}"))),
+            }
+        })();
+        result.map_err(|e| {
+            self.conn = None;
+            describe(&e, &self.socket, self.deadline)
+        })
+    }
+
+    /// One control request (no frame), within the deadline.
+    pub fn call(&mut self, request: &Request) -> Result<Response, String> {
+        let deadline = self.deadline;
+        let result = (|| -> Result<Response, ProtocolError> {
+            let conn = self.connection()?;
+            conn.set_timeout(Some(deadline))?;
+            conn.call(request)
+        })();
+        result.map_err(|e| {
+            self.conn = None;
+            describe(&e, &self.socket, self.deadline)
+        })
     }
 
     fn connection(&mut self) -> Result<&mut Connection, ProtocolError> {

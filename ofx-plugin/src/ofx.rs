@@ -23,19 +23,19 @@ use openfx::sys::image_effect_v1::param::*;
 use crate::{DaemonLink, HostImage, RenderOutcome};
 
 /// Host suites fetched at load; `'static` because the host keeps them while the binary is loaded.
-struct Suites {
-    props: &'static OfxPropertySuiteV1,
-    effect: &'static OfxImageEffectSuiteV1,
-    params: &'static OfxParameterSuiteV1,
-    message: Option<&'static OfxMessageSuiteV2>,
+pub(crate) struct Suites {
+    pub(crate) props: &'static OfxPropertySuiteV1,
+    pub(crate) effect: &'static OfxImageEffectSuiteV1,
+    pub(crate) params: &'static OfxParameterSuiteV1,
+    pub(crate) message: Option<&'static OfxMessageSuiteV2>,
 }
 
 static HOST: AtomicPtr<OfxHost> = AtomicPtr::new(null_mut());
 static SUITES: OnceLock<Suites> = OnceLock::new();
 
-type Res<T> = Result<T, OfxStatus>;
+pub(crate) type Res<T> = Result<T, OfxStatus>;
 
-const MISSING: OfxStatus = kOfxStatErrMissingHostFeature;
+pub(crate) const MISSING: OfxStatus = kOfxStatErrMissingHostFeature;
 
 /// The swap effect's identifier (reverse domain, as OFX asks).
 pub const SWAP_EFFECT_ID: &CStr = c"org.faceswappp.Faceswap";
@@ -50,10 +50,23 @@ static SWAP_PLUGIN: OfxPlugin = OfxPlugin {
     mainEntry: Some(swap_main_entry),
 };
 
+/// The trainer effect's identifier.
+pub const TRAINER_EFFECT_ID: &CStr = c"org.faceswappp.FaceswapTrainer";
+
+static TRAINER_PLUGIN: OfxPlugin = OfxPlugin {
+    pluginApi: kOfxImageEffectPluginApi.as_ptr(),
+    apiVersion: 1,
+    pluginIdentifier: TRAINER_EFFECT_ID.as_ptr(),
+    pluginVersionMajor: 0,
+    pluginVersionMinor: 1,
+    setHost: Some(set_host),
+    mainEntry: Some(trainer_main_entry),
+};
+
 /// OFX: how many plug-ins this binary holds.
 #[unsafe(no_mangle)]
 pub extern "C" fn OfxGetNumberOfPlugins() -> c_int {
-    1
+    2
 }
 
 /// OFX: the n-th plug-in.
@@ -61,8 +74,16 @@ pub extern "C" fn OfxGetNumberOfPlugins() -> c_int {
 pub extern "C" fn OfxGetPlugin(nth: c_int) -> *const OfxPlugin {
     match nth {
         0 => &SWAP_PLUGIN,
+        1 => &TRAINER_PLUGIN,
         _ => null(),
     }
+}
+
+/// Which of the two effects an action is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Swap,
+    Trainer,
 }
 
 unsafe extern "C" fn set_host(host: *mut OfxHost) {
@@ -70,6 +91,25 @@ unsafe extern "C" fn set_host(host: *mut OfxHost) {
 }
 
 unsafe extern "C" fn swap_main_entry(
+    action: *const c_char,
+    handle: *const c_void,
+    in_args: OfxPropertySetHandle,
+    out_args: OfxPropertySetHandle,
+) -> OfxStatus {
+    main_entry(Kind::Swap, action, handle, in_args, out_args)
+}
+
+unsafe extern "C" fn trainer_main_entry(
+    action: *const c_char,
+    handle: *const c_void,
+    in_args: OfxPropertySetHandle,
+    out_args: OfxPropertySetHandle,
+) -> OfxStatus {
+    main_entry(Kind::Trainer, action, handle, in_args, out_args)
+}
+
+fn main_entry(
+    kind: Kind,
     action: *const c_char,
     handle: *const c_void,
     in_args: OfxPropertySetHandle,
@@ -83,7 +123,7 @@ unsafe extern "C" fn swap_main_entry(
         // SAFETY: the host passes a NUL-terminated action name.
         let action = unsafe { CStr::from_ptr(action) };
         let effect = handle as OfxImageEffectHandle;
-        match dispatch(action, effect, in_args, out_args) {
+        match dispatch(kind, action, effect, in_args, out_args) {
             Ok(s) | Err(s) => s,
         }
     }))
@@ -91,6 +131,7 @@ unsafe extern "C" fn swap_main_entry(
 }
 
 fn dispatch(
+    kind: Kind,
     action: &CStr,
     effect: OfxImageEffectHandle,
     in_args: OfxPropertySetHandle,
@@ -106,15 +147,20 @@ fn dispatch(
     }
     let s = suites()?;
     if action == kOfxActionDescribe {
-        describe(s, effect)?;
+        describe(s, effect, kind)?;
     } else if action == kOfxImageEffectActionDescribeInContext {
-        describe_in_context(s, effect)?;
+        describe_in_context(s, effect, kind)?;
     } else if action == kOfxActionCreateInstance {
         create_instance(s, effect)?;
     } else if action == kOfxActionDestroyInstance {
         destroy_instance(s, effect)?;
     } else if action == kOfxImageEffectActionRender {
-        render(s, effect, in_args)?;
+        match kind {
+            Kind::Swap => render(s, effect, in_args)?,
+            Kind::Trainer => crate::trainer::render(s, effect, in_args)?,
+        }
+    } else if action == kOfxActionInstanceChanged && kind == Kind::Trainer {
+        crate::trainer::instance_changed(s, effect, in_args)?;
     } else {
         return Ok(kOfxStatReplyDefault);
     }
@@ -163,7 +209,7 @@ fn suites() -> Res<&'static Suites> {
     SUITES.get().ok_or(MISSING)
 }
 
-fn ok(status: OfxStatus) -> Res<()> {
+pub(crate) fn ok(status: OfxStatus) -> Res<()> {
     if status == kOfxStatOK {
         Ok(())
     } else {
@@ -173,19 +219,37 @@ fn ok(status: OfxStatus) -> Res<()> {
 
 // --- properties ---
 
-fn set_str(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int, v: &CStr) -> Res<()> {
+pub(crate) fn set_str(
+    s: &Suites,
+    p: OfxPropertySetHandle,
+    name: &CStr,
+    index: c_int,
+    v: &CStr,
+) -> Res<()> {
     let f = s.props.propSetString.ok_or(MISSING)?;
     // SAFETY: a property set handle from the host, NUL-terminated strings that outlive the call.
     ok(unsafe { f(p, name.as_ptr(), index, v.as_ptr()) })
 }
 
-fn set_int(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int, v: c_int) -> Res<()> {
+pub(crate) fn set_int(
+    s: &Suites,
+    p: OfxPropertySetHandle,
+    name: &CStr,
+    index: c_int,
+    v: c_int,
+) -> Res<()> {
     let f = s.props.propSetInt.ok_or(MISSING)?;
     // SAFETY: as set_str.
     ok(unsafe { f(p, name.as_ptr(), index, v) })
 }
 
-fn set_double(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int, v: f64) -> Res<()> {
+pub(crate) fn set_double(
+    s: &Suites,
+    p: OfxPropertySetHandle,
+    name: &CStr,
+    index: c_int,
+    v: f64,
+) -> Res<()> {
     let f = s.props.propSetDouble.ok_or(MISSING)?;
     // SAFETY: as set_str.
     ok(unsafe { f(p, name.as_ptr(), index, v) })
@@ -197,7 +261,7 @@ fn set_ptr(s: &Suites, p: OfxPropertySetHandle, name: &CStr, v: *mut c_void) -> 
     ok(unsafe { f(p, name.as_ptr(), 0, v) })
 }
 
-fn get_ptr(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<*mut c_void> {
+pub(crate) fn get_ptr(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<*mut c_void> {
     let f = s.props.propGetPointer.ok_or(MISSING)?;
     let mut v = null_mut();
     // SAFETY: the host writes one pointer into `v`.
@@ -205,7 +269,12 @@ fn get_ptr(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<*mut c_void>
     Ok(v)
 }
 
-fn get_int(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int) -> Res<c_int> {
+pub(crate) fn get_int(
+    s: &Suites,
+    p: OfxPropertySetHandle,
+    name: &CStr,
+    index: c_int,
+) -> Res<c_int> {
     let f = s.props.propGetInt.ok_or(MISSING)?;
     let mut v = 0;
     // SAFETY: the host writes one int into `v`.
@@ -213,7 +282,7 @@ fn get_int(s: &Suites, p: OfxPropertySetHandle, name: &CStr, index: c_int) -> Re
     Ok(v)
 }
 
-fn get_double(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<f64> {
+pub(crate) fn get_double(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<f64> {
     let f = s.props.propGetDouble.ok_or(MISSING)?;
     let mut v = 0.0;
     // SAFETY: the host writes one double into `v`.
@@ -221,7 +290,7 @@ fn get_double(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<f64> {
     Ok(v)
 }
 
-fn get_str(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<String> {
+pub(crate) fn get_str(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<String> {
     let f = s.props.propGetString.ok_or(MISSING)?;
     let mut v: *mut c_char = null_mut();
     // SAFETY: the host writes a pointer to a NUL-terminated string it owns.
@@ -233,7 +302,7 @@ fn get_str(s: &Suites, p: OfxPropertySetHandle, name: &CStr) -> Res<String> {
     Ok(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
 }
 
-fn effect_props(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxPropertySetHandle> {
+pub(crate) fn effect_props(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxPropertySetHandle> {
     let f = s.effect.getPropertySet.ok_or(MISSING)?;
     let mut p = null_mut();
     // SAFETY: an effect handle from the host.
@@ -241,7 +310,7 @@ fn effect_props(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxPropertySetH
     Ok(p)
 }
 
-fn param_set(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxParamSetHandle> {
+pub(crate) fn param_set(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxParamSetHandle> {
     let f = s.effect.getParamSet.ok_or(MISSING)?;
     let mut p = null_mut();
     // SAFETY: an effect handle from the host.
@@ -251,8 +320,8 @@ fn param_set(s: &Suites, effect: OfxImageEffectHandle) -> Res<OfxParamSetHandle>
 
 // --- description ---
 
-/// A parameter of the swap effect.
-enum ParamKind {
+/// A parameter of an effect.
+pub(crate) enum ParamKind {
     Str {
         default: &'static CStr,
         directory: bool,
@@ -272,13 +341,20 @@ enum ParamKind {
         min: f64,
         max: f64,
     },
+    /// A read-only text line (status).
+    Label,
+    /// A hidden double the plug-in bumps to make the host re-render.
+    Hidden,
+    /// A push button.
+    Button,
 }
 
-struct ParamDef {
-    name: &'static CStr,
-    label: &'static CStr,
-    hint: &'static CStr,
-    kind: ParamKind,
+/// One parameter's definition.
+pub(crate) struct ParamDef {
+    pub(crate) name: &'static CStr,
+    pub(crate) label: &'static CStr,
+    pub(crate) hint: &'static CStr,
+    pub(crate) kind: ParamKind,
 }
 
 const TARGETS: &[(&CStr, &str)] = &[
@@ -417,31 +493,41 @@ const SWAP_PARAMS: &[ParamDef] = &[
             default: 0,
         },
     },
-    ParamDef {
-        name: c"deadlineMs",
-        label: c"Daemon deadline (ms)",
-        hint: c"How long a render waits for faceswapd before showing the source",
-        kind: ParamKind::Int {
-            default: 10_000,
-            min: 100,
-            max: 600_000,
-        },
-    },
-    ParamDef {
-        name: INSTANCE_ID_PARAM,
-        label: c"Instance id",
-        hint: c"Keys this effect's project and jobs in faceswapd",
-        kind: ParamKind::Str {
-            default: c"",
-            directory: false,
-            secret: true,
-        },
-    },
+    DEADLINE_PARAM,
+    INSTANCE_ID_DEF,
 ];
 
-fn describe(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
+/// How long a render waits for the daemon (both effects).
+pub(crate) const DEADLINE_PARAM: ParamDef = ParamDef {
+    name: c"deadlineMs",
+    label: c"Daemon deadline (ms)",
+    hint: c"How long a render waits for faceswapd before showing the source",
+    kind: ParamKind::Int {
+        default: 10_000,
+        min: 100,
+        max: 600_000,
+    },
+};
+
+/// The hidden instance id (both effects).
+pub(crate) const INSTANCE_ID_DEF: ParamDef = ParamDef {
+    name: INSTANCE_ID_PARAM,
+    label: c"Instance id",
+    hint: c"Keys this effect's project and jobs in faceswapd",
+    kind: ParamKind::Str {
+        default: c"",
+        directory: false,
+        secret: true,
+    },
+};
+
+fn describe(s: &Suites, effect: OfxImageEffectHandle, kind: Kind) -> Res<()> {
     let p = effect_props(s, effect)?;
-    set_str(s, p, kOfxPropLabel, 0, c"Faceswap")?;
+    let label = match kind {
+        Kind::Swap => c"Faceswap",
+        Kind::Trainer => c"Faceswap Trainer",
+    };
+    set_str(s, p, kOfxPropLabel, 0, label)?;
     set_str(s, p, kOfxImageEffectPluginPropGrouping, 0, c"Faceswap++")?;
     set_str(
         s,
@@ -496,17 +582,22 @@ fn define_clip(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<()>
     )
 }
 
-fn describe_in_context(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
+fn describe_in_context(s: &Suites, effect: OfxImageEffectHandle, kind: Kind) -> Res<()> {
     define_clip(s, effect, kOfxImageEffectSimpleSourceClipName)?;
     define_clip(s, effect, kOfxImageEffectOutputClipName)?;
     let set = param_set(s, effect)?;
     let define = s.params.paramDefine.ok_or(MISSING)?;
-    for d in SWAP_PARAMS {
+    let params = match kind {
+        Kind::Swap => SWAP_PARAMS,
+        Kind::Trainer => crate::trainer::TRAINER_PARAMS,
+    };
+    for d in params {
         let kind = match d.kind {
-            ParamKind::Str { .. } => kOfxParamTypeString,
+            ParamKind::Str { .. } | ParamKind::Label => kOfxParamTypeString,
             ParamKind::Choice { .. } => kOfxParamTypeChoice,
             ParamKind::Int { .. } => kOfxParamTypeInteger,
-            ParamKind::Double { .. } => kOfxParamTypeDouble,
+            ParamKind::Double { .. } | ParamKind::Hidden => kOfxParamTypeDouble,
+            ParamKind::Button => kOfxParamTypePushButton,
         };
         let mut p = null_mut();
         // SAFETY: the host's param set and NUL-terminated type and name.
@@ -559,6 +650,18 @@ fn describe_in_context(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
                     set_double(s, p, name, 0, max)?;
                 }
             }
+            ParamKind::Label => {
+                set_str(s, p, kOfxParamPropDefault, 0, c"")?;
+                set_str(s, p, kOfxParamPropStringMode, 0, kOfxParamStringIsLabel)?;
+                set_int(s, p, kOfxParamPropEvaluateOnChange, 0, 0)?;
+            }
+            ParamKind::Hidden => {
+                // Bumped when a new checkpoint lands: a changed value makes the host re-render.
+                set_double(s, p, kOfxParamPropDefault, 0, 0.0)?;
+                set_int(s, p, kOfxParamPropSecret, 0, 1)?;
+                set_int(s, p, kOfxParamPropAnimates, 0, 0)?;
+            }
+            ParamKind::Button => {}
         }
     }
     Ok(())
@@ -567,11 +670,13 @@ fn describe_in_context(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
 // --- instances ---
 
 /// One effect instance's state: its link to the daemon (renders of one instance share it).
-struct Instance {
-    link: Mutex<Option<DaemonLink>>,
+pub(crate) struct Instance {
+    pub(crate) link: Mutex<Option<DaemonLink>>,
+    /// The trainer's status poller, stopped and joined when the instance goes.
+    pub(crate) poller: Mutex<Option<crate::trainer::Poller>>,
 }
 
-fn param(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<OfxParamHandle> {
+pub(crate) fn param(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<OfxParamHandle> {
     let set = param_set(s, effect)?;
     let f = s.params.paramGetHandle.ok_or(MISSING)?;
     let mut h = null_mut();
@@ -580,7 +685,12 @@ fn param(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<OfxParamH
     Ok(h)
 }
 
-fn param_int(s: &Suites, effect: OfxImageEffectHandle, name: &CStr, time: f64) -> Res<c_int> {
+pub(crate) fn param_int(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    name: &CStr,
+    time: f64,
+) -> Res<c_int> {
     let h = param(s, effect, name)?;
     let f = s.params.paramGetValueAtTime.ok_or(MISSING)?;
     let mut v: c_int = 0;
@@ -589,7 +699,12 @@ fn param_int(s: &Suites, effect: OfxImageEffectHandle, name: &CStr, time: f64) -
     Ok(v)
 }
 
-fn param_double(s: &Suites, effect: OfxImageEffectHandle, name: &CStr, time: f64) -> Res<f64> {
+pub(crate) fn param_double(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    name: &CStr,
+    time: f64,
+) -> Res<f64> {
     let h = param(s, effect, name)?;
     let f = s.params.paramGetValueAtTime.ok_or(MISSING)?;
     let mut v: f64 = 0.0;
@@ -598,7 +713,7 @@ fn param_double(s: &Suites, effect: OfxImageEffectHandle, name: &CStr, time: f64
     Ok(v)
 }
 
-fn param_string(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<String> {
+pub(crate) fn param_string(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<String> {
     let h = param(s, effect, name)?;
     let f = s.params.paramGetValue.ok_or(MISSING)?;
     let mut v: *const c_char = null();
@@ -631,6 +746,7 @@ fn create_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
     }
     let instance = Box::new(Instance {
         link: Mutex::new(None),
+        poller: Mutex::new(None),
     });
     set_ptr(
         s,
@@ -638,6 +754,58 @@ fn create_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
         kOfxPropInstanceData,
         Box::into_raw(instance).cast(),
     )
+}
+
+/// The instance data created for `effect`.
+pub(crate) fn instance<'a>(s: &Suites, effect: OfxImageEffectHandle) -> Res<&'a Instance> {
+    let p = get_ptr(s, effect_props(s, effect)?, kOfxPropInstanceData)?.cast::<Instance>();
+    // SAFETY: set in create_instance, freed only in destroy_instance, which the host never runs
+    // while another action of the same instance is in flight.
+    unsafe { p.as_ref() }.ok_or(kOfxStatErrBadHandle)
+}
+
+/// Sets an integer param (only from actions where OFX allows it: InstanceChanged, …).
+pub(crate) fn set_param_int(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    name: &CStr,
+    v: c_int,
+) -> Res<()> {
+    let h = param(s, effect, name)?;
+    let f = s.params.paramSetValue.ok_or(MISSING)?;
+    // SAFETY: integer params take one `int` after the handle.
+    ok(unsafe { f(h, v) })
+}
+
+/// A param handle that can cross to the status thread (the host's handles are plain addresses
+/// valid for the instance's life; the poller is joined before the instance goes).
+#[derive(Clone, Copy)]
+pub(crate) struct SendParam(pub(crate) OfxParamHandle);
+// SAFETY: see the type's doc: only used while the instance lives, through the host's suites.
+unsafe impl Send for SendParam {}
+
+/// Sets a string param through its handle.
+pub(crate) fn set_param_string(s: &Suites, h: SendParam, v: &str) -> Res<()> {
+    let f = s.params.paramSetValue.ok_or(MISSING)?;
+    let v = CString::new(v.replace('\0', " ")).map_err(|_| kOfxStatErrValue)?;
+    // SAFETY: string params take one `const char*`; the host copies it.
+    ok(unsafe { f(h.0, v.as_ptr()) })
+}
+
+/// Sets a double param through its handle.
+pub(crate) fn set_param_double(s: &Suites, h: SendParam, v: f64) -> Res<()> {
+    let f = s.params.paramSetValue.ok_or(MISSING)?;
+    // SAFETY: double params take one `double`.
+    ok(unsafe { f(h.0, v) })
+}
+
+/// Reads a double param through its handle.
+pub(crate) fn get_param_double(s: &Suites, h: SendParam) -> Res<f64> {
+    let f = s.params.paramGetValue.ok_or(MISSING)?;
+    let mut v = 0.0f64;
+    // SAFETY: double params take one `double*`.
+    ok(unsafe { f(h.0, &mut v as *mut f64) })?;
+    Ok(v)
 }
 
 fn destroy_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
@@ -654,18 +822,18 @@ fn destroy_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
 // --- render ---
 
 /// A host image's pixels as rows in memory order.
-struct ImageView {
-    base: *mut u8,
-    width: u32,
-    height: u32,
-    stride: usize,
-    format: PixelFormat,
+pub(crate) struct ImageView {
+    pub(crate) base: *mut u8,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) stride: usize,
+    pub(crate) format: PixelFormat,
     /// Memory order is bottom row first (positive rowbytes, OFX's default).
-    bottom_up: bool,
-    bounds: [c_int; 4],
+    pub(crate) bottom_up: bool,
+    pub(crate) bounds: [c_int; 4],
 }
 
-fn image_view(s: &Suites, img: OfxPropertySetHandle) -> Res<ImageView> {
+pub(crate) fn image_view(s: &Suites, img: OfxPropertySetHandle) -> Res<ImageView> {
     let data = get_ptr(s, img, kOfxImagePropData)?.cast::<u8>();
     let row_bytes = get_int(s, img, kOfxImagePropRowBytes, 0)?;
     let mut bounds = [0; 4];
@@ -708,7 +876,7 @@ fn image_view(s: &Suites, img: OfxPropertySetHandle) -> Res<ImageView> {
     })
 }
 
-fn clip_image(
+pub(crate) fn clip_image(
     s: &Suites,
     effect: OfxImageEffectHandle,
     name: &CStr,
@@ -726,7 +894,7 @@ fn clip_image(
 }
 
 /// Releases a clip image when dropped (every path out of render).
-struct Held<'a>(&'a Suites, OfxPropertySetHandle);
+pub(crate) struct Held<'a>(pub(crate) &'a Suites, pub(crate) OfxPropertySetHandle);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
@@ -737,7 +905,7 @@ impl Drop for Held<'_> {
     }
 }
 
-fn choice_value(options: &[(&CStr, &'static str)], index: c_int) -> &'static str {
+pub(crate) fn choice_value(options: &[(&CStr, &'static str)], index: c_int) -> &'static str {
     options
         .get(index.max(0) as usize)
         .or(options.first())
@@ -772,7 +940,7 @@ fn swap_settings(
     })
 }
 
-fn set_message(s: &Suites, effect: OfxImageEffectHandle, text: Option<&str>) {
+pub(crate) fn set_message(s: &Suites, effect: OfxImageEffectHandle, text: Option<&str>) {
     let Some(m) = s.message else {
         return;
     };
@@ -800,7 +968,14 @@ fn set_message(s: &Suites, effect: OfxImageEffectHandle, text: Option<&str>) {
     }
 }
 
-fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandle) -> Res<()> {
+/// The render action's source and output images, mapped: `body(source, output bytes, output
+/// stride, bottom_up, time)` runs while both are held; they are released after it.
+pub(crate) fn with_images(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    in_args: OfxPropertySetHandle,
+    body: impl FnOnce(&HostImage<'_>, &mut [u8], usize, bool, f64) -> Res<()>,
+) -> Res<()> {
     let time = get_double(s, in_args, kOfxPropTime)?;
     let src = Held(
         s,
@@ -814,13 +989,12 @@ fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandl
     if sv.bounds != dv.bounds || sv.format != dv.format || sv.bottom_up != dv.bottom_up {
         return Err(kOfxStatErrUnsupported);
     }
-    let len = sv.stride * (sv.height as usize).saturating_sub(1)
-        + sv.width as usize * sv.format.bytes_per_pixel();
-    let dst_len = dv.stride * (dv.height as usize).saturating_sub(1)
-        + dv.width as usize * dv.format.bytes_per_pixel();
     if sv.height == 0 || sv.width == 0 {
         return Ok(());
     }
+    let row = sv.width as usize * sv.format.bytes_per_pixel();
+    let len = sv.stride * (sv.height as usize - 1) + row;
+    let dst_len = dv.stride * (dv.height as usize - 1) + row;
     // SAFETY: the host's image buffers hold `height` rows `stride` apart from `base`; the
     // source is only read, the output only written, and they are distinct images.
     let (src_bytes, dst_bytes) = unsafe {
@@ -836,21 +1010,19 @@ fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandl
         format: sv.format,
         data: src_bytes,
     };
-    let show = choice_value(SHOW, param_int(s, effect, c"show", time)?);
-    if show == "source" {
-        crate::copy_rows(&image, dst_bytes, dv.stride);
-        return Ok(());
-    }
-    let settings = swap_settings(s, effect, time, sv.bottom_up)?;
+    body(&image, dst_bytes, dv.stride, sv.bottom_up, time)
+}
+
+/// The instance's daemon link (made on first use) with its deadline set from the params.
+pub(crate) fn with_link<T>(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    time: f64,
+    body: impl FnOnce(&mut DaemonLink) -> T,
+) -> Res<T> {
     let deadline =
         Duration::from_millis(param_int(s, effect, c"deadlineMs", time)?.max(100) as u64);
-    let instance = get_ptr(s, effect_props(s, effect)?, kOfxPropInstanceData)?.cast::<Instance>();
-    if instance.is_null() {
-        return Err(kOfxStatErrBadHandle);
-    }
-    // SAFETY: set in create_instance, freed only in destroy_instance, which the host never runs
-    // during a render of the same instance.
-    let instance = unsafe { &*instance };
+    let instance = instance(s, effect)?;
     let mut guard = instance.link.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {
         let socket = SocketPath::resolve().map_err(|_| kOfxStatFailed)?;
@@ -858,14 +1030,28 @@ fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandl
     }
     let link = guard.as_mut().ok_or(kOfxStatFailed)?;
     link.set_deadline(deadline);
-    match link.render(
-        &image,
-        dst_bytes,
-        dv.stride,
-        FrameOp::Swap(Box::new(settings)),
-    ) {
-        RenderOutcome::Processed => set_message(s, effect, None),
-        RenderOutcome::PassedThrough(why) => set_message(s, effect, Some(&why)),
-    }
-    Ok(())
+    Ok(body(link))
+}
+
+fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandle) -> Res<()> {
+    with_images(
+        s,
+        effect,
+        in_args,
+        |image, dst, dst_stride, bottom_up, time| {
+            let show = choice_value(SHOW, param_int(s, effect, c"show", time)?);
+            if show == "source" {
+                crate::copy_rows(image, dst, dst_stride);
+                return Ok(());
+            }
+            let op = FrameOp::Swap(Box::new(swap_settings(s, effect, time, bottom_up)?));
+            match with_link(s, effect, time, |link| {
+                link.render(image, dst, dst_stride, op)
+            })? {
+                RenderOutcome::Processed => set_message(s, effect, None),
+                RenderOutcome::PassedThrough(why) => set_message(s, effect, Some(&why)),
+            }
+            Ok(())
+        },
+    )
 }

@@ -22,7 +22,8 @@ pub use jobs::{
     ConvertSettings, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, TrainSettings,
 };
 pub use messages::{
-    DaemonStatus, ErrorReply, FrameOp, Request, Response, SwapSettings, SwapTarget,
+    DaemonStatus, ErrorReply, FrameOp, ProjectReport, Request, Response, Side, SwapSettings,
+    SwapTarget,
 };
 pub use slot::{FrameSlot, PixelFormat, SlotHeader};
 pub use transport::{Connection, SocketPath};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConvertSettings, ErrorCode, JobId, JobRecord, JobSpec, JobSummary};
+use crate::{ConvertSettings, ErrorCode, JobId, JobRecord, JobSpec, JobSummary, TrainSettings};
 
 /// What a frame request asks the daemon to do with the pixels in a slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +81,56 @@ pub enum Request {
     },
     /// Stop the daemon cleanly (running jobs become interrupted, resumable).
     Shutdown,
+    /// Training from the editor: find the faces in the frame in `slot` and add them to side
+    /// `side` of project `project` (the effect instance's id), as frame `frame`.
+    CollectFrame {
+        /// Project name: letters, digits, `-` and `_` only.
+        project: String,
+        /// Which side the faces are material for.
+        side: Side,
+        /// The frame number in the clip (names the faces; collecting a frame again replaces).
+        frame: u64,
+        /// Slot file path holding the frame.
+        slot: String,
+        /// The slot's rows are bottom row first.
+        bottom_up: bool,
+    },
+    /// Queue a training job on a project's collected faces (model in the project's folder).
+    TrainProject {
+        /// Project name.
+        project: String,
+        /// Training options.
+        settings: Box<TrainSettings>,
+    },
+    /// A project's collected faces, its newest training job and checkpoint.
+    ProjectStatus {
+        /// Project name.
+        project: String,
+    },
+}
+
+/// Which side of a swap collected faces are material for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    /// The identity to put in (DFL "src").
+    A,
+    /// The faces to replace (DFL "dst").
+    B,
+}
+
+/// What the daemon knows of an editor project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectReport {
+    /// Faces collected for side A.
+    pub faces_a: u64,
+    /// Faces collected for side B.
+    pub faces_b: u64,
+    /// The newest training job of the project.
+    pub job: Option<JobSummary>,
+    /// Step of the newest checkpoint, once one exists.
+    pub checkpoint_step: Option<u64>,
+    /// The project's model folder (what the swap effect's model param takes).
+    pub model_dir: String,
 }
 
 /// The daemon's answer to one [`Request`].
@@ -106,6 +156,13 @@ pub enum Response {
     },
     /// The request was refused.
     Error(ErrorReply),
+    /// Answer to [`Request::CollectFrame`]: faces found and stored from that frame.
+    Collected {
+        /// Faces added.
+        faces: u32,
+    },
+    /// Answer to [`Request::ProjectStatus`].
+    Project(Box<ProjectReport>),
 }
 
 /// A refusal: stable code plus a message meant for the user.

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p faceswap-tests --bench ofx_render` (release plug-in, daemon and host).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use faceswap_models::ComputeBackend;
@@ -119,12 +119,7 @@ fn main() -> anyhow::Result<()> {
 
     // The editor path: bundle (release), daemon, host, plug-in.
     let plugins = root.path().join("plugins");
-    let status = std::process::Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../installers/bundle.sh"))
-        .arg("--out")
-        .arg(&plugins)
-        .status()?;
-    anyhow::ensure!(status.success(), "bundle.sh failed");
+    faceswap_tests::bundle_plugin(&plugins, true)?;
     let daemon_root = root.path().join("daemon");
     share_extractor_models(&daemon_root)?;
     let d = DaemonUnderTest::start(&PathBuf::from(BIN), &daemon_root)?;

@@ -271,3 +271,25 @@ pub fn share_extractor_models(daemon_root: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Runs `installers/bundle.sh` (debug or release build of the plug-in) into `dir` and checks
+/// the bundle's layout; `dir` is what OFX_PLUGIN_PATH names.
+pub fn bundle_plugin(dir: &Path, release: bool) -> anyhow::Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../installers/bundle.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script);
+    if !release {
+        cmd.arg("--debug");
+    }
+    let out = cmd.arg("--out").arg(dir).output()?;
+    if !out.status.success() {
+        bail!("bundle.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let bundle = dir.join("Faceswap.ofx.bundle");
+    for file in ["Contents/Info.plist", "Contents/Linux-x86-64/Faceswap.ofx"] {
+        if !bundle.join(file).is_file() {
+            bail!("the bundle lacks {file}");
+        }
+    }
+    Ok(())
+}

@@ -1047,6 +1047,37 @@ impl Instance {
         Ok(cstr(s))
     }
 
+    /// A double param's current value (its default until set).
+    pub fn double(&self, name: &str) -> anyhow::Result<f64> {
+        let p = self.param(name)?;
+        let mut d = 0.0f64;
+        // SAFETY: our own param handle and a valid out-pointer for a double.
+        let st = unsafe {
+            fsh_param_get(
+                p as *const Param as *mut c_void,
+                null_mut(),
+                &mut d,
+                null_mut(),
+            )
+        };
+        if st != kOfxStatOK {
+            bail!("param {name}: status {st}");
+        }
+        Ok(d)
+    }
+
+    /// Sends InstanceChanged for param `name` as a user edit at `time` (a button press).
+    pub fn press(&self, name: &str, time: f64) -> anyhow::Result<OfxStatus> {
+        let args = PropertySet::default();
+        args.set_str(kOfxPropType, 0, kOfxTypeParameter);
+        args.set_str(kOfxPropName, 0, &CString::new(name)?);
+        args.set_str(kOfxPropChangeReason, 0, kOfxChangeUserEdited);
+        args.set_double(kOfxPropTime, 0, time);
+        args.set_double(kOfxImageEffectPropRenderScale, 0, 1.0);
+        args.set_double(kOfxImageEffectPropRenderScale, 1, 1.0);
+        Ok(self.call(kOfxActionInstanceChanged, args.handle()))
+    }
+
     /// The persistent message the plug-in set on this instance, if any.
     pub fn persistent_message(&self) -> Option<String> {
         let h = self.effect.handle() as usize;

@@ -12,7 +12,8 @@ use faceswap_models::ComputeBackend;
 use faceswap_protocol::TrainSettings;
 use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
 use faceswap_tests::{
-    DaemonUnderTest, copy_fixtures, extract_faceset, share_extractor_models, test_asset,
+    DaemonUnderTest, bundle_plugin, copy_fixtures, extract_faceset, share_extractor_models,
+    test_asset,
 };
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::image::{Pyramid, load_image};
@@ -32,22 +33,7 @@ fn plugin_path() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ofx-plugins");
         let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../installers/bundle.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .args(["--debug", "--out"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "bundle.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bundle = dir.join("Faceswap.ofx.bundle");
-        for file in ["Contents/Info.plist", "Contents/Linux-x86-64/Faceswap.ofx"] {
-            assert!(bundle.join(file).is_file(), "bundle lacks {file}");
-        }
+        bundle_plugin(&dir, false).unwrap();
         dir
     })
 }
@@ -94,7 +80,7 @@ fn the_host_finds_the_bundle_on_the_plugin_path_and_lists_the_effect() {
     let host = OfxTestHost::load(&plugin_path().display().to_string()).unwrap();
     let ids: Vec<&str> = host.plugins.iter().map(|p| p.id.as_str()).collect();
     println!("plug-ins: {ids:?}");
-    assert_eq!(ids, [EFFECT]);
+    assert_eq!(ids, [EFFECT, "org.faceswappp.FaceswapTrainer"]);
     let d = &host.plugins[0].descriptor;
     println!("clips: {:?}", d.clip_list());
     println!("params: {:?}", d.param_list());
@@ -130,6 +116,25 @@ fn the_host_finds_the_bundle_on_the_plugin_path_and_lists_the_effect() {
             .as_deref(),
         Some("OfxImageEffectRenderFullySafe")
     );
+    let trainer = &host.plugins[1].descriptor;
+    let names: Vec<String> = trainer.param_list().into_iter().map(|(n, _)| n).collect();
+    println!("trainer params: {names:?}");
+    for want in [
+        "collect",
+        "in",
+        "out",
+        "setIn",
+        "setOut",
+        "train",
+        "status",
+        "refresh",
+        "instanceId",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "trainer has no param {want}"
+        );
+    }
     // Each instance mints its own id at creation.
     let (a, b) = (
         host.create_instance(EFFECT).unwrap(),

@@ -58,7 +58,8 @@ impl FrameSwapper {
         }
     }
 
-    fn extractor(&mut self) -> Result<&mut Extractor, String> {
+    /// The extractor, loaded on first use (configured models, as extract jobs use).
+    pub fn extractor(&mut self) -> Result<&mut Extractor, String> {
         if self.extractor.is_none() {
             let dirs = crate::paths::Dirs::resolve().map_err(|e| e.to_string())?;
             let cfg = crate::config::LoadedConfig::load(&dirs.config_file())

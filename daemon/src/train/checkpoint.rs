@@ -37,6 +37,15 @@ pub enum CheckpointError {
     Invalid(PathBuf, String),
 }
 
+/// The step recorded in a checkpoint file's header, without reading or verifying the rest
+/// (for status displays; loading verifies).
+pub fn peek_step(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    (&head[..8] == MAGIC).then(|| u64::from_le_bytes(head[12..20].try_into().unwrap_or([0; 8])))
+}
+
 impl Checkpoint {
     /// Serialises with the trailing hash.
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -1,0 +1,174 @@
+//! Editor projects: training material collected from the timeline by the OFX trainer effect,
+//! kept per effect instance under `<data>/projects/<instance id>/` (faces for sides A and B as
+//! extract writes them, the model, the newest job), and the training job started from there.
+
+use std::path::{Path, PathBuf};
+
+use faceswap_protocol::{JobId, JobSpec, ProjectReport, Side, TrainSettings};
+use serde::{Deserialize, Serialize};
+
+use crate::extract::geometry::{Centering, centered_matrix, crop_matrix};
+use crate::extract::image::Pyramid;
+use crate::extract::pipeline::{Extractor, StageTimings};
+use crate::extract::{FaceMeta, encode_face_png};
+use crate::jobs::JobManager;
+use crate::media::RgbFrame;
+use crate::train::checkpoint;
+
+/// Aligned faces collected from the editor: DFL whole-face-like full crops at this size.
+pub const COLLECT_SIZE: u32 = 128;
+/// Their centering (training reads it; merge crops the same way).
+pub const COLLECT_CENTERING: Centering = Centering::DflFull;
+
+const PROJECT_FILE: &str = "project.toml";
+
+/// What a project folder records.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ProjectFile {
+    last_job: Option<JobId>,
+}
+
+/// The folder of project `name` under `data`; names are effect instance ids, so anything but
+/// letters, digits, `-` and `_` (a path, `..`) is refused.
+pub fn project_dir(data: &Path, name: &str) -> Result<PathBuf, String> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "project name {name:?} is not allowed: use letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(data.join("projects").join(name))
+}
+
+fn side_dir(project: &Path, side: Side) -> PathBuf {
+    project.join(match side {
+        Side::A => "faces_a",
+        Side::B => "faces_b",
+    })
+}
+
+/// Finds the faces in `frame` and writes them, aligned, into the project's side; collecting a
+/// frame again replaces its faces. Returns how many were written.
+pub fn collect(
+    extractor: &mut Extractor,
+    project: &Path,
+    side: Side,
+    frame_number: u64,
+    frame: RgbFrame,
+) -> Result<u32, String> {
+    let dir = side_dir(project, side).join("faces");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let pyramid = Pyramid::new(frame);
+    let faces = extractor
+        .process(&pyramid, &mut StageTimings::default())
+        .map_err(|e| e.to_string())?;
+    let mut written = 0;
+    for (i, face) in faces.iter().enumerate() {
+        if face.rejected.is_some() || face.landmarks.len() != 68 {
+            continue;
+        }
+        let lm = face.landmarks68();
+        let m = centered_matrix(&face.legacy, &lm, COLLECT_CENTERING);
+        let crop = crop_matrix(&m, COLLECT_SIZE, COLLECT_CENTERING);
+        let Some(inv) = crop.inverse() else {
+            continue;
+        };
+        let img = pyramid.warp_rgb(&inv, COLLECT_SIZE as usize);
+        let name = format!("frame_{frame_number:06}");
+        let meta = FaceMeta {
+            source: "editor".into(),
+            frame: frame_number,
+            frame_name: name.clone(),
+            face_index: i as u32,
+            landmarks: face.landmarks.clone(),
+            legacy: face.legacy,
+            crop,
+            size: COLLECT_SIZE,
+            centering: COLLECT_CENTERING,
+            rejected: None,
+        };
+        let png = encode_face_png(&img, &meta)?;
+        let path = dir.join(format!("{name}_{i}.png"));
+        crate::atomic::write_atomic(&path, &png)
+            .map_err(|e| format!("cannot write {}: {e} (is the disk full?)", path.display()))?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+fn count_faces(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("faces")).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+            .count() as u64
+    })
+}
+
+fn read_file(project: &Path) -> ProjectFile {
+    std::fs::read_to_string(project.join(PROJECT_FILE))
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Queues training on the project's collected faces; the model lives in the project folder.
+pub fn train(jobs: &JobManager, project: &Path, settings: TrainSettings) -> Result<JobId, String> {
+    for side in [Side::A, Side::B] {
+        if count_faces(&side_dir(project, side)) == 0 {
+            return Err(format!(
+                "no faces collected for side {side:?} yet: render frames with the trainer in Collect {side:?} mode first"
+            ));
+        }
+    }
+    let model = project.join("model");
+    std::fs::create_dir_all(&model)
+        .map_err(|e| format!("cannot create {}: {e}", model.display()))?;
+    let spec = JobSpec::Train {
+        faceset_a: side_dir(project, Side::A).display().to_string(),
+        faceset_b: side_dir(project, Side::B).display().to_string(),
+        model_dir: model.display().to_string(),
+        settings: Box::new(settings),
+    };
+    let id = jobs.submit(spec).map_err(|e| e.to_string())?;
+    let text = toml::to_string(&ProjectFile { last_job: Some(id) }).map_err(|e| e.to_string())?;
+    crate::atomic::write_atomic(&project.join(PROJECT_FILE), text.as_bytes())
+        .map_err(|e| format!("cannot record the job in {}: {e}", project.display()))?;
+    Ok(id)
+}
+
+/// What the project holds now.
+pub fn status(jobs: &JobManager, project: &Path) -> ProjectReport {
+    let job = read_file(project)
+        .last_job
+        .and_then(|id| jobs.get(id).ok())
+        .map(|r| (&r).into());
+    let model = project.join("model");
+    ProjectReport {
+        faces_a: count_faces(&side_dir(project, Side::A)),
+        faces_b: count_faces(&side_dir(project, Side::B)),
+        job,
+        checkpoint_step: checkpoint::peek_step(&model.join(checkpoint::CURRENT)),
+        model_dir: model.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names_cannot_escape_the_projects_folder() {
+        let data = Path::new("/data");
+        assert_eq!(
+            project_dir(data, "18eb-3678_0").unwrap(),
+            PathBuf::from("/data/projects/18eb-3678_0")
+        );
+        for bad in ["", "..", "../x", "a/b", "a b", "x\0"] {
+            assert!(project_dir(data, bad).is_err(), "{bad:?}");
+        }
+    }
+}

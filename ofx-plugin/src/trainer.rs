@@ -1,0 +1,312 @@
+//! The "Faceswap Trainer" effect: training from the editor. In Collect A / Collect B mode,
+//! every frame rendered between the in and out params is sent to the daemon as material for
+//! that side of the instance's project (the daemon finds and aligns the faces). "Train" queues
+//! a training job and returns at once; a status thread keeps the read-only status line current
+//! and bumps a hidden refresh param whenever a new checkpoint lands, so the host re-renders.
+//! Buttons never fetch images (that deadlocks Resolve/Fusion).
+
+use std::ffi::{CStr, c_int};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use faceswap_protocol::{ProjectReport, Request, Response, Side, SocketPath, TrainSettings};
+use openfx::sys::generic::core::*;
+use openfx::sys::image_effect_v1::image_effect::*;
+
+use crate::ofx::{
+    DEADLINE_PARAM, INSTANCE_ID_DEF, INSTANCE_ID_PARAM, ParamDef, ParamKind, Res, SendParam,
+    Suites, choice_value, get_double, get_str, instance, param, param_int, param_string,
+    set_message, set_param_double, set_param_int, set_param_string, with_images, with_link,
+};
+use crate::{DaemonLink, copy_rows};
+
+const COLLECT: &[(&CStr, &str)] = &[
+    (c"Off", "off"),
+    (c"Collect A (the face to put in)", "a"),
+    (c"Collect B (the faces to replace)", "b"),
+];
+const MODEL_SIZES: &[(&CStr, &str)] = &[
+    (c"Small (trains on a CPU in minutes)", "small"),
+    (c"DeepFaceLab defaults (GPU)", "dfl"),
+];
+
+/// The trainer's params.
+pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
+    ParamDef {
+        name: c"collect",
+        label: c"Collect",
+        hint: c"Send frames rendered between In and Out to faceswapd as training material",
+        kind: ParamKind::Choice {
+            options: COLLECT,
+            default: 0,
+        },
+    },
+    ParamDef {
+        name: c"in",
+        label: c"In",
+        hint: c"First frame to collect",
+        kind: ParamKind::Int {
+            default: 0,
+            min: 0,
+            max: 10_000_000,
+        },
+    },
+    ParamDef {
+        name: c"out",
+        label: c"Out",
+        hint: c"Last frame to collect (inclusive)",
+        kind: ParamKind::Int {
+            default: 100,
+            min: 0,
+            max: 10_000_000,
+        },
+    },
+    ParamDef {
+        name: c"setIn",
+        label: c"Set In to current frame",
+        hint: c"",
+        kind: ParamKind::Button,
+    },
+    ParamDef {
+        name: c"setOut",
+        label: c"Set Out to current frame",
+        hint: c"",
+        kind: ParamKind::Button,
+    },
+    ParamDef {
+        name: c"modelSize",
+        label: c"Model size",
+        hint: c"Small trains on a CPU; DeepFaceLab's defaults need a GPU",
+        kind: ParamKind::Choice {
+            options: MODEL_SIZES,
+            default: 0,
+        },
+    },
+    ParamDef {
+        name: c"resolution",
+        label: c"Resolution",
+        hint: c"Face resolution in pixels (multiple of 16)",
+        kind: ParamKind::Int {
+            default: 64,
+            min: 32,
+            max: 512,
+        },
+    },
+    ParamDef {
+        name: c"steps",
+        label: c"Steps",
+        hint: c"Train until the model has this many steps",
+        kind: ParamKind::Int {
+            default: 2000,
+            min: 1,
+            max: 10_000_000,
+        },
+    },
+    ParamDef {
+        name: c"train",
+        label: c"Train",
+        hint: c"Queue a training job in faceswapd on the collected faces",
+        kind: ParamKind::Button,
+    },
+    ParamDef {
+        name: c"status",
+        label: c"Status",
+        hint: c"Collected faces, training progress",
+        kind: ParamKind::Label,
+    },
+    ParamDef {
+        name: c"refresh",
+        label: c"Refresh",
+        hint: c"Changes when a new checkpoint lands",
+        kind: ParamKind::Hidden,
+    },
+    DEADLINE_PARAM,
+    INSTANCE_ID_DEF,
+];
+
+/// The status thread of one trainer instance.
+pub(crate) struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn deadline(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<Duration> {
+    Ok(Duration::from_millis(
+        param_int(s, effect, c"deadlineMs", time)?.max(100) as u64,
+    ))
+}
+
+/// Passes the source through; in a collect mode and inside [in, out], also sends the frame.
+pub(crate) fn render(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    in_args: OfxPropertySetHandle,
+) -> Res<()> {
+    with_images(
+        s,
+        effect,
+        in_args,
+        |image, dst, dst_stride, bottom_up, time| {
+            copy_rows(image, dst, dst_stride);
+            let side = match choice_value(COLLECT, param_int(s, effect, c"collect", time)?) {
+                "a" => Side::A,
+                "b" => Side::B,
+                _ => return Ok(()),
+            };
+            let frame = time.round().max(0.0) as i64;
+            let (first, last) = (
+                param_int(s, effect, c"in", time)? as i64,
+                param_int(s, effect, c"out", time)? as i64,
+            );
+            if frame < first || frame > last {
+                return Ok(());
+            }
+            let project = param_string(s, effect, INSTANCE_ID_PARAM)?;
+            let sent = with_link(s, effect, time, |link| {
+                link.collect(image, &project, side, frame as u64, bottom_up)
+            })?;
+            match sent {
+                Ok(_) => set_message(s, effect, None),
+                Err(why) => set_message(s, effect, Some(&why)),
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Buttons: set in/out to the current frame, or queue training and start the status thread.
+pub(crate) fn instance_changed(
+    s: &'static Suites,
+    effect: OfxImageEffectHandle,
+    in_args: OfxPropertySetHandle,
+) -> Res<()> {
+    let name = get_str(s, in_args, kOfxPropName)?;
+    let time = get_double(s, in_args, kOfxPropTime).unwrap_or(0.0);
+    match name.as_str() {
+        "setIn" => set_param_int(s, effect, c"in", time.round() as c_int),
+        "setOut" => set_param_int(s, effect, c"out", time.round() as c_int),
+        "train" => start_training(s, effect, time),
+        _ => Ok(()),
+    }
+}
+
+fn train_settings(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<TrainSettings> {
+    let resolution = (param_int(s, effect, c"resolution", time)?.clamp(32, 512) as u32) / 16 * 16;
+    let steps = param_int(s, effect, c"steps", time)?.max(1) as u64;
+    let base = TrainSettings {
+        resolution,
+        steps,
+        save_every: (steps / 4).clamp(1, 500),
+        preview_every: (steps / 4).clamp(1, 500),
+        ..TrainSettings::default()
+    };
+    Ok(
+        match choice_value(MODEL_SIZES, param_int(s, effect, c"modelSize", time)?) {
+            "small" => TrainSettings {
+                ae_dims: 64,
+                e_dims: 16,
+                d_dims: 8,
+                d_mask_dims: 4,
+                batch: 6,
+                lr: 5e-4,
+                warmup: 20,
+                ..base
+            },
+            _ => base,
+        },
+    )
+}
+
+/// Queues the job and starts the status thread; returns at once (the action must not block
+/// the host's UI). The thread submits, then polls the project.
+fn start_training(s: &'static Suites, effect: OfxImageEffectHandle, time: f64) -> Res<()> {
+    let settings = train_settings(s, effect, time)?;
+    let project = param_string(s, effect, INSTANCE_ID_PARAM)?;
+    let deadline = deadline(s, effect, time)?;
+    let status = SendParam(param(s, effect, c"status")?);
+    let refresh = SendParam(param(s, effect, c"refresh")?);
+    let inst = instance(s, effect)?;
+    let mut slot = inst.poller.lock().unwrap_or_else(|p| p.into_inner());
+    // A running poller stops first (pressing Train again restarts training from the newest
+    // checkpoint with the new settings).
+    *slot = None;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_thread = Arc::clone(&stop);
+    let socket = SocketPath::resolve().map_err(|_| kOfxStatFailed)?;
+    let thread = std::thread::spawn(move || {
+        let mut link = DaemonLink::new(socket, deadline);
+        let say = |text: &str| {
+            let _ = set_param_string(s, status, text);
+        };
+        say("Faceswap++: queueing training…");
+        let job = match link.call(&Request::TrainProject {
+            project: project.clone(),
+            settings: Box::new(settings),
+        }) {
+            Ok(Response::JobSubmitted { id }) => id,
+            Ok(other) => {
+                say(&format!("Faceswap++: unexpected reply {other:?}"));
+                return;
+            }
+            Err(why) => {
+                say(&why);
+                return;
+            }
+        };
+        let mut last_step = None;
+        while !stop_thread.load(Ordering::SeqCst) {
+            match link.call(&Request::ProjectStatus {
+                project: project.clone(),
+            }) {
+                Ok(Response::Project(report)) => {
+                    say(&describe(&report, job));
+                    if report.checkpoint_step.is_some() && report.checkpoint_step != last_step {
+                        last_step = report.checkpoint_step;
+                        let bumped = crate::ofx::get_param_double(s, refresh).unwrap_or(0.0) + 1.0;
+                        let _ = set_param_double(s, refresh, bumped);
+                    }
+                    if report.job.as_ref().is_some_and(|j| j.state.is_final()) {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(why) => say(&why),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    *slot = Some(Poller {
+        stop,
+        thread: Some(thread),
+    });
+    Ok(())
+}
+
+/// The status line: collected counts, the job's progress, the newest checkpoint.
+fn describe(r: &ProjectReport, job: u64) -> String {
+    let mut text = format!("A: {} faces, B: {} faces", r.faces_a, r.faces_b);
+    if let Some(j) = &r.job {
+        text.push_str(&format!(
+            "; job {job} {}: {}{} {}",
+            j.state.name(),
+            j.progress.done,
+            j.progress.total.map_or(String::new(), |t| format!("/{t}")),
+            j.progress.message
+        ));
+    }
+    if let Some(step) = r.checkpoint_step {
+        text.push_str(&format!("; checkpoint at step {step} in {}", r.model_dir));
+    }
+    text
+}
