@@ -46,6 +46,7 @@ pub struct DaemonLink {
     conn: Option<Connection>,
     slot: Option<FrameSlot>,
     retry_after: Option<Instant>,
+    autostart: bool,
 }
 
 /// After a failed connect, wait this long before trying again (render is called per frame).
@@ -60,7 +61,16 @@ impl DaemonLink {
             conn: None,
             slot: None,
             retry_after: None,
+            autostart: false,
         }
+    }
+
+    /// Starts `faceswapd serve` in the background when the daemon is not running (the editor
+    /// plug-in does; tests of the bare link do not). The binary is `$FACESWAPD_BIN`, else
+    /// `faceswapd` on PATH, else `~/.local/bin/faceswapd` (the user install).
+    pub fn with_autostart(mut self, on: bool) -> Self {
+        self.autostart = on;
+        self
     }
 
     /// Changes how long each render waits (the effect's deadline param).
@@ -181,11 +191,62 @@ impl DaemonLink {
                 }
                 Err(e) => {
                     self.retry_after = Some(Instant::now() + RECONNECT_BACKOFF);
+                    if self.autostart {
+                        start_daemon(&self.socket);
+                    }
                     return Err(e);
                 }
             }
         }
         self.conn.as_mut().ok_or(ProtocolError::Disconnected)
+    }
+}
+
+/// The faceswapd binary to start: `$FACESWAPD_BIN`, `faceswapd` on PATH, `~/.local/bin`.
+fn daemon_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("FACESWAPD_BIN").filter(|p| !p.is_empty()) {
+        return Some(p.into());
+    }
+    let name = if cfg!(windows) {
+        "faceswapd.exe"
+    } else {
+        "faceswapd"
+    };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        let p = std::path::Path::new(&home).join(".local/bin").join(name);
+        p.is_file().then_some(p)
+    })
+}
+
+/// Starts the daemon in the background (its own process group, no stdio); a thread reaps it
+/// when it exits so no zombie is left in the host.
+fn start_daemon(socket: &SocketPath) {
+    let Some(bin) = daemon_binary() else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--socket")
+        .arg(socket.path())
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Not in the host's process group: the editor's signals are not the daemon's.
+        cmd.process_group(0);
+    }
+    if let Ok(mut child) = cmd.spawn() {
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
     }
 }
 

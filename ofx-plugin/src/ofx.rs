@@ -1026,7 +1026,7 @@ pub(crate) fn with_link<T>(
     let mut guard = instance.link.lock().unwrap_or_else(|p| p.into_inner());
     if guard.is_none() {
         let socket = SocketPath::resolve().map_err(|_| kOfxStatFailed)?;
-        *guard = Some(DaemonLink::new(socket, deadline));
+        *guard = Some(DaemonLink::new(socket, deadline).with_autostart(true));
     }
     let link = guard.as_mut().ok_or(kOfxStatFailed)?;
     link.set_deadline(deadline);

@@ -245,7 +245,7 @@ fn start_training(s: &'static Suites, effect: OfxImageEffectHandle, time: f64) -
     let stop_thread = Arc::clone(&stop);
     let socket = SocketPath::resolve().map_err(|_| kOfxStatFailed)?;
     let thread = std::thread::spawn(move || {
-        let mut link = DaemonLink::new(socket, deadline);
+        let mut link = DaemonLink::new(socket, deadline).with_autostart(true);
         let say = |text: &str| {
             let _ = set_param_string(s, status, text);
         };

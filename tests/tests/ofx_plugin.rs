@@ -199,6 +199,15 @@ fn host_image(frame: &RgbFrame, width: u32, depth: &'static CStr, negative: bool
     b
 }
 
+/// Every pixel equal (row padding is the host's, not the image's).
+fn same_pixels(a: &HostBuffer, b: &HostBuffer) -> bool {
+    let row = a.width as usize * a.bpp();
+    (0..a.height as usize).all(|y| {
+        let o = a.row_offset(y);
+        a.data[o..o + row] == b.data[o..o + row]
+    })
+}
+
 fn empty_like(b: &HostBuffer) -> HostBuffer {
     HostBuffer {
         data: vec![0u8; b.data.len()],
@@ -344,12 +353,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
     let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
     let mut dst = empty_like(&src);
     assert_eq!(inst.render(1.0, &mut src, &mut dst), 0);
-    let bpp = src.bpp();
-    for y in 0..src.height as usize {
-        let o = src.row_offset(y);
-        let row = src.width as usize * bpp;
-        assert_eq!(src.data[o..o + row], dst.data[o..o + row], "row {y}");
-    }
+    assert!(same_pixels(&src, &dst), "the source passes through");
     let msg = inst.persistent_message().unwrap_or_default();
     println!("daemon down: {msg}");
     assert!(
@@ -366,4 +370,85 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
     println!("daemon back: {inside} changed inside, {outside} outside");
     assert!(inside > 1000 && outside == 0);
     assert_eq!(inst.persistent_message(), None);
+
+    // Killed mid-render: a large frame keeps the daemon busy while it is killed; the render
+    // still returns the source, with the reason, and the host goes on.
+    let big = image::imageops::resize(
+        &image::RgbImage::from_raw(hopper.width, hopper.height, hopper.data.clone()).unwrap(),
+        hopper.width * 4,
+        hopper.height * 4,
+        image::imageops::FilterType::Triangle,
+    );
+    let big = RgbFrame {
+        width: big.width(),
+        height: big.height(),
+        data: big.into_raw(),
+    };
+    let mut src = host_image(&big, big.width, c"OfxBitDepthByte", false);
+    let mut dst = empty_like(&src);
+    let pid = d.pid().unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(60));
+        // SAFETY: signalling the daemon process this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let t = std::time::Instant::now();
+    assert_eq!(inst.render(3.0, &mut src, &mut dst), 0);
+    killer.join().unwrap();
+    println!(
+        "killed mid-render: render returned after {:.0} ms: {:?}",
+        t.elapsed().as_secs_f64() * 1e3,
+        inst.persistent_message()
+    );
+    assert!(
+        same_pixels(&src, &dst),
+        "the source passes through when the daemon dies mid-render"
+    );
+    assert!(inst.persistent_message().is_some());
+    d.kill9().unwrap();
+
+    // Autostart: with the daemon gone, the plug-in starts `faceswapd serve` itself (here the
+    // daemon under test, with this test's folders) and a later render swaps again.
+    let script = root.path().join("faceswapd-wrapper.sh");
+    let envs: Vec<String> = d
+        .command()
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}='{}'", k.to_str()?, v?.to_str()?)))
+        .collect();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec env {} '{}' \"$@\"\n",
+            envs.join(" "),
+            bin.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // SAFETY: as above, no other thread reads the environment now.
+    unsafe { std::env::set_var("FACESWAPD_BIN", &script) };
+    std::thread::sleep(Duration::from_millis(2100)); // past the reconnect back-off
+    let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+    let start = std::time::Instant::now();
+    let swapped = loop {
+        let mut dst = empty_like(&src);
+        assert_eq!(inst.render(4.0, &mut src, &mut dst), 0);
+        let (inside, outside) = changes(&src, &dst, &lm);
+        if inside > 1000 && outside == 0 {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    println!(
+        "autostarted daemon swapping after {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    // Stop the daemon the plug-in started (the test does not own its process).
+    if let Ok(mut c) = d.connect() {
+        let _ = c.call(&faceswap_protocol::Request::Shutdown);
+    }
+    assert!(swapped, "the plug-in did not start the daemon");
 }
