@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the OFX plug-in and lays it out as an OFX bundle (OpenFX packaging spec):
-#   Faceswap.ofx.bundle/Contents/{Info.plist, Linux-x86-64/Faceswap.ofx}
+#   Faceswap.ofx.bundle/Contents/{Info.plist, Resources/<plugin id>.png, Linux-x86-64/Faceswap.ofx}
 # Usage: installers/bundle.sh [--debug] [--out DIR]   (default: release, target/bundle)
 # Prints the bundle's path. Hosts find it in a folder on OFX_PLUGIN_PATH or /usr/OFX/Plugins.
 set -euo pipefail
@@ -27,6 +27,9 @@ mkdir -p "$bundle/Contents/Linux-x86-64"
 # Copied to a temporary name and renamed: a host scanning the folder never sees half a file.
 cp -f "$target_dir/$profile/libfaceswap_ofx.so" "$bundle/Contents/Linux-x86-64/.Faceswap.ofx.tmp"
 mv -f "$bundle/Contents/Linux-x86-64/.Faceswap.ofx.tmp" "$bundle/Contents/Linux-x86-64/Faceswap.ofx"
+mkdir -p "$bundle/Contents/Resources"
+cp -f installers/resources/org.faceswappp.Faceswap.png installers/resources/org.faceswappp.FaceswapTrainer.png \
+    "$bundle/Contents/Resources/"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 cat > "$bundle/Contents/Info.plist" <<PLIST
 <?xml version="1.0" encoding="UTF-8"?>

@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use faceswap_protocol::{
-    ConvertSettings, FrameOp, PixelFormat, SocketPath, SwapSettings, SwapTarget,
+    ConvertSettings, FrameOp, PixelFormat, SocketPath, SwapSettings, SwapTarget, SwapView,
 };
 use openfx::sys::generic::core::*;
 use openfx::sys::generic::property::*;
@@ -391,7 +391,12 @@ const COLORS: &[(&CStr, &str)] = &[
     (c"match-hist", "match-hist"),
     (c"none", "none"),
 ];
-const SHOW: &[(&CStr, &str)] = &[(c"Result", "result"), (c"Source", "source")];
+const SHOW: &[(&CStr, &str)] = &[
+    (c"Result", "result"),
+    (c"Source", "source"),
+    (c"Mask", "mask"),
+    (c"Landmarks", "landmarks"),
+];
 
 /// Hidden: minted at creation, keys the instance's project and jobs (hosts keep separate UI and
 /// render instances; both see the same value through the saved param).
@@ -927,6 +932,11 @@ fn swap_settings(
         model_dir: param_string(s, effect, c"model")?,
         target,
         bottom_up,
+        show: match choice_value(SHOW, param_int(s, effect, c"show", time)?) {
+            "mask" => SwapView::Mask,
+            "landmarks" => SwapView::Landmarks,
+            _ => SwapView::Result,
+        },
         merge: ConvertSettings {
             mode: choice_value(MERGE_MODES, param_int(s, effect, c"mergeMode", time)?).into(),
             mask_mode: choice_value(MASK_MODES, param_int(s, effect, c"maskMode", time)?).into(),

@@ -23,7 +23,7 @@ pub use jobs::{
 };
 pub use messages::{
     DaemonStatus, ErrorReply, FrameOp, ProjectReport, Request, Response, Side, SwapSettings,
-    SwapTarget,
+    SwapTarget, SwapView,
 };
 pub use slot::{FrameSlot, PixelFormat, SlotHeader};
 pub use transport::{Connection, SocketPath};

@@ -32,6 +32,17 @@ pub enum SwapTarget {
     Index(u32),
 }
 
+/// What the swap effect shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SwapView {
+    /// The swapped frame.
+    Result,
+    /// The blend mask as grey (white = the swapped face).
+    Mask,
+    /// The source with the 68 landmarks of the chosen faces drawn over it.
+    Landmarks,
+}
+
 /// The swap effect's parameters for one frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SwapSettings {
@@ -41,6 +52,8 @@ pub struct SwapSettings {
     pub target: SwapTarget,
     /// The slot's rows are bottom row first (OFX images with positive rowbytes).
     pub bottom_up: bool,
+    /// What the effect shows.
+    pub show: SwapView,
     /// Merge options (the writer fields are unused).
     pub merge: ConvertSettings,
 }

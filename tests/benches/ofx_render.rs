@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         model_dir: model.display().to_string(),
         target: SwapTarget::Largest,
         bottom_up: true,
+        show: faceswap_protocol::SwapView::Result,
         merge: ConvertSettings::default(),
     };
 

@@ -286,7 +286,12 @@ pub fn bundle_plugin(dir: &Path, release: bool) -> anyhow::Result<()> {
         bail!("bundle.sh failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let bundle = dir.join("Faceswap.ofx.bundle");
-    for file in ["Contents/Info.plist", "Contents/Linux-x86-64/Faceswap.ofx"] {
+    for file in [
+        "Contents/Info.plist",
+        "Contents/Linux-x86-64/Faceswap.ofx",
+        "Contents/Resources/org.faceswappp.Faceswap.png",
+        "Contents/Resources/org.faceswappp.FaceswapTrainer.png",
+    ] {
         if !bundle.join(file).is_file() {
             bail!("the bundle lacks {file}");
         }

@@ -14,8 +14,11 @@ use anyhow::{Context, bail};
 use openfx::sys::generic::core::*;
 use openfx::sys::generic::property::*;
 use openfx::sys::image_effect_v1::image_effect::*;
+use openfx::sys::image_effect_v1::memory::*;
 use openfx::sys::image_effect_v1::message::*;
+use openfx::sys::image_effect_v1::multi_thread::*;
 use openfx::sys::image_effect_v1::param::*;
+use openfx::sys::image_effect_v1::progress::*;
 
 /// One property value.
 #[derive(Debug, Clone)]
@@ -680,6 +683,188 @@ static MESSAGE_SUITE: OfxMessageSuiteV2 = OfxMessageSuiteV2 {
     clearPersistentMessage: Some(clear_persistent_message),
 };
 
+// --- memory, progress and multithread suites ---
+
+unsafe extern "C" fn memory_alloc(_h: *mut c_void, n: usize, out: *mut *mut c_void) -> OfxStatus {
+    // SAFETY: plain C allocation, freed by memory_free.
+    let p = unsafe { libc::malloc(n.max(1)) };
+    if p.is_null() {
+        return kOfxStatErrMemory;
+    }
+    // SAFETY: the plug-in's out-pointer.
+    unsafe { *out = p };
+    kOfxStatOK
+}
+unsafe extern "C" fn memory_free(p: *mut c_void) -> OfxStatus {
+    // SAFETY: a pointer memory_alloc returned (or null).
+    unsafe { libc::free(p) };
+    kOfxStatOK
+}
+
+static MEMORY_SUITE: OfxMemorySuiteV1 = OfxMemorySuiteV1 {
+    memoryAlloc: Some(memory_alloc),
+    memoryFree: Some(memory_free),
+};
+
+/// Progress the plug-in reported: (effect, fraction).
+static PROGRESS: Mutex<Vec<(usize, f64)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn progress_start(h: *mut c_void, _label: *const c_char) -> OfxStatus {
+    PROGRESS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((h as usize, 0.0));
+    kOfxStatOK
+}
+unsafe extern "C" fn progress_update(h: *mut c_void, v: f64) -> OfxStatus {
+    PROGRESS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((h as usize, v));
+    kOfxStatOK
+}
+unsafe extern "C" fn progress_end(h: *mut c_void) -> OfxStatus {
+    PROGRESS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((h as usize, 1.0));
+    kOfxStatOK
+}
+
+static PROGRESS_SUITE: OfxProgressSuiteV1 = OfxProgressSuiteV1 {
+    progressStart: Some(progress_start),
+    progressUpdate: Some(progress_update),
+    progressEnd: Some(progress_end),
+};
+
+thread_local! {
+    static THREAD_INDEX: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+unsafe extern "C" fn multi_thread(
+    func: OfxThreadFunctionV1,
+    n: std::ffi::c_uint,
+    arg: *mut c_void,
+) -> OfxStatus {
+    let Some(f) = func else {
+        return kOfxStatErrBadHandle;
+    };
+    let n = n.max(1);
+    let arg = arg as usize;
+    std::thread::scope(|s| {
+        for i in 0..n {
+            s.spawn(move || {
+                THREAD_INDEX.with(|c| c.set(Some(i)));
+                // SAFETY: the plug-in's thread function with its own argument.
+                unsafe { f(i, n, arg as *mut c_void) };
+            });
+        }
+    });
+    kOfxStatOK
+}
+unsafe extern "C" fn multi_thread_num_cpus(n: *mut std::ffi::c_uint) -> OfxStatus {
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as std::ffi::c_uint;
+    // SAFETY: the plug-in's out-pointer.
+    unsafe { *n = cpus };
+    kOfxStatOK
+}
+unsafe extern "C" fn multi_thread_index(i: *mut std::ffi::c_uint) -> OfxStatus {
+    // SAFETY: the plug-in's out-pointer.
+    unsafe { *i = THREAD_INDEX.with(|c| c.get()).unwrap_or(0) };
+    kOfxStatOK
+}
+unsafe extern "C" fn multi_thread_is_spawned() -> c_int {
+    THREAD_INDEX.with(|c| c.get()).is_some() as c_int
+}
+
+/// A recursive mutex for the suite: owner thread and depth, with a condvar to wait on.
+#[derive(Default)]
+struct HostMutex {
+    state: Mutex<(Option<std::thread::ThreadId>, i32)>,
+    free: std::sync::Condvar,
+}
+
+fn host_mutex<'a>(m: OfxMutexHandle) -> Option<&'a HostMutex> {
+    // SAFETY: mutex handles are boxed `HostMutex`es made by mutex_create.
+    unsafe { (m as *const HostMutex).as_ref() }
+}
+
+unsafe extern "C" fn mutex_create(out: *mut OfxMutexHandle, lock_count: c_int) -> OfxStatus {
+    let m = Box::new(HostMutex::default());
+    if lock_count > 0 {
+        *m.state.lock().unwrap_or_else(|p| p.into_inner()) =
+            (Some(std::thread::current().id()), lock_count);
+    }
+    // SAFETY: the plug-in's out-pointer; freed by mutex_destroy.
+    unsafe { *out = Box::into_raw(m) as OfxMutexHandle };
+    kOfxStatOK
+}
+unsafe extern "C" fn mutex_destroy(m: OfxMutexHandle) -> OfxStatus {
+    if !m.is_null() {
+        // SAFETY: made by mutex_create, destroyed once.
+        drop(unsafe { Box::from_raw(m as *mut HostMutex) });
+    }
+    kOfxStatOK
+}
+fn try_take(m: &HostMutex, wait: bool) -> bool {
+    let me = std::thread::current().id();
+    let mut st = m.state.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        match st.0 {
+            None => {
+                *st = (Some(me), 1);
+                return true;
+            }
+            Some(owner) if owner == me => {
+                st.1 += 1;
+                return true;
+            }
+            Some(_) if !wait => return false,
+            Some(_) => st = m.free.wait(st).unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+}
+unsafe extern "C" fn mutex_lock(m: OfxMutexHandle) -> OfxStatus {
+    host_mutex(m).map_or(kOfxStatErrBadHandle, |m| {
+        try_take(m, true);
+        kOfxStatOK
+    })
+}
+unsafe extern "C" fn mutex_unlock(m: OfxMutexHandle) -> OfxStatus {
+    host_mutex(m).map_or(kOfxStatErrBadHandle, |m| {
+        let mut st = m.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.1 > 0 {
+            st.1 -= 1;
+        }
+        if st.1 == 0 {
+            st.0 = None;
+            m.free.notify_one();
+        }
+        kOfxStatOK
+    })
+}
+unsafe extern "C" fn mutex_try_lock(m: OfxMutexHandle) -> OfxStatus {
+    host_mutex(m).map_or(kOfxStatErrBadHandle, |m| {
+        if try_take(m, false) {
+            kOfxStatOK
+        } else {
+            kOfxStatFailed
+        }
+    })
+}
+
+static MULTI_THREAD_SUITE: OfxMultiThreadSuiteV1 = OfxMultiThreadSuiteV1 {
+    multiThread: Some(multi_thread),
+    multiThreadNumCPUs: Some(multi_thread_num_cpus),
+    multiThreadIndex: Some(multi_thread_index),
+    multiThreadIsSpawnedThread: Some(multi_thread_is_spawned),
+    mutexCreate: Some(mutex_create),
+    mutexDestroy: Some(mutex_destroy),
+    mutexLock: Some(mutex_lock),
+    mutexUnLock: Some(mutex_unlock),
+    mutexTryLock: Some(mutex_try_lock),
+};
+
 unsafe extern "C" fn fetch_suite(
     _host: OfxPropertySetHandle,
     name: *const c_char,
@@ -690,6 +875,9 @@ unsafe extern "C" fn fetch_suite(
         ("OfxImageEffectSuite", 1) => &IMAGE_EFFECT_SUITE as *const _ as *const c_void,
         ("OfxParameterSuite", 1) => &PARAMETER_SUITE as *const _ as *const c_void,
         ("OfxMessageSuite", 2) => &MESSAGE_SUITE as *const _ as *const c_void,
+        ("OfxMemorySuite", 1) => &MEMORY_SUITE as *const _ as *const c_void,
+        ("OfxProgressSuite", 1) => &PROGRESS_SUITE as *const _ as *const c_void,
+        ("OfxMultiThreadSuite", 1) => &MULTI_THREAD_SUITE as *const _ as *const c_void,
         _ => null(),
     }
 }
@@ -837,7 +1025,7 @@ impl OfxTestHost {
     }
 
     /// A new instance of plug-in `id` (its clips and params copied from the description).
-    pub fn create_instance(&self, id: &str) -> anyhow::Result<Instance> {
+    pub fn create_instance(&self, id: &str) -> anyhow::Result<Instance<'_>> {
         let p = self
             .plugins
             .iter()
@@ -904,12 +1092,22 @@ impl OfxTestHost {
             effect,
             entry: p.entry,
             render_lock: Mutex::new(()),
+            _host: std::marker::PhantomData,
         };
         let st = instance.call(kOfxActionCreateInstance, null_mut());
         if st != kOfxStatOK && st != kOfxStatReplyDefault {
             bail!("{id}: CreateInstance returned {st}");
         }
         Ok(instance)
+    }
+}
+
+impl Drop for OfxTestHost {
+    fn drop(&mut self) {
+        for p in &self.plugins {
+            // SAFETY: the plug-in's mainEntry; Unload is the last action before dlclose.
+            unsafe { (p.entry)(kOfxActionUnload.as_ptr(), null(), null_mut(), null_mut()) };
+        }
     }
 }
 
@@ -969,27 +1167,38 @@ impl HostBuffer {
     }
 }
 
-/// An effect instance in the host.
-pub struct Instance {
+/// An effect instance in the host (it cannot outlive the host: its code is in the host's
+/// loaded library).
+pub struct Instance<'host> {
     /// The instance's effect object (params, clips, properties).
     pub effect: Box<Effect>,
     entry: MainEntry,
     render_lock: Mutex<()>,
+    _host: std::marker::PhantomData<&'host OfxTestHost>,
 }
 
 // The plug-in declares FullySafe rendering; the test renders from several threads.
-unsafe impl Send for Instance {}
-unsafe impl Sync for Instance {}
+unsafe impl Send for Instance<'_> {}
+unsafe impl Sync for Instance<'_> {}
 
-impl Instance {
+impl Instance<'_> {
     fn call(&self, action: &CStr, args: OfxPropertySetHandle) -> OfxStatus {
+        self.call_with(action, args, null_mut())
+    }
+
+    fn call_with(
+        &self,
+        action: &CStr,
+        args: OfxPropertySetHandle,
+        out: OfxPropertySetHandle,
+    ) -> OfxStatus {
         // SAFETY: the plug-in's mainEntry with this instance's handle.
         unsafe {
             (self.entry)(
                 action.as_ptr(),
                 self.effect.handle() as *const c_void,
                 args,
-                null_mut(),
+                out,
             )
         }
     }
@@ -1104,6 +1313,13 @@ impl Instance {
                 *c.image.lock().unwrap_or_else(|e| e.into_inner()) = Some(img);
             }
         }
+        // The order a host runs: clip preferences, is-identity, then a one-frame sequence.
+        let prefs = PropertySet::default();
+        self.call_with(
+            kOfxImageEffectActionGetClipPreferences,
+            null_mut(),
+            prefs.handle(),
+        );
         let args = PropertySet::default();
         args.set_double(kOfxPropTime, 0, time);
         for (i, v) in [0, 0, dst.width as c_int, dst.height as c_int]
@@ -1115,7 +1331,25 @@ impl Instance {
         args.set_double(kOfxImageEffectPropRenderScale, 0, 1.0);
         args.set_double(kOfxImageEffectPropRenderScale, 1, 1.0);
         args.set_str(kOfxImageEffectPropFieldToRender, 0, kOfxImageFieldNone);
+        let identity = PropertySet::default();
+        let st = self.call_with(
+            kOfxImageEffectActionIsIdentity,
+            args.handle(),
+            identity.handle(),
+        );
+        if st != kOfxStatReplyDefault && st != kOfxStatOK {
+            return st;
+        }
+        let seq = PropertySet::default();
+        seq.set_double(kOfxImageEffectPropFrameRange, 0, time);
+        seq.set_double(kOfxImageEffectPropFrameRange, 1, time);
+        seq.set_double(kOfxImageEffectPropFrameStep, 0, 1.0);
+        seq.set_int(kOfxPropIsInteractive, 0, 0);
+        seq.set_double(kOfxImageEffectPropRenderScale, 0, 1.0);
+        seq.set_double(kOfxImageEffectPropRenderScale, 1, 1.0);
+        self.call(kOfxImageEffectActionBeginSequenceRender, seq.handle());
         let st = self.call(kOfxImageEffectActionRender, args.handle());
+        self.call(kOfxImageEffectActionEndSequenceRender, seq.handle());
         for c in self
             .effect
             .clips
@@ -1129,7 +1363,7 @@ impl Instance {
     }
 }
 
-impl Drop for Instance {
+impl Drop for Instance<'_> {
     fn drop(&mut self) {
         self.call(kOfxActionDestroyInstance, null_mut());
     }

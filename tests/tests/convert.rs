@@ -463,6 +463,7 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
         model_dir: fx.model.display().to_string(),
         target: SwapTarget::Largest,
         bottom_up: false,
+        show: faceswap_protocol::SwapView::Result,
         merge: ConvertSettings {
             mask_mode: "dst".into(),
             ..ConvertSettings::default()

@@ -297,6 +297,43 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         assert_eq!(outside, 0, "pixels outside the face changed");
     }
 
+    // The show param's diagnostic views: the blend mask as grey, the landmarks over the source.
+    let px = |b: &HostBuffer, x: usize, y: usize| {
+        let o = b.row_offset(y) + x * b.bpp();
+        [b.data[o], b.data[o + 1], b.data[o + 2]]
+    };
+    let centre = faceswapd::merge::face_centre(&lm).unwrap();
+    let (cx, cy) = (centre[0] as usize, centre[1] as usize);
+    inst.set_int("show", 2).unwrap();
+    let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+    let mut dst = empty_like(&src);
+    assert_eq!(inst.render(0.0, &mut src, &mut dst), 0);
+    println!(
+        "mask view: centre {:?}, corner {:?}",
+        px(&dst, cx, cy),
+        px(&dst, 2, 2)
+    );
+    assert!(
+        px(&dst, cx, cy).iter().all(|v| *v > 128),
+        "the face is white in the mask view"
+    );
+    assert_eq!(
+        px(&dst, 2, 2),
+        [0, 0, 0],
+        "away from the face the mask is black"
+    );
+    inst.set_int("show", 3).unwrap();
+    let mut dst = empty_like(&src);
+    assert_eq!(inst.render(0.0, &mut src, &mut dst), 0);
+    let nose = lm[30];
+    assert_eq!(
+        px(&dst, nose[0] as usize, nose[1] as usize),
+        [0, 220, 80],
+        "nose tip marked"
+    );
+    assert_eq!(px(&dst, 2, 2), px(&src, 2, 2));
+    inst.set_int("show", 0).unwrap();
+
     // Four host threads, four instances, different frames at once: each equals its own
     // sequential render.
     let frames: Vec<RgbFrame> = [

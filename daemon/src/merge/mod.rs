@@ -257,6 +257,18 @@ pub fn merge_frame(
     predictor: &mut dyn FacePredictor,
     settings: &MergeSettings,
 ) -> Result<RgbFrame, String> {
+    merge_frame_with_mask(frame, targets, predictor, settings, None)
+}
+
+/// [`merge_frame`], also writing each frame pixel's blend weight into `mask` (frame-sized,
+/// the largest weight where faces overlap) when given — the effect's "show mask" view.
+pub fn merge_frame_with_mask(
+    frame: &RgbFrame,
+    targets: &[TargetFace],
+    predictor: &mut dyn FacePredictor,
+    settings: &MergeSettings,
+    mut mask: Option<&mut Plane>,
+) -> Result<RgbFrame, String> {
     settings.validate().map_err(|e| e.to_string())?;
     if targets.is_empty() || settings.mode == MergeMode::Original {
         return Ok(frame.clone());
@@ -284,7 +296,17 @@ pub fn merge_frame(
             out = raw_predict(&pred, r);
             continue;
         }
-        merge_face(&mut out, frame, m, t, dst, pred, r, settings);
+        merge_face(
+            &mut out,
+            frame,
+            m,
+            t,
+            dst,
+            pred,
+            r,
+            settings,
+            mask.as_deref_mut(),
+        );
     }
     Ok(out)
 }
@@ -416,6 +438,7 @@ fn merge_face(
     pred: Prediction,
     r: usize,
     s: &MergeSettings,
+    mask: Option<&mut Plane>,
 ) {
     let mut face = pred.face.clone();
     let lm_crop: Vec<[f64; 2]> = target
@@ -522,6 +545,14 @@ fn merge_face(
     }
     if s.sharpen != 0 {
         pasted = sharpen(&pasted, region.w, region.h, s.sharpen, s.sharpen_kind, r);
+    }
+    if let Some(m) = mask {
+        for (i, wv) in weight.iter().enumerate() {
+            let (x, y) = (region.x0 + i % region.w, region.y0 + i / region.w);
+            if let Some(v) = m.data.get_mut(y * m.width + x) {
+                *v = v.max(*wv);
+            }
+        }
     }
     for (i, p) in pasted.iter().enumerate() {
         let wv = weight[i];

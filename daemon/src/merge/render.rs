@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use faceswap_models::ComputeBackend;
-use faceswap_protocol::{PixelFormat, SlotHeader, SwapSettings, SwapTarget};
+use faceswap_protocol::{PixelFormat, SlotHeader, SwapSettings, SwapTarget, SwapView};
 
 use super::convert::{SaehdPredictor, merge_settings};
-use super::{TargetFace, merge_frame};
+use super::{Plane, TargetFace, merge_frame_with_mask};
 use crate::extract::image::Pyramid;
 use crate::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
 use crate::media::RgbFrame;
@@ -133,16 +133,49 @@ impl FrameSwapper {
                 motion: Default::default(),
             })
             .collect();
+        if settings.show == SwapView::Landmarks {
+            let mut out = frame.clone();
+            for t in &targets {
+                draw_landmarks(&mut out, &t.landmarks);
+            }
+            write_changed(pixels, h, &frame, &out, settings.bottom_up);
+            return Ok(SwapReport {
+                faces_found: found,
+                faces_swapped: 0,
+                model_step: 0,
+            });
+        }
         let model = self.model(Path::new(&settings.model_dir))?;
         let step = model.predictor.step;
-        if targets.is_empty() {
+        if targets.is_empty() && settings.show == SwapView::Result {
             return Ok(SwapReport {
                 faces_found: found,
                 faces_swapped: 0,
                 model_step: step,
             });
         }
-        let out = merge_frame(&frame, &targets, &mut model.predictor, &merge)?;
+        let mut mask = Plane::filled(frame.width as usize, frame.height as usize, 0.0);
+        let want_mask = settings.show == SwapView::Mask;
+        let merged = merge_frame_with_mask(
+            &frame,
+            &targets,
+            &mut model.predictor,
+            &merge,
+            want_mask.then_some(&mut mask),
+        )?;
+        let out = if want_mask {
+            RgbFrame {
+                width: frame.width,
+                height: frame.height,
+                data: mask
+                    .data
+                    .iter()
+                    .flat_map(|v| [(v.clamp(0.0, 1.0) * 255.0).round() as u8; 3])
+                    .collect(),
+            }
+        } else {
+            merged
+        };
         if (out.width, out.height) != (frame.width, frame.height) {
             return Err("raw-predict changes the frame size; the effect cannot show it".into());
         }
@@ -152,6 +185,28 @@ impl FrameSwapper {
             faces_swapped: targets.len(),
             model_step: step,
         })
+    }
+}
+
+/// Marks each landmark with a 3×3 dot: jaw yellow, brows and nose green, eyes cyan, mouth red.
+fn draw_landmarks(frame: &mut RgbFrame, lm: &[[f64; 2]; 68]) {
+    let (w, h) = (frame.width as i64, frame.height as i64);
+    for (i, p) in lm.iter().enumerate() {
+        let colour = match i {
+            0..=16 => [255, 220, 0],
+            17..=35 => [0, 220, 80],
+            36..=47 => [0, 220, 255],
+            _ => [255, 60, 60],
+        };
+        let (cx, cy) = (p[0].floor() as i64, p[1].floor() as i64);
+        for y in cy - 1..=cy + 1 {
+            for x in cx - 1..=cx + 1 {
+                if x >= 0 && y >= 0 && x < w && y < h {
+                    let o = ((y * w + x) * 3) as usize;
+                    frame.data[o..o + 3].copy_from_slice(&colour);
+                }
+            }
+        }
     }
 }
 
