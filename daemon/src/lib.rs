@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod lock;
 pub mod logging;
 pub mod media;
+pub mod masks;
 pub mod merge;
 pub mod paths;
 pub mod project;

@@ -1,0 +1,277 @@
+//! Face masks: the landmark masks faceswap users know (hull, components, extended), stored the
+//! way faceswap stores masks — a fixed-size 8-bit plane plus the frame→mask matrix it was made
+//! with, so it can be re-projected into any crop — the per-frame-range mixing rules Faceswap++
+//! adds, and the post-processing (erode/dilate, blur, threshold).
+
+pub mod rules;
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::extract::geometry::{Affine, Centering, crop_matrix, legacy_matrix};
+use crate::merge::mask::{Plane, erode_dilate, gaussian_blur};
+use crate::train::augment::{convex_hull, fill_convex};
+
+/// Side of a stored mask (faceswap's `storage_size`).
+pub const STORED_SIZE: u32 = 128;
+
+/// Landmark-based mask kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LandmarkMask {
+    /// The convex hull of all 68 points.
+    Hull,
+    /// faceswap "components": the union of the hulls of eight face parts.
+    Components,
+    /// faceswap "extended": components with the eyebrows raised by half their distance to the
+    /// eyes, so the mask reaches the forehead.
+    Extended,
+}
+
+impl LandmarkMask {
+    /// The stored name (`hull`, `components`, `extended`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LandmarkMask::Hull => "hull",
+            LandmarkMask::Components => "components",
+            LandmarkMask::Extended => "extended",
+        }
+    }
+}
+
+/// faceswap's 68-point mask parts (lib/align/constants.py `LANDMARK_MASK_PARTS`): each part is
+/// the hull of these index ranges (end exclusive).
+const PARTS: [&[(usize, usize)]; 8] = [
+    &[(0, 9), (17, 18)],                   // right jaw
+    &[(8, 17), (26, 27)],                  // left jaw
+    &[(17, 20), (8, 9)],                   // right cheek
+    &[(24, 27), (8, 9)],                   // left cheek
+    &[(19, 25), (8, 9)],                   // nose ridge
+    &[(17, 22), (27, 28), (31, 36), (8, 9)], // right eye
+    &[(22, 27), (27, 28), (31, 36), (8, 9)], // left eye
+    &[(27, 31), (31, 36)],                 // nose
+];
+
+/// faceswap's extended face (lib/align/aligned_mask.py `_extend_face_landmarks`): each brow
+/// point moves away from the eye line by half its distance to it.
+fn extended_landmarks(lm: &[[f64; 2]; 68]) -> [[f64; 2]; 68] {
+    let mid = |a: [f64; 2], b: [f64; 2]| [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0];
+    let ml = mid(lm[36], lm[0]);
+    let mr = mid(lm[16], lm[45]);
+    let ql = mid(lm[36], ml);
+    let qr = mid(lm[45], mr);
+    let bottom_left = [ql, lm[36], lm[37], lm[38], lm[39]];
+    let bottom_right = [lm[42], lm[43], lm[44], lm[45], qr];
+    let mut out = *lm;
+    for k in 0..5 {
+        for (top, bottom) in [(17 + k, bottom_left[k]), (22 + k, bottom_right[k])] {
+            let t = lm[top];
+            out[top] = [
+                t[0] + (t[0] - bottom[0]) / 2.0,
+                t[1] + (t[1] - bottom[1]) / 2.0,
+            ];
+        }
+    }
+    out
+}
+
+/// Renders a landmark mask of `kind` for landmarks given in the mask's own pixels.
+pub fn landmark_mask(kind: LandmarkMask, lm: &[[f64; 2]; 68], size: usize) -> Plane {
+    // Pixel centres sit at +0.5; the filler tests integer coordinates.
+    let fill = |points: Vec<[f64; 2]>| {
+        let hull: Vec<[f64; 2]> = convex_hull(&points)
+            .into_iter()
+            .map(|p| [p[0] - 0.5, p[1] - 0.5])
+            .collect();
+        fill_convex(&hull, size)
+    };
+    let data = match kind {
+        LandmarkMask::Hull => fill(lm.to_vec()),
+        LandmarkMask::Components | LandmarkMask::Extended => {
+            let pts = if kind == LandmarkMask::Extended {
+                extended_landmarks(lm)
+            } else {
+                *lm
+            };
+            let mut acc = vec![0f32; size * size];
+            for part in PARTS {
+                let points: Vec<[f64; 2]> = part
+                    .iter()
+                    .flat_map(|&(a, b)| pts[a..b].iter().copied())
+                    .collect();
+                for (o, v) in acc.iter_mut().zip(fill(points)) {
+                    *o = o.max(v);
+                }
+            }
+            acc
+        }
+    };
+    Plane {
+        width: size,
+        height: size,
+        data,
+    }
+}
+
+/// A mask as stored with a face: 8-bit, `size`², deflate-compressed, with the frame→mask
+/// matrix it was made at (faceswap keeps the same: a 128 px mask and its affine matrix).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMask {
+    /// Side in pixels.
+    pub size: u32,
+    /// Frame pixels → mask pixels.
+    pub matrix: Affine,
+    /// Deflate-compressed `size × size` bytes.
+    pub data: Vec<u8>,
+}
+
+impl StoredMask {
+    /// Quantises and compresses `mask` (values in [0, 1]), made under `matrix`.
+    pub fn new(mask: &Plane, matrix: Affine) -> StoredMask {
+        let bytes: Vec<u8> = mask
+            .data
+            .iter()
+            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Writing into a Vec cannot fail.
+        let _ = enc.write_all(&bytes);
+        StoredMask {
+            size: mask.width as u32,
+            matrix,
+            data: enc.finish().unwrap_or_default(),
+        }
+    }
+
+    /// The stored plane (values in [0, 1]); an error names a damaged mask.
+    pub fn plane(&self) -> Result<Plane, String> {
+        let n = self.size as usize * self.size as usize;
+        let mut bytes = Vec::with_capacity(n);
+        flate2::read::DeflateDecoder::new(&self.data[..])
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("stored mask is damaged: {e}"))?;
+        if bytes.len() != n {
+            return Err(format!(
+                "stored mask holds {} bytes, not {n}",
+                bytes.len()
+            ));
+        }
+        Ok(Plane {
+            width: self.size as usize,
+            height: self.size as usize,
+            data: bytes.iter().map(|b| *b as f32 / 255.0).collect(),
+        })
+    }
+
+    /// The mask re-projected into a crop: `frame_to_crop` maps frame pixels to the crop's,
+    /// `size` is the crop's side. Outside the stored area is 0.
+    pub fn project(&self, frame_to_crop: &Affine, size: usize) -> Result<Plane, String> {
+        let stored = self.plane()?;
+        let crop_to_frame = frame_to_crop
+            .inverse()
+            .ok_or_else(|| "the crop matrix is singular".to_string())?;
+        let crop_to_mask = self.matrix.then_after(&crop_to_frame);
+        let mut data = Vec::with_capacity(size * size);
+        for y in 0..size {
+            for x in 0..size {
+                let p = crop_to_mask.apply([x as f64 + 0.5, y as f64 + 0.5]);
+                data.push(stored.sample(p[0] as f32, p[1] as f32));
+            }
+        }
+        Ok(Plane {
+            width: size,
+            height: size,
+            data,
+        })
+    }
+}
+
+/// A landmark mask of a face, made at [`STORED_SIZE`] in the legacy (faceswap) crop and stored.
+pub fn stored_landmark_mask(kind: LandmarkMask, frame_landmarks: &[[f64; 2]; 68]) -> StoredMask {
+    // faceswap stores landmark masks in the "face" crop; the legacy matrix padded the same way
+    // keeps the whole head in view (extended reaches the forehead).
+    let matrix = crop_matrix(
+        &legacy_matrix(frame_landmarks),
+        STORED_SIZE,
+        Centering::Head,
+    );
+    let lm = frame_landmarks.map(|p| matrix.apply(p));
+    StoredMask::new(&landmark_mask(kind, &lm, STORED_SIZE as usize), matrix)
+}
+
+/// Post-processing applied when a mask is used.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PostProcess {
+    /// Grow (> 0) or shrink (< 0), percent of the mask's side (faceswap's dilation).
+    pub dilation_percent: f32,
+    /// Blur kernel in pixels (0 = none).
+    pub blur: u32,
+    /// Gaussian or a normalised box filter.
+    pub box_blur: bool,
+    /// Blur passes.
+    pub passes: u32,
+    /// Values within this percent of 0 or 1 snap to it (faceswap's threshold).
+    pub threshold_percent: f32,
+}
+
+impl PostProcess {
+    /// Applies dilation/erosion, then threshold, then blur (faceswap's order).
+    pub fn apply(&self, mask: &Plane) -> Plane {
+        let mut m = mask.clone();
+        if self.dilation_percent != 0.0 {
+            let k = (m.width as f32 * self.dilation_percent.abs() / 100.0).round() as i32;
+            // Positive grows: a dilation is a negative erosion.
+            m = erode_dilate(&m, if self.dilation_percent > 0.0 { -k } else { k });
+        }
+        if self.threshold_percent > 0.0 {
+            let t = self.threshold_percent / 100.0;
+            for v in m.data.iter_mut() {
+                if *v < t {
+                    *v = 0.0;
+                } else if *v > 1.0 - t {
+                    *v = 1.0;
+                }
+            }
+        }
+        if self.blur > 0 {
+            let k = (self.blur | 1) as usize;
+            for _ in 0..self.passes.max(1) {
+                m = if self.box_blur { box_blur(&m, k) } else { gaussian_blur(&m, k) };
+            }
+        }
+        m
+    }
+}
+
+/// A normalised box filter of side `k` (edges held), separable.
+fn box_blur(p: &Plane, k: usize) -> Plane {
+    let half = (k / 2) as isize;
+    let (w, h) = (p.width as isize, p.height as isize);
+    let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
+        let mut out = vec![0f32; src.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for d in -half..=half {
+                    let (sx, sy) = if horizontal {
+                        ((x + d).clamp(0, w - 1), y)
+                    } else {
+                        (x, (y + d).clamp(0, h - 1))
+                    };
+                    acc += src[(sy * w + sx) as usize];
+                }
+                out[(y * w + x) as usize] = acc / k as f32;
+            }
+        }
+        out
+    };
+    let tmp = pass(&p.data, true);
+    Plane {
+        width: p.width,
+        height: p.height,
+        data: pass(&tmp, false),
+    }
+}
+
+#[cfg(test)]
+mod tests;
