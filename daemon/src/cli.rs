@@ -63,6 +63,9 @@ pub enum Command {
     /// Make facesets.
     #[command(subcommand)]
     Faceset(FacesetCommand),
+    /// Face masks in a faceset's alignments.
+    #[command(subcommand)]
+    Mask(MaskCommand),
     /// Show the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -101,6 +104,42 @@ pub enum JobsCommand {
         /// Job id.
         id: JobId,
     },
+}
+
+/// `faceswapd mask …`.
+#[derive(Debug, Subcommand)]
+pub enum MaskCommand {
+    /// Add landmark masks (faceswap's components / extended, or the hull) to every face.
+    Generate(MaskGenerateArgs),
+    /// A review sheet: the aligned faces with the mask the rules choose tinted over them.
+    Review(MaskReviewArgs),
+}
+
+/// Arguments of `mask generate`.
+#[derive(Debug, Args)]
+pub struct MaskGenerateArgs {
+    /// A faceset folder written by `extract`.
+    pub faceset: PathBuf,
+    /// Which masks: components, extended, hull.
+    #[arg(long, value_delimiter = ',', default_values_t = ["components".to_string(), "extended".to_string()])]
+    pub kinds: Vec<String>,
+}
+
+/// Arguments of `mask review`.
+#[derive(Debug, Args)]
+pub struct MaskReviewArgs {
+    /// A faceset folder written by `extract`.
+    pub faceset: PathBuf,
+    /// Which mask per frame, e.g. "10-50: xseg; otherwise: extended; fallback: components"
+    /// (ranges inclusive).
+    #[arg(long, default_value = "otherwise: components")]
+    pub rules: String,
+    /// The PNG to write.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// At most this many faces.
+    #[arg(long, default_value_t = 64)]
+    pub max: usize,
 }
 
 /// `faceswapd faceset …`.
@@ -652,6 +691,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.display()
             );
             submit_and_follow(&mut c, spec, &what, a.detach)
+        }
+        Command::Mask(MaskCommand::Generate(a)) => {
+            let kinds = a
+                .kinds
+                .iter()
+                .map(|k| match k.as_str() {
+                    "components" => Ok(crate::masks::LandmarkMask::Components),
+                    "extended" => Ok(crate::masks::LandmarkMask::Extended),
+                    "hull" => Ok(crate::masks::LandmarkMask::Hull),
+                    other => Err(anyhow::anyhow!(
+                        "unknown landmark mask {other:?}: use components, extended or hull"
+                    )),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let n = crate::masks::generate_landmark_masks(&a.faceset, &kinds)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!(
+                "added {} to {n} faces in {}",
+                a.kinds.join(", "),
+                a.faceset.join(crate::extract::ALIGNMENTS_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mask(MaskCommand::Review(a)) => {
+            let rules =
+                crate::masks::rules::MaskRules::parse(&a.rules).map_err(|e| anyhow::anyhow!(e))?;
+            let n = crate::masks::review_grid(&a.faceset, &rules, &a.out, a.max)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("{n} faces with their masks: {}", a.out.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Faceset(FacesetCommand::Average(a)) => {
             let s = crate::train::average::average_faceset(&a.inputs, &a.out, a.count, a.seed)

@@ -47,7 +47,10 @@ fn landmark_masks_on_the_fixture_faces() {
         "vladmandic_faceapi_sample3_multiface.jpg",
     ] {
         let img = load_image(&test_asset(name).unwrap()).unwrap();
-        for face in ex.process(&Pyramid::new(img), &mut StageTimings::default()).unwrap() {
+        for face in ex
+            .process(&Pyramid::new(img), &mut StageTimings::default())
+            .unwrap()
+        {
             let lm = face.landmarks68();
             // In the faceswap "head" crop, where the forehead is in view.
             let m = crop_matrix(&legacy_matrix(&lm), size as u32, Centering::Head);
@@ -63,11 +66,51 @@ fn landmark_masks_on_the_fixture_faces() {
             let top = (0..size)
                 .find(|y| (0..size).any(|x| extended.data[y * size + x] > 0.5))
                 .unwrap();
-            println!("{name}: hull IoU {iou:.4}; brows at y {brows:.1}, extended mask from row {top}");
+            println!(
+                "{name}: hull IoU {iou:.4}; brows at y {brows:.1}, extended mask from row {top}"
+            );
             assert!(iou >= 0.99, "{name}: IoU {iou}");
-            assert!((top as f64) < brows - 3.0, "{name}: extended must reach above the brows");
+            assert!(
+                (top as f64) < brows - 3.0,
+                "{name}: extended must reach above the brows"
+            );
             checked += 1;
         }
     }
     assert_eq!(checked, 6);
+}
+
+#[test]
+fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
+    let root = tempfile::tempdir().unwrap();
+    let photos = root.path().join("photos");
+    faceswap_tests::copy_fixtures(
+        &photos,
+        &[
+            "grace_hopper.jpg",
+            "vladmandic_faceapi_sample3_multiface.jpg",
+        ],
+    )
+    .unwrap();
+    let faceset = root.path().join("faces");
+    faceswap_tests::extract_faceset(&photos, &faceset, 96).unwrap();
+    let kinds = [LandmarkMask::Components, LandmarkMask::Extended];
+    let n = faceswapd::masks::generate_landmark_masks(&faceset, &kinds).unwrap();
+    assert_eq!(n, 4);
+    let store = faceswapd::extract::store::Alignments::load(
+        &faceset.join(faceswapd::extract::ALIGNMENTS_FILE),
+    )
+    .unwrap();
+    for f in store.frames.values().flat_map(|e| &e.faces) {
+        assert!(f.masks.contains_key("components") && f.masks.contains_key("extended"));
+    }
+    // Frame 0 (Hopper) by the first rule, the 3-face frame by the fallback.
+    let rules =
+        faceswapd::masks::rules::MaskRules::parse("0: extended; fallback: components").unwrap();
+    let sheet = root.path().join("review.png");
+    let shown = faceswapd::masks::review_grid(&faceset, &rules, &sheet, 64).unwrap();
+    assert_eq!(shown, 4);
+    let img = image::open(&sheet).unwrap();
+    println!("review sheet {}×{}", img.width(), img.height());
+    assert_eq!((img.width(), img.height()), (4 * 128, 128));
 }

@@ -277,6 +277,7 @@ impl Worker<'_> {
             stored.push(StoredFace {
                 face,
                 file: Some(file),
+                masks: Default::default(),
             });
         }
         Ok(ProcessedFrame {

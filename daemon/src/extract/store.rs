@@ -11,8 +11,9 @@ use super::pipeline::{ExtractSettings, Face};
 use crate::atomic::write_atomic;
 
 const MAGIC: &[u8; 8] = b"FSPPALN\0";
-/// Layout version of the store; bumped on incompatible changes.
-pub const STORE_VERSION: u32 = 1;
+/// Layout version of the store; bumped on incompatible changes (version 1 stores, without
+/// masks, are still read).
+pub const STORE_VERSION: u32 = 2;
 
 /// What the faces were extracted from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,74 @@ pub struct StoredFace {
     pub face: Face,
     /// Aligned face file, relative to the faceset folder.
     pub file: Option<String>,
+    /// Masks by name (`components`, `extended`, `hull`, `xseg`, …), each with the matrix it was
+    /// made at.
+    pub masks: BTreeMap<String, crate::masks::StoredMask>,
+}
+
+/// The version 1 layout (no masks), read and upgraded on load.
+mod v1 {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::super::pipeline::{ExtractSettings, Face};
+    use super::SourceInfo;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct StoredFace {
+        pub face: Face,
+        pub file: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct FrameEntry {
+        pub name: String,
+        pub pts: Option<i64>,
+        pub faces: Vec<StoredFace>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct Alignments {
+        pub source: SourceInfo,
+        pub settings: ExtractSettings,
+        pub frames: BTreeMap<u64, FrameEntry>,
+    }
+}
+
+impl From<v1::Alignments> for Alignments {
+    fn from(a: v1::Alignments) -> Self {
+        Alignments {
+            source: a.source,
+            settings: a.settings,
+            frames: a
+                .frames
+                .into_iter()
+                .map(|(i, f)| {
+                    let faces = f
+                        .faces
+                        .into_iter()
+                        .map(|s| StoredFace {
+                            face: s.face,
+                            file: s.file,
+                            masks: BTreeMap::new(),
+                        })
+                        .collect();
+                    (
+                        i,
+                        FrameEntry {
+                            name: f.name,
+                            pts: f.pts,
+                            faces,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The whole store.
@@ -113,15 +182,23 @@ impl Alignments {
             return Err(invalid("not a Faceswap++ alignments file".into()));
         }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != STORE_VERSION {
-            return Err(invalid(format!(
-                "version {version}, this faceswapd reads version {STORE_VERSION}"
-            )));
+        let config = bincode::config::standard();
+        match version {
+            1 => {
+                let (old, _): (v1::Alignments, _) =
+                    bincode::serde::decode_from_slice(&bytes[12..], config)
+                        .map_err(|e| invalid(format!("damaged: {e}")))?;
+                Ok(old.into())
+            }
+            STORE_VERSION => {
+                let (store, _) = bincode::serde::decode_from_slice(&bytes[12..], config)
+                    .map_err(|e| invalid(format!("damaged: {e}")))?;
+                Ok(store)
+            }
+            _ => Err(invalid(format!(
+                "version {version}, this faceswapd reads versions 1 to {STORE_VERSION}; update faceswapd"
+            ))),
         }
-        let (store, _) =
-            bincode::serde::decode_from_slice(&bytes[12..], bincode::config::standard())
-                .map_err(|e| invalid(format!("damaged: {e}")))?;
-        Ok(store)
     }
 
     /// Faces kept (not rejected), over all frames.
@@ -131,5 +208,101 @@ impl Alignments {
             .flat_map(|f| &f.faces)
             .filter(|f| f.face.rejected.is_none())
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::geometry::Affine;
+    use crate::masks::{LandmarkMask, stored_landmark_mask};
+
+    fn face() -> Face {
+        Face {
+            bbox: [10.0, 10.0, 90.0, 90.0],
+            score: 0.9,
+            landmarks: (0..68)
+                .map(|i| [20.0 + i as f64, 30.0 + (i % 7) as f64])
+                .collect(),
+            presence: 0.99,
+            legacy: Affine::IDENTITY,
+            distance: 1.0,
+            roll_deg: 0.0,
+            rejected: None,
+            mesh: Vec::new(),
+        }
+    }
+
+    fn source() -> SourceInfo {
+        SourceInfo {
+            path: "clip.mp4".into(),
+            width: 640,
+            height: 360,
+            fps: Some(25.0),
+        }
+    }
+
+    #[test]
+    fn masks_round_trip_through_the_store_and_version_1_stores_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alignments.fsppa");
+        let f = face();
+        let mut masks = BTreeMap::new();
+        masks.insert(
+            "components".to_string(),
+            stored_landmark_mask(LandmarkMask::Components, &f.landmarks68()),
+        );
+        let mut frames = BTreeMap::new();
+        frames.insert(
+            3,
+            FrameEntry {
+                name: "frame_000003".into(),
+                pts: Some(3),
+                faces: vec![StoredFace {
+                    face: f.clone(),
+                    file: Some("faces/a.png".into()),
+                    masks,
+                }],
+            },
+        );
+        let store = Alignments {
+            source: source(),
+            settings: ExtractSettings::default(),
+            frames,
+        };
+        store.save(&path).unwrap();
+        assert_eq!(Alignments::load(&path).unwrap(), store);
+
+        // A version 1 file, as earlier releases wrote it.
+        let old = v1::Alignments {
+            source: source(),
+            settings: ExtractSettings::default(),
+            frames: BTreeMap::from([(
+                0,
+                v1::FrameEntry {
+                    name: "frame_000000".into(),
+                    pts: None,
+                    faces: vec![v1::StoredFace {
+                        face: f,
+                        file: None,
+                    }],
+                },
+            )]),
+        };
+        let body = bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let p1 = dir.path().join("v1.fsppa");
+        std::fs::write(&p1, bytes).unwrap();
+        let up = Alignments::load(&p1).unwrap();
+        assert_eq!(up.frames[&0].faces.len(), 1);
+        assert!(up.frames[&0].faces[0].masks.is_empty());
+        // A newer version is refused with a clear message.
+        let mut newer = std::fs::read(&path).unwrap();
+        newer[8..12].copy_from_slice(&99u32.to_le_bytes());
+        std::fs::write(&p1, newer).unwrap();
+        let e = Alignments::load(&p1).unwrap_err().to_string();
+        assert!(e.contains("update faceswapd"), "{e}");
     }
 }

@@ -42,14 +42,14 @@ impl LandmarkMask {
 /// faceswap's 68-point mask parts (lib/align/constants.py `LANDMARK_MASK_PARTS`): each part is
 /// the hull of these index ranges (end exclusive).
 const PARTS: [&[(usize, usize)]; 8] = [
-    &[(0, 9), (17, 18)],                   // right jaw
-    &[(8, 17), (26, 27)],                  // left jaw
-    &[(17, 20), (8, 9)],                   // right cheek
-    &[(24, 27), (8, 9)],                   // left cheek
-    &[(19, 25), (8, 9)],                   // nose ridge
+    &[(0, 9), (17, 18)],                     // right jaw
+    &[(8, 17), (26, 27)],                    // left jaw
+    &[(17, 20), (8, 9)],                     // right cheek
+    &[(24, 27), (8, 9)],                     // left cheek
+    &[(19, 25), (8, 9)],                     // nose ridge
     &[(17, 22), (27, 28), (31, 36), (8, 9)], // right eye
     &[(22, 27), (27, 28), (31, 36), (8, 9)], // left eye
-    &[(27, 31), (31, 36)],                 // nose
+    &[(27, 31), (31, 36)],                   // nose
 ];
 
 /// faceswap's extended face (lib/align/aligned_mask.py `_extend_face_landmarks`): each brow
@@ -151,10 +151,7 @@ impl StoredMask {
             .read_to_end(&mut bytes)
             .map_err(|e| format!("stored mask is damaged: {e}"))?;
         if bytes.len() != n {
-            return Err(format!(
-                "stored mask holds {} bytes, not {n}",
-                bytes.len()
-            ));
+            return Err(format!("stored mask holds {} bytes, not {n}", bytes.len()));
         }
         Ok(Plane {
             width: self.size as usize,
@@ -236,7 +233,11 @@ impl PostProcess {
         if self.blur > 0 {
             let k = (self.blur | 1) as usize;
             for _ in 0..self.passes.max(1) {
-                m = if self.box_blur { box_blur(&m, k) } else { gaussian_blur(&m, k) };
+                m = if self.box_blur {
+                    box_blur(&m, k)
+                } else {
+                    gaussian_blur(&m, k)
+                };
             }
         }
         m
@@ -275,3 +276,124 @@ fn box_blur(p: &Plane, k: usize) -> Plane {
 
 #[cfg(test)]
 mod tests;
+
+/// Adds landmark masks of `kinds` to every accepted face in a faceset's alignments (written
+/// atomically). Returns how many faces got them.
+pub fn generate_landmark_masks(
+    faceset: &std::path::Path,
+    kinds: &[LandmarkMask],
+) -> Result<usize, String> {
+    let path = faceset.join(crate::extract::ALIGNMENTS_FILE);
+    let mut store = crate::extract::store::Alignments::load(&path).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for entry in store.frames.values_mut() {
+        for f in entry.faces.iter_mut() {
+            if f.face.rejected.is_some() || f.face.landmarks.len() != 68 {
+                continue;
+            }
+            let lm = f.face.landmarks68();
+            for kind in kinds {
+                f.masks
+                    .insert(kind.name().to_string(), stored_landmark_mask(*kind, &lm));
+            }
+            n += 1;
+        }
+    }
+    store.save(&path).map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// A review sheet: up to `max` aligned faces of the faceset with the mask the rules choose for
+/// each tinted red over it (faces without one are shown untinted with a grey border), 8 per
+/// row at 128 px, written as PNG. Returns how many faces are on it.
+pub fn review_grid(
+    faceset: &std::path::Path,
+    rules: &rules::MaskRules,
+    out: &std::path::Path,
+    max: usize,
+) -> Result<usize, String> {
+    const TILE: usize = 128;
+    const COLUMNS: usize = 8;
+    let store =
+        crate::extract::store::Alignments::load(&faceset.join(crate::extract::ALIGNMENTS_FILE))
+            .map_err(|e| e.to_string())?;
+    let mut tiles = Vec::new();
+    'frames: for (index, entry) in &store.frames {
+        for f in &entry.faces {
+            if tiles.len() >= max {
+                break 'frames;
+            }
+            let Some(file) = &f.file else {
+                continue;
+            };
+            let path = faceset.join(file);
+            let meta = crate::extract::read_face_meta(&path)?;
+            let img = crate::extract::image::load_image(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let scale = TILE as f64 / meta.size.max(1) as f64;
+            let to_tile = Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]).then_after(&meta.crop);
+            let chosen = rules.resolve(*index, |m| f.masks.contains_key(m));
+            let mask = match chosen.and_then(|m| f.masks.get(m)) {
+                Some(sm) => Some(sm.project(&to_tile, TILE)?),
+                None => None,
+            };
+            let mut tile = vec![0u8; TILE * TILE * 3];
+            for y in 0..TILE {
+                for x in 0..TILE {
+                    let sx = (x * img.width as usize / TILE).min(img.width as usize - 1);
+                    let sy = (y * img.height as usize / TILE).min(img.height as usize - 1);
+                    let s = (sy * img.width as usize + sx) * 3;
+                    let mut px = [
+                        img.data[s] as f32,
+                        img.data[s + 1] as f32,
+                        img.data[s + 2] as f32,
+                    ];
+                    let edge = x == 0 || y == 0 || x == TILE - 1 || y == TILE - 1;
+                    match &mask {
+                        Some(m) => {
+                            let a = 0.45 * m.data[y * TILE + x];
+                            px = [
+                                px[0] * (1.0 - a) + 255.0 * a,
+                                px[1] * (1.0 - a),
+                                px[2] * (1.0 - a),
+                            ];
+                        }
+                        None if edge => px = [128.0; 3],
+                        None => {}
+                    }
+                    let o = (y * TILE + x) * 3;
+                    for c in 0..3 {
+                        tile[o + c] = px[c].round().clamp(0.0, 255.0) as u8;
+                    }
+                }
+            }
+            tiles.push(tile);
+        }
+    }
+    if tiles.is_empty() {
+        return Err(format!(
+            "{} has no aligned faces to show",
+            faceset.display()
+        ));
+    }
+    let cols = COLUMNS.min(tiles.len());
+    let rows = tiles.len().div_ceil(cols);
+    let (w, h) = (cols * TILE, rows * TILE);
+    let mut data = vec![0u8; w * h * 3];
+    for (k, tile) in tiles.iter().enumerate() {
+        let (tx, ty) = ((k % cols) * TILE, (k / cols) * TILE);
+        for y in 0..TILE {
+            let o = ((ty + y) * w + tx) * 3;
+            data[o..o + TILE * 3].copy_from_slice(&tile[y * TILE * 3..(y + 1) * TILE * 3]);
+        }
+    }
+    let png = crate::media::encode_png(&crate::media::RgbFrame {
+        width: w as u32,
+        height: h as u32,
+        data,
+    })
+    .map_err(|e| e.to_string())?;
+    crate::atomic::write_atomic(out, &png)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(tiles.len())
+}

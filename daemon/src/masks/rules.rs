@@ -57,7 +57,9 @@ impl MaskRules {
                         None => (number(r)?, number(r)?),
                     };
                     if a > b {
-                        return Err(format!("mask rule {part:?}: the range ends before it starts"));
+                        return Err(format!(
+                            "mask rule {part:?}: the range ends before it starts"
+                        ));
                     }
                     out.rules.push(MaskRule {
                         frames: Some((a, b)),
@@ -86,8 +88,10 @@ mod tests {
 
     #[test]
     fn ranges_are_inclusive_and_rules_apply_in_order() {
-        let r = MaskRules::parse("10-50: xseg; 51: extended; otherwise: bisenet-fp_face; fallback: components")
-            .unwrap();
+        let r = MaskRules::parse(
+            "10-50: xseg; 51: extended; otherwise: bisenet-fp_face; fallback: components",
+        )
+        .unwrap();
         let all = |_: &str| true;
         assert_eq!(r.resolve(9, all), Some("bisenet-fp_face"));
         assert_eq!(r.resolve(10, all), Some("xseg"));
@@ -98,8 +102,10 @@ mod tests {
 
     #[test]
     fn a_missing_mask_falls_through_to_the_next_rule_then_the_fallback() {
-        let r = MaskRules::parse("frames 10-50: xseg; otherwise: bisenet-fp_face; fallback: components")
-            .unwrap();
+        let r = MaskRules::parse(
+            "frames 10-50: xseg; otherwise: bisenet-fp_face; fallback: components",
+        )
+        .unwrap();
         // No XSeg for this face: the next covering rule.
         assert_eq!(r.resolve(20, |m| m != "xseg"), Some("bisenet-fp_face"));
         // Only landmark masks: the fallback.

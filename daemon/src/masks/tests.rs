@@ -75,7 +75,10 @@ fn the_extended_mask_reaches_above_the_eyebrows_and_components_do_not() {
     let extended = landmark_mask(LandmarkMask::Extended, &lm, size);
     let (tc, te) = (top_row(&components).unwrap(), top_row(&extended).unwrap());
     println!("highest brow point y = {brows:.1}; components reach row {tc}, extended row {te}");
-    assert!((te as f64) < brows - 5.0, "extended must reach the forehead");
+    assert!(
+        (te as f64) < brows - 5.0,
+        "extended must reach the forehead"
+    );
     assert!((tc as f64) >= brows - 1.5, "components stop at the brows");
     // Both lie inside the hull of the (extended) points and cover most of the face.
     let area = |m: &Plane| m.data.iter().filter(|v| **v > 0.5).count();
@@ -97,7 +100,11 @@ fn stored_masks_round_trip_within_the_quantisation() {
         .zip(&back.data)
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    println!("stored mask: {} compressed bytes for {} pixels, worst error {worst:.5}", stored.data.len(), size * size);
+    println!(
+        "stored mask: {} compressed bytes for {} pixels, worst error {worst:.5}",
+        stored.data.len(),
+        size * size
+    );
     assert!(worst <= 0.5 / 255.0 + 1e-6, "worst error {worst}");
     // A damaged mask is an error, not a panic.
     let mut bad = stored.clone();
@@ -146,7 +153,11 @@ fn post_processing_dilates_thresholds_and_blurs() {
             ..PostProcess::default()
         }
         .apply(&m);
-        let partial = soft.data.iter().filter(|v| **v > 0.05 && **v < 0.95).count();
+        let partial = soft
+            .data
+            .iter()
+            .filter(|v| **v > 0.05 && **v < 0.95)
+            .count();
         assert!(partial > 50, "blur softens the edge");
     }
     let mut noisy = m.clone();
