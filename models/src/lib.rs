@@ -18,6 +18,7 @@ pub mod optim;
 pub mod s3fd;
 pub mod saehd;
 pub mod train;
+pub mod xseg;
 
 // burn's RecordState derive refers to these through `crate::`.
 #[allow(unused_imports)]
