@@ -50,10 +50,10 @@ fn conv3(i: usize, o: usize, device: &Device) -> Conv2d {
 }
 
 fn groups(c: usize) -> usize {
-    // Groups of at most 8 channels (GroupNorm needs the count to divide the channels).
+    // The most groups that keep at least 4 channels each (the count must divide the channels).
     (1..=c)
         .rev()
-        .find(|g| c % g == 0 && c / g >= 4)
+        .find(|g| c.is_multiple_of(*g) && c / g >= 4)
         .unwrap_or(1)
 }
 
