@@ -96,8 +96,8 @@ fn occlude(s: &Sample, rng: &mut Rng) -> Sample {
                 };
                 if inside {
                     let noise = rng.range(-0.08, 0.08);
-                    for c in 0..3 {
-                        out.rgb[c * R * R + y * R + x] = (colour[c] + noise).clamp(0.0, 1.0);
+                    for (c, v) in colour.iter().enumerate() {
+                        out.rgb[c * R * R + y * R + x] = (v + noise).clamp(0.0, 1.0);
                     }
                     out.mask[y * R + x] = 0.0;
                 }
@@ -205,7 +205,7 @@ fn xseg_learns_faces_with_occluders_and_generalises_to_held_out_faces() {
             .model()
             .forward(x)
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         for (p, t) in pred.iter().zip(&o.mask) {
             let (p, t) = (*p > 0.5, *t > 0.5);
