@@ -123,6 +123,19 @@ pub struct MaskGenerateArgs {
     /// Which masks: components, extended, hull.
     #[arg(long, value_delimiter = ',', default_values_t = ["components".to_string(), "extended".to_string()])]
     pub kinds: Vec<String>,
+    /// Also a BiSeNet-FP mask from this ONNX file (faceswap's bisenet-fp; see the docs for the
+    /// expected signature).
+    #[arg(long)]
+    pub bisenet: Option<PathBuf>,
+    /// BiSeNet: hair counts as face (stored as bisenet-fp_head).
+    #[arg(long)]
+    pub hair: bool,
+    /// BiSeNet: ears count as face.
+    #[arg(long)]
+    pub ears: bool,
+    /// BiSeNet: glasses count as face.
+    #[arg(long)]
+    pub glasses: bool,
 }
 
 /// Arguments of `mask review`.
@@ -712,6 +725,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 a.kinds.join(", "),
                 a.faceset.join(crate::extract::ALIGNMENTS_FILE).display()
             );
+            if let Some(model) = &a.bisenet {
+                let runtime = crate::extract::default_models(&dirs)?.runtime;
+                let parts = faceswap_models::bisenet::BiSeNetParts {
+                    glasses: a.glasses,
+                    ears: a.ears,
+                    hair: a.hair,
+                };
+                let n = crate::masks::generate_bisenet_masks(&a.faceset, &runtime, model, parts)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                println!("added a BiSeNet-FP mask to {n} faces");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Mask(MaskCommand::Review(a)) => {

@@ -9,6 +9,7 @@
 pub use burn;
 
 pub mod backend;
+pub mod bisenet;
 pub mod blazeface;
 pub mod facemesh;
 pub mod fan;

@@ -298,3 +298,21 @@ pub fn bundle_plugin(dir: &Path, release: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The python of the pinned converter venv (it has the `onnx` package), which tests use to
+/// build tiny ONNX models with the signature of a real net.
+pub fn converter_python() -> anyhow::Result<PathBuf> {
+    let p = Dirs::resolve()?
+        .cache
+        .join("tools")
+        .join("tflite2onnx")
+        .join("bin")
+        .join("python");
+    if !p.is_file() {
+        bail!(
+            "{} missing: run `faceswapd assets fetch --models`",
+            p.display()
+        );
+    }
+    Ok(p)
+}

@@ -55,19 +55,7 @@ else:
 "#;
 
 fn converter_python() -> PathBuf {
-    let dirs = Dirs::resolve().unwrap();
-    let p = dirs
-        .cache
-        .join("tools")
-        .join("tflite2onnx")
-        .join("bin")
-        .join("python");
-    assert!(
-        p.is_file(),
-        "{} missing: run `faceswapd assets fetch --models`",
-        p.display()
-    );
-    p
+    faceswap_tests::converter_python().unwrap()
 }
 
 fn build(kind: &str, out: &Path, extra: &[String]) {

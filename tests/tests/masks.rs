@@ -114,3 +114,103 @@ fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
     println!("review sheet {}×{}", img.width(), img.height());
     assert_eq!((img.width(), img.height()), (4 * 128, 128));
 }
+
+/// A BiSeNet-FP stand-in: input `[1, 3, 512, 512]`, logits `[1, C, 512, 512]` fixed so the
+/// arg-max is class 1 ("skin") in a central disc and the hair class in a ring around it.
+const BUILD_BISENET: &str = r#"
+import sys
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+classes, hair, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+y, x = np.mgrid[0:512, 0:512]
+r = np.hypot(x - 255.5, y - 255.5)
+logits = np.zeros((1, classes, 512, 512), np.float32)
+logits[0, 0] = 1.0
+logits[0, 1][r < 150] = 2.0
+if hair < classes:
+    logits[0, hair][(r >= 150) & (r < 200)] = 2.0
+nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=1),
+         helper.make_node("Mul", ["m", "zero"], ["z"]),
+         helper.make_node("Add", ["z", "value"], ["logits"])]
+inits = [numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "zero"),
+         numpy_helper.from_array(logits, "value")]
+graph = helper.make_graph(nodes, "bisenet_fp",
+    [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+    [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes, 512, 512])], inits)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+onnx.save(model, out)
+"#;
+
+#[test]
+fn bisenet_fp_masks_from_an_onnx_model_of_the_same_signature() {
+    use faceswap_models::bisenet::BiSeNetParts;
+    let root = tempfile::tempdir().unwrap();
+    let photos = root.path().join("photos");
+    faceswap_tests::copy_fixtures(&photos, &["grace_hopper.jpg"]).unwrap();
+    let faceset = root.path().join("faces");
+    faceswap_tests::extract_faceset(&photos, &faceset, 128).unwrap();
+    let python = faceswap_tests::converter_python().unwrap();
+    let build = |classes: u32, hair: u32, name: &str| {
+        let out = root.path().join(name);
+        let ok = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(BUILD_BISENET)
+            .args([classes.to_string(), hair.to_string()])
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building {name}");
+        out
+    };
+    let runtime = faceswapd::extract::default_models(&Dirs::resolve().unwrap())
+        .unwrap()
+        .runtime;
+    let store_file = faceset.join(faceswapd::extract::ALIGNMENTS_FILE);
+    // Centre, ring and corner of the 128 px aligned crop, through the stored mask.
+    let probe = |name: &str| {
+        let store = faceswapd::extract::store::Alignments::load(&store_file).unwrap();
+        let f = &store.frames[&0].faces[0];
+        let meta =
+            faceswapd::extract::read_face_meta(&faceset.join(f.file.as_ref().unwrap())).unwrap();
+        let m = f.masks[name].project(&meta.crop, 128).unwrap();
+        let at = |x: usize, y: usize| m.data[y * 128 + x];
+        // Ring radius 150–200 of 512 → 37.5–50 of 128; sample at 44 px right of centre.
+        (at(64, 64), at(64 + 44, 64), at(2, 2))
+    };
+    for (classes, hair) in [(5u32, 3u32), (19, 17)] {
+        let model = build(classes, hair, &format!("bisenet_{classes}.onnx"));
+        let n = faceswapd::masks::generate_bisenet_masks(
+            &faceset,
+            &runtime,
+            &model,
+            BiSeNetParts::default(),
+        )
+        .unwrap();
+        assert_eq!(n, 1);
+        let (centre, ring, corner) = probe("bisenet-fp_face");
+        println!("{classes} classes, face: centre {centre:.2}, ring {ring:.2}, corner {corner:.2}");
+        assert!(centre > 0.99 && ring < 0.01 && corner < 0.01);
+        let parts = BiSeNetParts {
+            hair: true,
+            ..BiSeNetParts::default()
+        };
+        faceswapd::masks::generate_bisenet_masks(&faceset, &runtime, &model, parts).unwrap();
+        let (centre, ring, _) = probe("bisenet-fp_head");
+        println!("{classes} classes, head: centre {centre:.2}, ring {ring:.2}");
+        assert!(centre > 0.99 && ring > 0.99);
+    }
+    // A model with another output is refused with a message naming the expected shape.
+    let wrong = build(7, 9, "wrong.onnx");
+    let e = faceswapd::masks::generate_bisenet_masks(
+        &faceset,
+        &runtime,
+        &wrong,
+        BiSeNetParts::default(),
+    )
+    .unwrap_err();
+    println!("wrong model: {e}");
+    assert!(e.contains("5 or 19"), "{e}");
+}

@@ -397,3 +397,61 @@ pub fn review_grid(
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(tiles.len())
 }
+
+/// Runs a BiSeNet-FP ONNX model on every accepted face's aligned crop in a faceset and stores
+/// the result as `bisenet-fp_face` (or `bisenet-fp_head` with hair). The mask covers what the
+/// aligned crop covers (its matrix is the crop's), so extract with `face` or `head` centering
+/// for faceswap's framing. Returns how many faces got one.
+pub fn generate_bisenet_masks(
+    faceset: &std::path::Path,
+    runtime: &std::path::Path,
+    model: &std::path::Path,
+    parts: faceswap_models::bisenet::BiSeNetParts,
+) -> Result<usize, String> {
+    use faceswap_models::bisenet::{BISENET_SIZE, BiSeNetFp};
+    let mut net = BiSeNetFp::load(runtime, model).map_err(|e| e.to_string())?;
+    let name = if parts.hair {
+        "bisenet-fp_head"
+    } else {
+        "bisenet-fp_face"
+    };
+    let path = faceset.join(crate::extract::ALIGNMENTS_FILE);
+    let mut store = crate::extract::store::Alignments::load(&path).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for entry in store.frames.values_mut() {
+        for f in entry.faces.iter_mut() {
+            let Some(file) = &f.file else {
+                continue;
+            };
+            if f.face.rejected.is_some() {
+                continue;
+            }
+            let png = faceset.join(file);
+            let meta = crate::extract::read_face_meta(&png)?;
+            let img = image::open(&png)
+                .map_err(|e| format!("{}: {e}", png.display()))?
+                .to_rgb8();
+            let input = image::imageops::resize(
+                &img,
+                BISENET_SIZE as u32,
+                BISENET_SIZE as u32,
+                image::imageops::FilterType::Triangle,
+            );
+            let mask = net.mask(input.as_raw(), parts).map_err(|e| e.to_string())?;
+            let full = Plane {
+                width: BISENET_SIZE,
+                height: BISENET_SIZE,
+                data: mask,
+            };
+            let stored = full.resized(STORED_SIZE as usize);
+            // Frame → stored mask: the crop's matrix scaled from its size to the stored size.
+            let k = STORED_SIZE as f64 / meta.size.max(1) as f64;
+            let matrix = Affine([[k, 0.0, 0.0], [0.0, k, 0.0]]).then_after(&meta.crop);
+            f.masks
+                .insert(name.to_string(), StoredMask::new(&stored, matrix));
+            n += 1;
+        }
+    }
+    store.save(&path).map_err(|e| e.to_string())?;
+    Ok(n)
+}
