@@ -66,6 +66,9 @@ pub enum Command {
     /// Face masks in a faceset's alignments.
     #[command(subcommand)]
     Mask(MaskCommand),
+    /// XSeg (DeepFaceLab): train on labelled faces, apply to facesets, manage labels.
+    #[command(subcommand)]
+    Xseg(XsegCommand),
     /// Show the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -104,6 +107,63 @@ pub enum JobsCommand {
         /// Job id.
         id: JobId,
     },
+}
+
+/// `faceswapd xseg …`.
+#[derive(Debug, Subcommand)]
+pub enum XsegCommand {
+    /// Train (or resume) an XSeg model on the labelled faces of one or more facesets.
+    Train(XsegTrainArgs),
+    /// Store an `xseg` mask for every face of a faceset.
+    Apply {
+        /// Faceset folder.
+        faceset: PathBuf,
+        /// XSeg model folder.
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Copy the labelled faces of a faceset into a folder.
+    FetchLabelled {
+        /// Faceset folder.
+        faceset: PathBuf,
+        /// Where to copy them.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Remove every label from a faceset.
+    RemoveLabels {
+        /// Faceset folder.
+        faceset: PathBuf,
+    },
+}
+
+/// Arguments of `xseg train`.
+#[derive(Debug, Args)]
+pub struct XsegTrainArgs {
+    /// Faceset folders with labelled faces.
+    #[arg(required = true)]
+    pub facesets: Vec<PathBuf>,
+    /// XSeg model folder (created).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input side of a new model.
+    #[arg(long, default_value_t = 256)]
+    pub resolution: u32,
+    /// First-level channels of a new model.
+    #[arg(long, default_value_t = 32)]
+    pub base: u32,
+    /// Train until the model has this many steps.
+    #[arg(long, default_value_t = 10_000)]
+    pub steps: u64,
+    /// Faces per step.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Checkpoint every N steps.
+    #[arg(long, default_value_t = 500)]
+    pub save_every: u64,
 }
 
 /// `faceswapd mask …`.
@@ -704,6 +764,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.display()
             );
             submit_and_follow(&mut c, spec, &what, a.detach)
+        }
+        Command::Xseg(x) => {
+            let cfg = crate::config::LoadedConfig::load(&dirs.config_file())?;
+            let backend = crate::train::training_backend(&cfg.config.compute.device)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            match x {
+                XsegCommand::Train(a) => {
+                    let req = crate::masks::xseg::XsegTrainRequest {
+                        facesets: a.facesets.clone(),
+                        model_dir: a.model.clone(),
+                        resolution: a.resolution,
+                        base: a.base,
+                        steps: a.steps,
+                        batch: a.batch,
+                        lr: a.lr,
+                        seed: 0,
+                        save_every: a.save_every,
+                        backend,
+                    };
+                    let bar = indicatif::ProgressBar::new(a.steps);
+                    let s = crate::masks::xseg::train_xseg(&req, |step, loss| {
+                        bar.set_position(step);
+                        bar.set_message(format!("loss {loss:.4}"));
+                        true
+                    })
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                    bar.finish();
+                    println!(
+                        "XSeg on {} labelled faces: steps {} → {}; model in {}",
+                        s.faces,
+                        s.start_step,
+                        s.end_step,
+                        a.model.display()
+                    );
+                }
+                XsegCommand::Apply { faceset, model } => {
+                    let n = crate::masks::xseg::apply_xseg(&faceset, &model, backend)
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    println!("stored an xseg mask for {n} faces in {}", faceset.display());
+                }
+                XsegCommand::FetchLabelled { faceset, out } => {
+                    let n = crate::masks::xseg::fetch_labelled(&faceset, &out)
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    println!("copied {n} labelled faces to {}", out.display());
+                }
+                XsegCommand::RemoveLabels { faceset } => {
+                    let n = crate::masks::xseg::remove_labels(&faceset)
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    println!("removed the labels of {n} faces");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Mask(MaskCommand::Generate(a)) => {
             let kinds = a

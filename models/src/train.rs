@@ -250,17 +250,7 @@ impl SaehdTrainer {
 
     /// Weights and optimiser state as bytes (burnpack each), for a checkpoint.
     pub fn save_state(&self) -> Result<(Vec<u8>, Vec<u8>), TrainStateError> {
-        let model = self
-            .model
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| TrainStateError::Record(e.to_string()))?;
-        let optim = self
-            .optimizer
-            .into_bytes()
-            .map_err(|e| TrainStateError::Record(e.to_string()))?;
-        Ok((model.to_vec(), optim.to_vec()))
+        state_bytes(&self.model, &self.optimizer)
     }
 
     /// Restores weights, optimiser state and the step count saved by [`Self::save_state`].
@@ -270,22 +260,47 @@ impl SaehdTrainer {
         optim: Vec<u8>,
         step: u64,
     ) -> Result<(), TrainStateError> {
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model))
-            .map_err(|e| TrainStateError::Record(e.to_string()))?;
-        self.model = self
-            .model
-            .clone()
-            .try_load_record(record)
-            .map_err(|e| TrainStateError::Record(e.to_string()))?
-            .fork(&self.device);
-        self.optimizer = self
-            .optimizer
-            .clone()
-            .from_bytes(Bytes::from_bytes_vec(optim))
-            .map_err(|e| TrainStateError::Record(e.to_string()))?;
+        let (loaded, optimizer) = load_state(self.model.clone(), &self.optimizer, model, optim)?;
+        self.model = loaded.fork(&self.device);
+        self.optimizer = optimizer;
         self.step = step;
         Ok(())
     }
+}
+
+/// A module's weights and its optimiser's state as bytes (burnpack each).
+pub(crate) fn state_bytes<M: Module + Clone>(
+    model: &M,
+    optimizer: &ModuleOptimizer,
+) -> Result<(Vec<u8>, Vec<u8>), TrainStateError> {
+    let weights = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainStateError::Record(e.to_string()))?;
+    let optim = optimizer
+        .into_bytes()
+        .map_err(|e| TrainStateError::Record(e.to_string()))?;
+    Ok((weights.to_vec(), optim.to_vec()))
+}
+
+/// `model` and `optimizer` with the state [`state_bytes`] wrote.
+pub(crate) fn load_state<M: Module>(
+    model: M,
+    optimizer: &ModuleOptimizer,
+    weights: Vec<u8>,
+    optim: Vec<u8>,
+) -> Result<(M, ModuleOptimizer), TrainStateError> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
+        .map_err(|e| TrainStateError::Record(e.to_string()))?;
+    let model = model
+        .try_load_record(record)
+        .map_err(|e| TrainStateError::Record(e.to_string()))?;
+    let optimizer = optimizer
+        .clone()
+        .from_bytes(Bytes::from_bytes_vec(optim))
+        .map_err(|e| TrainStateError::Record(e.to_string()))?;
+    Ok((model, optimizer))
 }
 
 /// Global L2 norm of all gradients; when `max` is set and exceeded, every gradient is scaled by

@@ -207,6 +207,42 @@ impl XSegTrainer {
     pub fn step(&self) -> u64 {
         self.step
     }
+
+    /// Weights and optimiser state as bytes (burnpack each), for a checkpoint.
+    pub fn save_state(&self) -> Result<(Vec<u8>, Vec<u8>), crate::train::TrainStateError> {
+        crate::train::state_bytes(&self.model, &self.optimizer)
+    }
+
+    /// Restores what [`Self::save_state`] wrote, and the step count.
+    pub fn restore_state(
+        &mut self,
+        model: Vec<u8>,
+        optim: Vec<u8>,
+        step: u64,
+    ) -> Result<(), crate::train::TrainStateError> {
+        let (loaded, optimizer) =
+            crate::train::load_state(self.model.clone(), &self.optimizer, model, optim)?;
+        self.model = loaded;
+        self.optimizer = optimizer;
+        self.step = step;
+        Ok(())
+    }
+}
+
+impl XSeg {
+    /// Builds the network of `opts` on `device` with saved weights.
+    pub fn load(
+        opts: &XSegOptions,
+        device: &Device,
+        weights: Vec<u8>,
+    ) -> Result<XSeg, crate::saehd::LoadError> {
+        let record =
+            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights))
+                .map_err(|e| crate::saehd::LoadError(e.to_string()))?;
+        opts.init(device)
+            .try_load_record(record)
+            .map_err(|e| crate::saehd::LoadError(e.to_string()))
+    }
 }
 
 #[cfg(test)]

@@ -217,3 +217,87 @@ fn xseg_learns_faces_with_occluders_and_generalises_to_held_out_faces() {
     println!("held-out IoU {iou:.3}");
     assert!(iou >= 0.85, "IoU {iou}");
 }
+
+/// Labels stored with the faces, a training run that checkpoints and resumes, and apply
+/// writing an `xseg` mask for every face.
+#[test]
+fn labelled_faces_train_resume_and_apply() {
+    use faceswap_models::ComputeBackend;
+    use faceswapd::extract::ALIGNMENTS_FILE;
+    use faceswapd::extract::store::Alignments;
+    use faceswapd::masks::xseg::{
+        LabelPolygon, XsegTrainRequest, apply_xseg, fetch_labelled, remove_labels, train_xseg,
+    };
+    use faceswapd::train::augment::convex_hull;
+
+    let root = tempfile::tempdir().unwrap();
+    let photos = root.path().join("photos");
+    copy_fixtures(
+        &photos,
+        &[
+            "grace_hopper.jpg",
+            "vladmandic_faceapi_sample3_multiface.jpg",
+        ],
+    )
+    .unwrap();
+    let faceset = root.path().join("faces");
+    extract_faceset(&photos, &faceset, 64).unwrap();
+    // Label every face with its landmark hull, minus a box over the mouth.
+    let path = faceset.join(ALIGNMENTS_FILE);
+    let mut store = Alignments::load(&path).unwrap();
+    for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
+        let lm = f.face.landmarks68();
+        let (mx, my) = (lm[62][0], lm[62][1]);
+        f.labels = vec![
+            LabelPolygon {
+                include: true,
+                points: convex_hull(&lm),
+            },
+            LabelPolygon {
+                include: false,
+                points: vec![
+                    [mx - 8.0, my - 6.0],
+                    [mx + 8.0, my - 6.0],
+                    [mx + 8.0, my + 6.0],
+                    [mx - 8.0, my + 6.0],
+                ],
+            },
+        ];
+    }
+    store.save(&path).unwrap();
+    let fetched = fetch_labelled(&faceset, &root.path().join("labelled")).unwrap();
+    assert_eq!(fetched, 4);
+
+    let model = root.path().join("xseg");
+    let req = |steps| XsegTrainRequest {
+        facesets: vec![faceset.clone()],
+        model_dir: model.clone(),
+        resolution: 32,
+        base: 8,
+        steps,
+        batch: 4,
+        lr: 2e-3,
+        seed: 5,
+        save_every: 20,
+        backend: ComputeBackend::Cpu,
+    };
+    let first = train_xseg(&req(40), |_, _| true).unwrap();
+    let second = train_xseg(&req(60), |_, _| true).unwrap();
+    println!("first run {:?}, resumed {:?}", first.losses, second.losses);
+    assert_eq!((first.faces, first.start_step, first.end_step), (4, 0, 40));
+    assert_eq!(
+        (second.start_step, second.end_step),
+        (40, 60),
+        "resumes from the checkpoint"
+    );
+    let applied = apply_xseg(&faceset, &model, ComputeBackend::Cpu).unwrap();
+    assert_eq!(applied, 4);
+    let store = Alignments::load(&path).unwrap();
+    for f in store.frames.values().flat_map(|e| &e.faces) {
+        let plane = f.masks["xseg"].plane().unwrap();
+        assert_eq!(plane.width, 128);
+    }
+    assert_eq!(remove_labels(&faceset).unwrap(), 4);
+    let e = train_xseg(&req(80), |_, _| true).unwrap_err();
+    assert!(e.contains("no labelled faces"), "{e}");
+}

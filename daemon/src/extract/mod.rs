@@ -278,6 +278,7 @@ impl Worker<'_> {
                 face,
                 file: Some(file),
                 masks: Default::default(),
+                labels: Vec::new(),
             });
         }
         Ok(ProcessedFrame {

@@ -49,6 +49,8 @@ pub struct StoredFace {
     /// Masks by name (`components`, `extended`, `hull`, `xseg`, …), each with the matrix it was
     /// made at.
     pub masks: BTreeMap<String, crate::masks::StoredMask>,
+    /// XSeg labels: include/exclude polygons in frame pixels, applied in order.
+    pub labels: Vec<crate::masks::xseg::LabelPolygon>,
 }
 
 /// The version 1 layout (no masks), read and upgraded on load.
@@ -100,6 +102,7 @@ impl From<v1::Alignments> for Alignments {
                             face: s.face,
                             file: s.file,
                             masks: BTreeMap::new(),
+                            labels: Vec::new(),
                         })
                         .collect();
                     (
@@ -262,6 +265,7 @@ mod tests {
                     face: f.clone(),
                     file: Some("faces/a.png".into()),
                     masks,
+                    labels: Vec::new(),
                 }],
             },
         );

@@ -4,6 +4,7 @@
 //! adds, and the post-processing (erode/dilate, blur, threshold).
 
 pub mod rules;
+pub mod xseg;
 
 use std::io::{Read, Write};
 
