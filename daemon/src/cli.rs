@@ -386,6 +386,9 @@ pub struct ConvertArgs {
     /// Also write a before/after PNG of a frame from the middle of the input here.
     #[arg(long)]
     pub before_after: Option<PathBuf>,
+    /// XSeg model folder, for the XSeg mask modes.
+    #[arg(long)]
+    pub xseg_model: Option<PathBuf>,
     /// Queue the job and return.
     #[arg(long)]
     pub detach: bool,
@@ -443,6 +446,7 @@ impl ConvertArgs {
             label: self.label.clone(),
             project: self.project.clone(),
             before_after: None,
+            xseg_model: None,
             seed: 0,
         })
     }
@@ -732,6 +736,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Convert(a) => {
             let mut settings = a.settings()?;
+            if let Some(dir) = &a.xseg_model {
+                settings.xseg_model = Some(absolute(dir)?.display().to_string());
+            }
             if let Some(p) = &a.before_after {
                 let p = if p.is_absolute() {
                     p.clone()

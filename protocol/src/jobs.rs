@@ -128,6 +128,8 @@ pub struct ConvertSettings {
     /// Also write a before/after PNG (source | result, side by side) of a frame from the
     /// middle of the input to this path.
     pub before_after: Option<String>,
+    /// XSeg model folder for the XSeg mask modes.
+    pub xseg_model: Option<String>,
     /// Seed for idt / sot.
     pub seed: u64,
 }
@@ -163,6 +165,7 @@ impl Default for ConvertSettings {
             label: None,
             project: String::new(),
             before_after: None,
+            xseg_model: None,
             seed: 0,
         }
     }

@@ -297,13 +297,8 @@ fn splitmix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Runs an XSeg model on every face's aligned crop and stores the result as the `xseg` mask.
-/// Returns how many faces got one.
-pub fn apply_xseg(
-    faceset: &Path,
-    model_dir: &Path,
-    backend: ComputeBackend,
-) -> Result<usize, String> {
+/// A trained XSeg model, loaded for inference, with its input side.
+pub fn load_xseg(model_dir: &Path, device: &Device) -> Result<(XSeg, usize), String> {
     let text = std::fs::read_to_string(model_dir.join(MODEL_FILE)).map_err(|e| {
         format!(
             "{} is not an XSeg model folder ({e}); train one with `faceswapd xseg train`",
@@ -313,11 +308,21 @@ pub fn apply_xseg(
     let file: XsegModelFile = toml::from_str(&text).map_err(|e| e.to_string())?;
     let (latest, _) = checkpoint::load_latest(model_dir).map_err(|e| e.to_string())?;
     let ck = latest.ok_or_else(|| format!("{} has no checkpoint yet", model_dir.display()))?;
+    let model = XSeg::load(&options(&file), device, ck.model).map_err(|e| e.to_string())?;
+    Ok((model, file.resolution as usize))
+}
+
+/// Runs an XSeg model on every face's aligned crop and stores the result as the `xseg` mask.
+/// Returns how many faces got one.
+pub fn apply_xseg(
+    faceset: &Path,
+    model_dir: &Path,
+    backend: ComputeBackend,
+) -> Result<usize, String> {
     let device: Device = backend
         .device()
         .ok_or_else(|| format!("no {} backend", backend.name()))?;
-    let model = XSeg::load(&options(&file), &device, ck.model).map_err(|e| e.to_string())?;
-    let r = file.resolution as usize;
+    let (model, r) = load_xseg(model_dir, &device)?;
     let path = faceset.join(ALIGNMENTS_FILE);
     let mut store = Alignments::load(&path).map_err(|e| e.to_string())?;
     let mut n = 0;

@@ -188,6 +188,7 @@ pub struct SaehdPredictor {
     device: Device,
     resolution: usize,
     centering: Centering,
+    xseg: Option<(faceswap_models::xseg::XSeg, usize)>,
     /// The step of the checkpoint loaded.
     pub step: u64,
 }
@@ -228,14 +229,64 @@ impl SaehdPredictor {
             device,
             resolution: opts.resolution,
             centering,
+            xseg: None,
             step: ck.step,
         })
+    }
+
+    /// Adds the XSeg model the XSeg mask modes use.
+    pub fn with_xseg(mut self, dir: &Path) -> Result<Self, ConvertError> {
+        let loaded = crate::masks::xseg::load_xseg(dir, &self.device).map_err(|reason| {
+            ConvertError::Model {
+                path: dir.to_path_buf(),
+                reason,
+            }
+        })?;
+        self.xseg = Some(loaded);
+        Ok(self)
     }
 }
 
 impl FacePredictor for SaehdPredictor {
     fn resolution(&self) -> usize {
         self.resolution
+    }
+
+    fn segment(&mut self, faces: &[Vec<Rgb>]) -> Result<Option<Vec<Plane>>, String> {
+        let Some((xseg, xr)) = &self.xseg else {
+            return Ok(None);
+        };
+        let (r, xr, n) = (self.resolution, *xr, faces.len());
+        let plane = xr * xr;
+        let mut data = vec![0f32; n * 3 * plane];
+        for (b, face) in faces.iter().enumerate() {
+            // Each channel resampled from R to the XSeg side.
+            for c in 0..3 {
+                let ch = Plane {
+                    width: r,
+                    height: r,
+                    data: face.iter().map(|p| p[c]).collect(),
+                }
+                .resized(xr);
+                data[(b * 3 + c) * plane..(b * 3 + c + 1) * plane].copy_from_slice(&ch.data);
+            }
+        }
+        // [N, 3, Rx, Rx] → [N, 1, Rx, Rx]
+        let x = Tensor::<4>::from_data(TensorData::new(data, [n, 3, xr, xr]), &self.device);
+        let out = xseg
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("reading XSeg's output: {e:?}"))?;
+        Ok(Some(
+            out.chunks_exact(plane)
+                .map(|m| Plane {
+                    width: xr,
+                    height: xr,
+                    data: m.to_vec(),
+                })
+                .collect(),
+        ))
     }
 
     fn centering(&self) -> Centering {
@@ -1194,6 +1245,11 @@ pub fn run_job(
     };
     let mut predictor = SaehdPredictor::open(&req.model_dir, backend)
         .map_err(|e| JobError::Failed(e.to_string()))?;
+    if let Some(dir) = &req.settings.xseg_model {
+        predictor = predictor
+            .with_xseg(Path::new(dir))
+            .map_err(|e| JobError::Failed(e.to_string()))?;
+    }
     ctx.log(format!(
         "converting {input} with model {model_dir} (step {}, {} px, on {}) into {output}",
         predictor.step,

@@ -137,9 +137,9 @@ impl Default for MergeSettings {
 /// Merge cannot run with these settings or inputs.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MergeError {
-    /// An XSeg mask mode before an XSeg model exists.
+    /// An XSeg mask mode without an XSeg model.
     #[error(
-        "mask mode {0:?} needs a trained XSeg model, which this version cannot make yet; use full, dst, learned-prd, learned-dst, prd*dst or prd+dst"
+        "mask mode {0:?} needs a trained XSeg model: pass --xseg-model DIR (train one with `faceswapd xseg train`), or use full, dst, learned-prd, learned-dst, prd*dst or prd+dst"
     )]
     XsegUnavailable(MaskMode),
     /// An option out of range.
@@ -150,9 +150,6 @@ pub enum MergeError {
 impl MergeSettings {
     /// Checks ranges and what the mask mode needs.
     pub fn validate(&self) -> Result<(), MergeError> {
-        if self.mask_mode.needs_xseg() {
-            return Err(MergeError::XsegUnavailable(self.mask_mode));
-        }
         let range = |name: &str, v: i64, lo: i64, hi: i64| {
             if v < lo || v > hi {
                 Err(MergeError::Setting(format!(
@@ -196,6 +193,11 @@ pub trait FacePredictor {
     fn centering(&self) -> Centering;
     /// Swaps a batch of destination faces (each `R × R`, row-major RGB in [0, 1]).
     fn predict(&mut self, faces: &[Vec<Rgb>]) -> Result<Vec<Prediction>, String>;
+    /// XSeg masks of a batch of `R × R` faces, when the predictor has an XSeg model (the XSeg
+    /// mask modes need one; DFL runs XSeg on the destination and the predicted face).
+    fn segment(&mut self, _faces: &[Vec<Rgb>]) -> Result<Option<Vec<Plane>>, String> {
+        Ok(None)
+    }
 }
 
 /// Face motion between the neighbouring frames (DFL `mainscripts/Merger.py`): the distance the
@@ -290,8 +292,18 @@ pub fn merge_frame_with_mask(
         return Ok(frame.clone());
     }
     let predictions = predictor.predict(&inputs)?;
+    // XSeg modes: XSeg on the destination faces and on the predicted ones.
+    let xseg: Vec<Option<(Plane, Plane)>> = if settings.mask_mode.needs_xseg() {
+        let unavailable = || MergeError::XsegUnavailable(settings.mask_mode).to_string();
+        let dst = predictor.segment(&inputs)?.ok_or_else(unavailable)?;
+        let faces: Vec<Vec<Rgb>> = predictions.iter().map(|p| p.face.clone()).collect();
+        let prd = predictor.segment(&faces)?.ok_or_else(unavailable)?;
+        prd.into_iter().zip(dst).map(Some).collect()
+    } else {
+        vec![None; predictions.len()]
+    };
     let mut out = frame.clone();
-    for (((m, t), dst), pred) in mats.iter().zip(&inputs).zip(predictions) {
+    for ((((m, t), dst), pred), xseg) in mats.iter().zip(&inputs).zip(predictions).zip(xseg) {
         if settings.mode == MergeMode::RawPredict {
             out = raw_predict(&pred, r);
             continue;
@@ -303,6 +315,7 @@ pub fn merge_frame_with_mask(
             t,
             dst,
             pred,
+            xseg.as_ref(),
             r,
             settings,
             mask.as_deref_mut(),
@@ -329,8 +342,12 @@ fn working_mask(
     mode: MaskMode,
     landmarks_in_crop: &[[f64; 2]],
     pred: &Prediction,
+    xseg: Option<&(Plane, Plane)>,
     r: usize,
 ) -> Plane {
+    // (XSeg-prd, XSeg-dst); the modes that need them are refused earlier when absent.
+    let xprd = || xseg.map_or(Plane::filled(r, r, 0.0), |x| x.0.resized(r));
+    let xdst = || xseg.map_or(Plane::filled(r, r, 0.0), |x| x.1.resized(r));
     let prd = || pred.face_mask.resized(r);
     let dst = || pred.dst_mask.resized(r);
     let zip = |a: Plane, b: Plane, f: fn(f32, f32) -> f32| Plane {
@@ -355,8 +372,14 @@ fn working_mask(
         MaskMode::LearnedDst => dst(),
         MaskMode::LearnedPrdTimesDst => zip(prd(), dst(), |a, b| a * b),
         MaskMode::LearnedPrdPlusDst => zip(prd(), dst(), |a, b| (a + b).min(1.0)),
-        // Refused by validate(); never reached.
-        _ => Plane::filled(r, r, 0.0),
+        MaskMode::XsegPrd => xprd(),
+        MaskMode::XsegDst => xdst(),
+        MaskMode::XsegPrdTimesDst => zip(xprd(), xdst(), |a, b| a * b),
+        MaskMode::LearnedTimesXseg => zip(
+            zip(prd(), dst(), |a, b| a * b),
+            zip(xprd(), xdst(), |a, b| a * b),
+            |a, b| a * b,
+        ),
     }
 }
 
@@ -436,6 +459,7 @@ fn merge_face(
     target: &TargetFace,
     dst_face: &[Rgb],
     pred: Prediction,
+    xseg: Option<&(Plane, Plane)>,
     r: usize,
     s: &MergeSettings,
     mask: Option<&mut Plane>,
@@ -446,7 +470,7 @@ fn merge_face(
         .iter()
         .map(|p| frame_to_crop.apply(*p))
         .collect();
-    let wrk = working_mask(s.mask_mode, &lm_crop, &pred, r);
+    let wrk = working_mask(s.mask_mode, &lm_crop, &pred, xseg, r);
     let area: Vec<f32> = wrk
         .data
         .iter()

@@ -39,7 +39,7 @@ pub struct SwapReport {
 pub struct FrameSwapper {
     backend: ComputeBackend,
     extractor: Option<Extractor>,
-    models: HashMap<PathBuf, LoadedModel>,
+    models: HashMap<(PathBuf, Option<String>), LoadedModel>,
 }
 
 fn checkpoint_mtime(dir: &Path) -> Option<SystemTime> {
@@ -75,17 +75,25 @@ impl FrameSwapper {
             .ok_or_else(|| "the extractor could not be loaded".to_string())
     }
 
-    /// The model of `dir`, reloaded when a newer checkpoint has landed since it was loaded.
-    fn model(&mut self, dir: &Path) -> Result<&mut LoadedModel, String> {
+    /// The model of `dir` (with the XSeg model of `xseg`, if any), reloaded when a newer
+    /// checkpoint has landed since it was loaded.
+    fn model(&mut self, dir: &Path, xseg: Option<&str>) -> Result<&mut LoadedModel, String> {
         let mtime = checkpoint_mtime(dir);
+        let key = (dir.to_path_buf(), xseg.map(str::to_string));
         let stale = self
             .models
-            .get(dir)
+            .get(&key)
             .is_none_or(|m| m.checkpoint_mtime != mtime);
         if stale {
-            let predictor = SaehdPredictor::open(dir, self.backend).map_err(|e| e.to_string())?;
+            let mut predictor =
+                SaehdPredictor::open(dir, self.backend).map_err(|e| e.to_string())?;
+            if let Some(x) = xseg {
+                predictor = predictor
+                    .with_xseg(Path::new(x))
+                    .map_err(|e| e.to_string())?;
+            }
             self.models.insert(
-                dir.to_path_buf(),
+                key.clone(),
                 LoadedModel {
                     predictor,
                     checkpoint_mtime: mtime,
@@ -93,7 +101,7 @@ impl FrameSwapper {
             );
         }
         self.models
-            .get_mut(dir)
+            .get_mut(&key)
             .ok_or_else(|| format!("model {} could not be loaded", dir.display()))
     }
 
@@ -145,7 +153,10 @@ impl FrameSwapper {
                 model_step: 0,
             });
         }
-        let model = self.model(Path::new(&settings.model_dir))?;
+        let model = self.model(
+            Path::new(&settings.model_dir),
+            settings.merge.xseg_model.as_deref(),
+        )?;
         let step = model.predictor.step;
         if targets.is_empty() && settings.show == SwapView::Result {
             return Ok(SwapReport {

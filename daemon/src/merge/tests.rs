@@ -277,18 +277,93 @@ fn seamless_keeps_the_face_gradients_and_meets_the_frame_at_the_border() {
 }
 
 #[test]
-fn xseg_modes_and_bad_ranges_are_refused_clearly() {
+fn xseg_modes_need_an_xseg_model_and_bad_ranges_are_refused_clearly() {
+    let (frame, lm) = scene(160, 120, [80.0, 60.0], 40.0, 0.0);
     let s = MergeSettings {
         mask_mode: MaskMode::XsegDst,
         ..MergeSettings::default()
     };
-    let e = s.validate().unwrap_err().to_string();
-    assert!(e.contains("XSeg"), "{e}");
+    let mut model = Identity {
+        r: 64,
+        centering: Centering::DflFull,
+    };
+    let e = merge_frame(&frame, &[target(lm)], &mut model, &s).unwrap_err();
+    assert!(e.contains("XSeg model"), "{e}");
     let s = MergeSettings {
         erode: 900,
         ..MergeSettings::default()
     };
     assert!(s.validate().unwrap_err().to_string().contains("erode"));
+}
+
+/// A flat red face whose XSeg sees a disc in the middle of every crop.
+struct WithXseg;
+
+impl FacePredictor for WithXseg {
+    fn resolution(&self) -> usize {
+        64
+    }
+    fn centering(&self) -> Centering {
+        Centering::DflFull
+    }
+    fn predict(&mut self, faces: &[Vec<Rgb>]) -> Result<Vec<Prediction>, String> {
+        Ok(faces
+            .iter()
+            .map(|_| Prediction {
+                face: vec![[1.0, 0.0, 0.0]; 64 * 64],
+                face_mask: Plane::filled(64, 64, 1.0),
+                dst_mask: Plane::filled(64, 64, 1.0),
+            })
+            .collect())
+    }
+    fn segment(&mut self, faces: &[Vec<Rgb>]) -> Result<Option<Vec<Plane>>, String> {
+        let disc = Plane {
+            width: 32,
+            height: 32,
+            data: (0..32 * 32)
+                .map(|i| {
+                    let (x, y) = ((i % 32) as f32 - 15.5, (i / 32) as f32 - 15.5);
+                    if x * x + y * y < 64.0 { 1.0 } else { 0.0 }
+                })
+                .collect(),
+        };
+        Ok(Some(vec![disc; faces.len()]))
+    }
+}
+
+#[test]
+fn xseg_modes_blend_through_the_xseg_masks() {
+    let (frame, lm) = scene(200, 160, [100.0, 80.0], 50.0, 0.0);
+    let full = MergeSettings {
+        mask_mode: MaskMode::Full,
+        color: ColorTransfer::None,
+        ..MergeSettings::default()
+    };
+    let area_full = changed(
+        &merge_frame(&frame, &[target(lm)], &mut WithXseg, &full).unwrap(),
+        &frame,
+    );
+    for mode in [
+        MaskMode::XsegDst,
+        MaskMode::XsegPrd,
+        MaskMode::XsegPrdTimesDst,
+        MaskMode::LearnedTimesXseg,
+    ] {
+        let s = MergeSettings {
+            mask_mode: mode,
+            ..full.clone()
+        };
+        let area = changed(
+            &merge_frame(&frame, &[target(lm)], &mut WithXseg, &s).unwrap(),
+            &frame,
+        );
+        println!("{mode:?}: {area} pixels changed (full square: {area_full})");
+        // The disc covers π·8²/32² ≈ 20 % of the crop.
+        assert!(
+            area > area_full / 10 && area < area_full / 3,
+            "{mode:?}: {area}"
+        );
+    }
 }
 
 #[test]
