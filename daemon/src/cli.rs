@@ -389,6 +389,10 @@ pub struct ConvertArgs {
     /// XSeg model folder, for the XSeg mask modes.
     #[arg(long)]
     pub xseg_model: Option<PathBuf>,
+    /// With --mask-mode stored: which stored mask each frame uses, e.g.
+    /// "10-50: xseg; otherwise: bisenet-fp_face; fallback: components" (ranges inclusive).
+    #[arg(long)]
+    pub mask_rules: Option<String>,
     /// Queue the job and return.
     #[arg(long)]
     pub detach: bool,
@@ -447,6 +451,7 @@ impl ConvertArgs {
             project: self.project.clone(),
             before_after: None,
             xseg_model: None,
+            mask_rules: self.mask_rules.clone(),
             seed: 0,
         })
     }

@@ -130,6 +130,9 @@ pub struct ConvertSettings {
     pub before_after: Option<String>,
     /// XSeg model folder for the XSeg mask modes.
     pub xseg_model: Option<String>,
+    /// Which stored mask each frame uses with mask mode `stored`, e.g.
+    /// `10-50: xseg; otherwise: bisenet-fp_face; fallback: components` (ranges inclusive).
+    pub mask_rules: Option<String>,
     /// Seed for idt / sot.
     pub seed: u64,
 }
@@ -166,6 +169,7 @@ impl Default for ConvertSettings {
             project: String::new(),
             before_after: None,
             xseg_model: None,
+            mask_rules: None,
             seed: 0,
         }
     }

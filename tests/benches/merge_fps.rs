@@ -106,6 +106,7 @@ fn main() -> anyhow::Result<()> {
     let target = [TargetFace {
         landmarks: lm,
         motion: Motion::default(),
+        mask: None,
     }];
     merge_frame(&frame, &target, &mut model, &settings).map_err(|e| anyhow::anyhow!(e))?;
     let n = 30;

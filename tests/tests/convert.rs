@@ -397,6 +397,7 @@ fn identity_round_trip_on_real_faces() {
         let target = TargetFace {
             landmarks: lm,
             motion: Motion::default(),
+            mask: None,
         };
         // A crop that oversamples the face (about 2× its frame size): what is measured is the
         // geometry — the inverse warp landing on the same pixels — not bilinear's softening.

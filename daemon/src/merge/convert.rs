@@ -366,8 +366,13 @@ fn in_ranges(ranges: &[(u64, u64)], i: u64) -> bool {
 
 /// The faces to swap in each frame, with their motion (nearest face in the neighbouring
 /// frames' entries).
-fn targets_by_frame(store: &Alignments, only: &[u32]) -> BTreeMap<u64, Vec<TargetFace>> {
-    let faces = |e: &FrameEntry| -> Vec<[[f64; 2]; 68]> {
+fn targets_by_frame(
+    store: &Alignments,
+    only: &[u32],
+    rules: Option<&crate::masks::rules::MaskRules>,
+) -> BTreeMap<u64, Vec<TargetFace>> {
+    // The accepted faces the user picked, in detection order.
+    fn chosen<'a>(e: &'a FrameEntry, only: &[u32]) -> Vec<&'a crate::extract::store::StoredFace> {
         e.faces
             .iter()
             .enumerate()
@@ -376,12 +381,17 @@ fn targets_by_frame(store: &Alignments, only: &[u32]) -> BTreeMap<u64, Vec<Targe
                     && f.face.landmarks.len() == 68
                     && (only.is_empty() || only.contains(&(*i as u32)))
             })
-            .map(|(_, f)| f.face.landmarks68())
+            .map(|(_, f)| f)
             .collect()
-    };
+    }
     let centres = |e: Option<&FrameEntry>| -> Vec<[f64; 2]> {
-        e.map(|e| faces(e).iter().filter_map(face_centre).collect())
-            .unwrap_or_default()
+        e.map(|e| {
+            chosen(e, only)
+                .iter()
+                .filter_map(|f| face_centre(&f.face.landmarks68()))
+                .collect()
+        })
+        .unwrap_or_default()
     };
     let mut out = BTreeMap::new();
     for (&i, e) in &store.frames {
@@ -400,9 +410,15 @@ fn targets_by_frame(store: &Alignments, only: &[u32]) -> BTreeMap<u64, Vec<Targe
                 })
                 .copied()
         };
-        let list = faces(e)
+        let list = chosen(e, only)
             .into_iter()
-            .map(|landmarks| {
+            .map(|stored| {
+                let landmarks = stored.face.landmarks68();
+                // The stored mask the rules pick for this frame (the "stored" mask mode).
+                let mask = rules
+                    .and_then(|r| r.resolve(i, |m| stored.masks.contains_key(m)))
+                    .and_then(|m| stored.masks.get(m))
+                    .cloned();
                 let motion = face_centre(&landmarks)
                     .and_then(|c| Some((nearest(&prev, c)?, nearest(&next, c)?)))
                     .map(|(p, n)| Motion {
@@ -410,7 +426,11 @@ fn targets_by_frame(store: &Alignments, only: &[u32]) -> BTreeMap<u64, Vec<Targe
                         angle: (n[1] - p[1]).atan2(n[0] - p[0]),
                     })
                     .unwrap_or_default();
-                TargetFace { landmarks, motion }
+                TargetFace {
+                    landmarks,
+                    motion,
+                    mask,
+                }
             })
             .collect();
         out.insert(i, list);
@@ -884,7 +904,19 @@ pub fn run_convert(
     let s = &req.settings;
     let merge = merge_settings(s)?;
     let (store, store_file) = load_alignments(&req.alignments)?;
-    let targets = targets_by_frame(&store, &s.faces);
+    let rules = match &s.mask_rules {
+        Some(text) => {
+            Some(crate::masks::rules::MaskRules::parse(text).map_err(ConvertError::Settings)?)
+        }
+        None => None,
+    };
+    if merge.mask_mode == MaskMode::Stored && rules.is_none() {
+        return Err(ConvertError::Settings(
+            "mask mode stored needs --mask-rules, e.g. \"0-100: xseg; fallback: components\""
+                .into(),
+        ));
+    }
+    let targets = targets_by_frame(&store, &s.faces, rules.as_ref());
     let tag = provenance(&s.project);
     let is_dir = req.input.is_dir();
     if !is_dir && !req.input.is_file() {

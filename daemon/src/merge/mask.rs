@@ -26,11 +26,14 @@ pub enum MaskMode {
     XsegPrdTimesDst,
     /// learned-prd × learned-dst × XSeg-prd × XSeg-dst.
     LearnedTimesXseg,
+    /// The destination face's stored mask the mask rules pick for the frame (components,
+    /// extended, xseg, bisenet-fp…); the landmark hull when the face has none of them.
+    Stored,
 }
 
 impl MaskMode {
     /// Every accepted name, for help text.
-    pub const NAMES: &'static str = "full, dst, learned-prd, learned-dst, learned-prd*learned-dst (prd*dst), learned-prd+learned-dst (prd+dst), XSeg-prd, XSeg-dst, XSeg-prd*XSeg-dst, learned-prd*learned-dst*XSeg-prd*XSeg-dst";
+    pub const NAMES: &'static str = "full, dst, learned-prd, learned-dst, learned-prd*learned-dst (prd*dst), learned-prd+learned-dst (prd+dst), XSeg-prd, XSeg-dst, XSeg-prd*XSeg-dst, learned-prd*learned-dst*XSeg-prd*XSeg-dst, stored (with mask rules)";
 
     /// Parses DFL's names (and the short `prd*dst` / `prd+dst`).
     pub fn parse(name: &str) -> Option<Self> {
@@ -45,6 +48,7 @@ impl MaskMode {
             "xseg-dst" => MaskMode::XsegDst,
             "xseg-prd*xseg-dst" => MaskMode::XsegPrdTimesDst,
             "learned-prd*learned-dst*xseg-prd*xseg-dst" => MaskMode::LearnedTimesXseg,
+            "stored" => MaskMode::Stored,
             _ => return None,
         })
     }

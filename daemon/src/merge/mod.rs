@@ -217,6 +217,8 @@ pub struct TargetFace {
     pub landmarks: [[f64; 2]; 68],
     /// Motion for the motion blur.
     pub motion: Motion,
+    /// The stored mask the mask rules chose (mask mode `stored`).
+    pub mask: Option<crate::masks::StoredMask>,
 }
 
 /// The centre of a face in frame pixels (the aligned face's centre mapped back), for motion.
@@ -380,6 +382,8 @@ fn working_mask(
             zip(xprd(), xdst(), |a, b| a * b),
             |a, b| a * b,
         ),
+        // Resolved by the caller from the face's stored masks.
+        MaskMode::Stored => Plane::filled(r, r, 1.0),
     }
 }
 
@@ -470,7 +474,13 @@ fn merge_face(
         .iter()
         .map(|p| frame_to_crop.apply(*p))
         .collect();
-    let wrk = working_mask(s.mask_mode, &lm_crop, &pred, xseg, r);
+    let wrk = match (&s.mask_mode, &target.mask) {
+        (MaskMode::Stored, Some(m)) => m
+            .project(frame_to_crop, r)
+            .unwrap_or_else(|_| working_mask(MaskMode::Dst, &lm_crop, &pred, None, r)),
+        (MaskMode::Stored, None) => working_mask(MaskMode::Dst, &lm_crop, &pred, None, r),
+        (mode, _) => working_mask(*mode, &lm_crop, &pred, xseg, r),
+    };
     let area: Vec<f32> = wrk
         .data
         .iter()

@@ -139,6 +139,7 @@ impl FrameSwapper {
             .map(|f| TargetFace {
                 landmarks: f.landmarks68(),
                 motion: Default::default(),
+                mask: None,
             })
             .collect();
         if settings.show == SwapView::Landmarks {

@@ -69,6 +69,7 @@ fn target(lm: [[f64; 2]; 68]) -> TargetFace {
     TargetFace {
         landmarks: lm,
         motion: Motion::default(),
+        mask: None,
     }
 }
 
@@ -400,4 +401,39 @@ fn motion_blur_and_sharpen_change_only_the_face() {
         // Far corners are untouched.
         assert_eq!(out.data[..30], frame.data[..30]);
     }
+}
+
+#[test]
+fn the_stored_mode_blends_through_the_faces_stored_mask() {
+    use crate::masks::{LandmarkMask, stored_landmark_mask};
+    let (frame, lm) = scene(200, 160, [100.0, 80.0], 50.0, 0.0);
+    let mut model = Flat {
+        r: 64,
+        colour: [1.0, 0.0, 0.0],
+        mask: 1.0,
+    };
+    let s = |mode| MergeSettings {
+        mask_mode: mode,
+        color: ColorTransfer::None,
+        ..MergeSettings::default()
+    };
+    let area = |t: TargetFace, mode, model: &mut Flat| {
+        changed(&merge_frame(&frame, &[t], model, &s(mode)).unwrap(), &frame)
+    };
+    let hull = area(target(lm), MaskMode::Dst, &mut model);
+    let mut with_components = target(lm);
+    with_components.mask = Some(stored_landmark_mask(LandmarkMask::Components, &lm));
+    let components = area(with_components, MaskMode::Stored, &mut model);
+    let mut with_extended = target(lm);
+    with_extended.mask = Some(stored_landmark_mask(LandmarkMask::Extended, &lm));
+    let extended = area(with_extended, MaskMode::Stored, &mut model);
+    // No stored mask: the landmark hull.
+    let fallback = area(target(lm), MaskMode::Stored, &mut model);
+    println!(
+        "changed pixels: hull {hull}, components {components}, extended {extended}, no mask {fallback}"
+    );
+    assert_eq!(fallback, hull);
+    assert!(components > 0 && components <= hull + hull / 20);
+    assert!(extended > components);
+    assert_eq!(MaskMode::parse("stored"), Some(MaskMode::Stored));
 }
