@@ -555,3 +555,61 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
     }
     assert_eq!(dst, src);
 }
+
+/// Convert with an XSeg mask mode: an XSeg model trained on labelled faces of the destination
+/// faceset, run by the SAEHD predictor on the destination and predicted faces.
+#[test]
+fn convert_with_an_xseg_model() {
+    use faceswapd::masks::xseg::{LabelPolygon, XsegTrainRequest, train_xseg};
+    use faceswapd::train::augment::convex_hull;
+    let fx = fixture();
+    let root = tempfile::tempdir().unwrap();
+    // Label a copy of the destination faceset's first faces with their hulls.
+    let faceset = root.path().join("labelled");
+    std::fs::create_dir_all(faceset.join("faces")).unwrap();
+    let mut store = Alignments::load(&fx.faceset.join(ALIGNMENTS_FILE)).unwrap();
+    for (i, e) in store.frames.iter_mut() {
+        for f in e.faces.iter_mut() {
+            if *i < 40 && i % 4 == 0 {
+                f.labels = vec![LabelPolygon {
+                    include: true,
+                    points: convex_hull(&f.face.landmarks68()),
+                }];
+            }
+            if let Some(file) = &f.file {
+                let to = faceset.join(file);
+                let _ = std::fs::copy(fx.faceset.join(file), to);
+            }
+        }
+    }
+    store.save(&faceset.join(ALIGNMENTS_FILE)).unwrap();
+    let xseg = root.path().join("xseg");
+    train_xseg(
+        &XsegTrainRequest {
+            facesets: vec![faceset],
+            model_dir: xseg.clone(),
+            resolution: 32,
+            base: 8,
+            steps: 30,
+            batch: 4,
+            lr: 2e-3,
+            seed: 1,
+            save_every: 30,
+            backend: ComputeBackend::Cpu,
+        },
+        |_, _| true,
+    )
+    .unwrap();
+    let model = SaehdPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let mut model = model.with_xseg(&xseg).unwrap();
+    let out = root.path().join("xseg.mp4");
+    let settings = ConvertSettings {
+        frames: vec![(0, 2)],
+        mask_mode: "XSeg-prd*XSeg-dst".into(),
+        ..ConvertSettings::default()
+    };
+    let s = run_convert(&request(fx, out.clone(), settings), &mut model, |_, _| true).unwrap();
+    println!("{}", s.report().join("\n"));
+    assert_eq!((s.frames_written, s.faces_swapped), (3, 3));
+    assert!(out.is_file());
+}
