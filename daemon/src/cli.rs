@@ -164,6 +164,9 @@ pub struct XsegTrainArgs {
     /// Checkpoint every N steps.
     #[arg(long, default_value_t = 500)]
     pub save_every: u64,
+    /// Queue the job and return.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// `faceswapd mask …`.
@@ -783,33 +786,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!(e))?;
             match x {
                 XsegCommand::Train(a) => {
-                    let req = crate::masks::xseg::XsegTrainRequest {
-                        facesets: a.facesets.clone(),
-                        model_dir: a.model.clone(),
-                        resolution: a.resolution,
-                        base: a.base,
-                        steps: a.steps,
-                        batch: a.batch,
-                        lr: a.lr,
-                        seed: 0,
-                        save_every: a.save_every,
-                        backend,
+                    // A daemon job: it survives the terminal, resumes, and shows in `jobs`.
+                    let facesets = a
+                        .facesets
+                        .iter()
+                        .map(|f| absolute(f).map(|p| p.display().to_string()))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    std::fs::create_dir_all(&a.model)
+                        .with_context(|| format!("creating {}", a.model.display()))?;
+                    let model = absolute(&a.model)?;
+                    let spec = JobSpec::XsegTrain {
+                        facesets: facesets.clone(),
+                        model_dir: model.display().to_string(),
+                        settings: faceswap_protocol::XsegSettings {
+                            resolution: a.resolution,
+                            base: a.base,
+                            steps: a.steps,
+                            batch: a.batch as u32,
+                            lr: a.lr,
+                            save_every: a.save_every,
+                        },
                     };
-                    let bar = indicatif::ProgressBar::new(a.steps);
-                    let s = crate::masks::xseg::train_xseg(&req, |step, loss| {
-                        bar.set_position(step);
-                        bar.set_message(format!("loss {loss:.4}"));
-                        true
-                    })
-                    .map_err(|e| anyhow::anyhow!(e))?;
-                    bar.finish();
-                    println!(
-                        "XSeg on {} labelled faces: steps {} → {}; model in {}",
-                        s.faces,
-                        s.start_step,
-                        s.end_step,
-                        a.model.display()
+                    let what = format!(
+                        "train XSeg to {} steps on {} into {}",
+                        a.steps,
+                        facesets.join(", "),
+                        model.display()
                     );
+                    let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+                    return submit_and_follow(&mut c, spec, &what, a.detach);
                 }
                 XsegCommand::Apply { faceset, model } => {
                     let n = crate::masks::xseg::apply_xseg(&faceset, &model, backend)

@@ -448,6 +448,25 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
                 .map_err(|e| JobsError::InvalidInput(e.to_string()))?;
             Ok(())
         }
+        JobSpec::XsegTrain {
+            facesets,
+            model_dir,
+            settings,
+        } => {
+            let mut named: Vec<(&str, &String)> = vec![("model folder", model_dir)];
+            named.extend(facesets.iter().map(|f| ("faceset", f)));
+            require_absolute(&named)?;
+            if facesets.is_empty() {
+                return Err(JobsError::InvalidInput("name at least one faceset".into()));
+            }
+            if !settings.resolution.is_multiple_of(16) || settings.resolution < 32 {
+                return Err(JobsError::InvalidInput(format!(
+                    "XSeg resolution {} must be a multiple of 16, at least 32",
+                    settings.resolution
+                )));
+            }
+            Ok(())
+        }
     }
 }
 

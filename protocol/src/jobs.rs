@@ -66,6 +66,45 @@ pub enum JobSpec {
         /// Merge and writer options (boxed: the other variants are small).
         settings: Box<ConvertSettings>,
     },
+    /// Train (or resume) an XSeg model on the labelled faces of facesets.
+    XsegTrain {
+        /// Faceset folders with labelled faces.
+        facesets: Vec<String>,
+        /// XSeg model folder (created).
+        model_dir: String,
+        /// Options.
+        settings: XsegSettings,
+    },
+}
+
+/// XSeg training options (DFL's defaults: 256 px, base 32).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XsegSettings {
+    /// Input side of a new model (a multiple of 16).
+    pub resolution: u32,
+    /// First-level channels of a new model.
+    pub base: u32,
+    /// Train until the model has this many steps.
+    pub steps: u64,
+    /// Faces per step.
+    pub batch: u32,
+    /// Learning rate.
+    pub lr: f64,
+    /// Checkpoint every this many steps.
+    pub save_every: u64,
+}
+
+impl Default for XsegSettings {
+    fn default() -> Self {
+        XsegSettings {
+            resolution: 256,
+            base: 32,
+            steps: 10_000,
+            batch: 8,
+            lr: 1e-3,
+            save_every: 500,
+        }
+    }
 }
 
 /// Merge options, named as DeepFaceLab's merger and faceswap's convert name them.
@@ -284,6 +323,7 @@ impl JobSpec {
             JobSpec::Extract { .. } => "extract",
             JobSpec::Train { .. } => "train",
             JobSpec::Convert { .. } => "convert",
+            JobSpec::XsegTrain { .. } => "xseg-train",
         }
     }
 }

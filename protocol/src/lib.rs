@@ -20,6 +20,7 @@ pub use framing::{MAX_CONTROL_MESSAGE, decode_payload, encode_payload, read_fram
 pub use handshake::{ClientKind, Hello, MAGIC, PROTOCOL_VERSION, Welcome, error_response};
 pub use jobs::{
     ConvertSettings, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, TrainSettings,
+    XsegSettings,
 };
 pub use messages::{
     DaemonStatus, ErrorReply, FrameOp, ProjectReport, Request, Response, Side, SwapSettings,

@@ -301,3 +301,59 @@ fn labelled_faces_train_resume_and_apply() {
     let e = train_xseg(&req(80), |_, _| true).unwrap_err();
     assert!(e.contains("no labelled faces"), "{e}");
 }
+
+/// `faceswapd xseg train` runs as a daemon job (queued, followed, checkpointed).
+#[test]
+fn xseg_training_is_a_daemon_job() {
+    use faceswapd::extract::ALIGNMENTS_FILE;
+    use faceswapd::extract::store::Alignments;
+    use faceswapd::masks::xseg::LabelPolygon;
+    use faceswapd::train::augment::convex_hull;
+    let root = tempfile::tempdir().unwrap();
+    let photos = root.path().join("photos");
+    copy_fixtures(
+        &photos,
+        &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
+    )
+    .unwrap();
+    let faceset = root.path().join("faces");
+    extract_faceset(&photos, &faceset, 64).unwrap();
+    let path = faceset.join(ALIGNMENTS_FILE);
+    let mut store = Alignments::load(&path).unwrap();
+    for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
+        f.labels = vec![LabelPolygon {
+            include: true,
+            points: convex_hull(&f.face.landmarks68()),
+        }];
+    }
+    store.save(&path).unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = faceswap_tests::DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let model = root.path().join("xseg");
+    let out = d
+        .cli(&[
+            "xseg",
+            "train",
+            &faceset.display().to_string(),
+            "--model",
+            &model.display().to_string(),
+            "--resolution",
+            "32",
+            "--base",
+            "8",
+            "--steps",
+            "10",
+            "--batch",
+            "2",
+            "--save-every",
+            "5",
+        ])
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+    assert!(text.contains("done"), "{text}");
+    assert!(model.join("checkpoint.fsppm").is_file());
+    let jobs = d.cli(&["jobs", "list"]).unwrap();
+    assert!(String::from_utf8_lossy(&jobs.stdout).contains("xseg-train"));
+}

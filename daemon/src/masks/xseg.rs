@@ -384,6 +384,67 @@ pub fn fetch_labelled(faceset: &Path, out: &Path) -> Result<usize, String> {
     Ok(n)
 }
 
+/// The daemon job for [`faceswap_protocol::JobSpec::XsegTrain`].
+pub fn run_job(
+    spec: &faceswap_protocol::JobSpec,
+    ctx: &crate::jobs::JobContext,
+) -> Result<(), crate::jobs::JobError> {
+    use crate::jobs::JobError;
+    let faceswap_protocol::JobSpec::XsegTrain {
+        facesets,
+        model_dir,
+        settings,
+    } = spec
+    else {
+        return Err(JobError::Failed("not an XSeg training job".into()));
+    };
+    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
+    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
+        .map_err(|e| JobError::Failed(e.to_string()))?;
+    let backend =
+        crate::train::training_backend(&cfg.config.compute.device).map_err(JobError::Failed)?;
+    let req = XsegTrainRequest {
+        facesets: facesets.iter().map(PathBuf::from).collect(),
+        model_dir: model_dir.into(),
+        resolution: settings.resolution,
+        base: settings.base,
+        steps: settings.steps,
+        batch: settings.batch.max(1) as usize,
+        lr: settings.lr,
+        seed: 0,
+        save_every: settings.save_every,
+        backend,
+    };
+    ctx.log(format!(
+        "training XSeg in {model_dir} on {} on {}",
+        facesets.join(", "),
+        backend.name()
+    ));
+    let total = settings.steps;
+    let result = train_xseg(&req, |step, loss| {
+        ctx.progress(step, Some(total), &format!("steps; loss {loss:.4}"));
+        !ctx.should_stop()
+    });
+    match result {
+        Ok(s) if s.end_step < total => {
+            ctx.log(format!("stopped at step {}; checkpoint saved", s.end_step));
+            Err(JobError::Stopped)
+        }
+        Ok(s) => {
+            ctx.log(format!(
+                "{} labelled faces; steps {} → {}; loss {}",
+                s.faces,
+                s.start_step,
+                s.end_step,
+                s.losses
+                    .map_or("-".into(), |(a, b)| format!("{a:.4} → {b:.4}"))
+            ));
+            Ok(())
+        }
+        Err(e) => Err(JobError::Failed(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
