@@ -218,6 +218,37 @@ fn xseg_learns_faces_with_occluders_and_generalises_to_held_out_faces() {
     assert!(iou >= 0.85, "IoU {iou}");
 }
 
+/// Labels every face of a faceset with its landmark hull (and, when `cut_mouth`, excludes a
+/// box over the mouth).
+fn label_with_hulls(faceset: &Path, cut_mouth: bool) {
+    use faceswapd::extract::ALIGNMENTS_FILE;
+    use faceswapd::extract::store::Alignments;
+    use faceswapd::masks::xseg::LabelPolygon;
+    use faceswapd::train::augment::convex_hull;
+    let path = faceset.join(ALIGNMENTS_FILE);
+    let mut store = Alignments::load(&path).unwrap();
+    for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
+        let lm = f.face.landmarks68();
+        let (mx, my) = (lm[62][0], lm[62][1]);
+        f.labels = vec![LabelPolygon {
+            include: true,
+            points: convex_hull(&lm),
+        }];
+        if cut_mouth {
+            f.labels.push(LabelPolygon {
+                include: false,
+                points: vec![
+                    [mx - 8.0, my - 6.0],
+                    [mx + 8.0, my - 6.0],
+                    [mx + 8.0, my + 6.0],
+                    [mx - 8.0, my + 6.0],
+                ],
+            });
+        }
+    }
+    store.save(&path).unwrap();
+}
+
 /// Labels stored with the faces, a training run that checkpoints and resumes, and apply
 /// writing an `xseg` mask for every face.
 #[test]
@@ -226,9 +257,8 @@ fn labelled_faces_train_resume_and_apply() {
     use faceswapd::extract::ALIGNMENTS_FILE;
     use faceswapd::extract::store::Alignments;
     use faceswapd::masks::xseg::{
-        LabelPolygon, XsegTrainRequest, apply_xseg, fetch_labelled, remove_labels, train_xseg,
+        XsegTrainRequest, apply_xseg, fetch_labelled, remove_labels, train_xseg,
     };
-    use faceswapd::train::augment::convex_hull;
 
     let root = tempfile::tempdir().unwrap();
     let photos = root.path().join("photos");
@@ -243,28 +273,8 @@ fn labelled_faces_train_resume_and_apply() {
     let faceset = root.path().join("faces");
     extract_faceset(&photos, &faceset, 64).unwrap();
     // Label every face with its landmark hull, minus a box over the mouth.
+    label_with_hulls(&faceset, true);
     let path = faceset.join(ALIGNMENTS_FILE);
-    let mut store = Alignments::load(&path).unwrap();
-    for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
-        let lm = f.face.landmarks68();
-        let (mx, my) = (lm[62][0], lm[62][1]);
-        f.labels = vec![
-            LabelPolygon {
-                include: true,
-                points: convex_hull(&lm),
-            },
-            LabelPolygon {
-                include: false,
-                points: vec![
-                    [mx - 8.0, my - 6.0],
-                    [mx + 8.0, my - 6.0],
-                    [mx + 8.0, my + 6.0],
-                    [mx - 8.0, my + 6.0],
-                ],
-            },
-        ];
-    }
-    store.save(&path).unwrap();
     let fetched = fetch_labelled(&faceset, &root.path().join("labelled")).unwrap();
     assert_eq!(fetched, 4);
 
@@ -305,10 +315,6 @@ fn labelled_faces_train_resume_and_apply() {
 /// `faceswapd xseg train` runs as a daemon job (queued, followed, checkpointed).
 #[test]
 fn xseg_training_is_a_daemon_job() {
-    use faceswapd::extract::ALIGNMENTS_FILE;
-    use faceswapd::extract::store::Alignments;
-    use faceswapd::masks::xseg::LabelPolygon;
-    use faceswapd::train::augment::convex_hull;
     let root = tempfile::tempdir().unwrap();
     let photos = root.path().join("photos");
     copy_fixtures(
@@ -318,15 +324,7 @@ fn xseg_training_is_a_daemon_job() {
     .unwrap();
     let faceset = root.path().join("faces");
     extract_faceset(&photos, &faceset, 64).unwrap();
-    let path = faceset.join(ALIGNMENTS_FILE);
-    let mut store = Alignments::load(&path).unwrap();
-    for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
-        f.labels = vec![LabelPolygon {
-            include: true,
-            points: convex_hull(&f.face.landmarks68()),
-        }];
-    }
-    store.save(&path).unwrap();
+    label_with_hulls(&faceset, false);
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
     let d = faceswap_tests::DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
     let model = root.path().join("xseg");

@@ -398,11 +398,7 @@ pub fn run_job(
     else {
         return Err(JobError::Failed("not an XSeg training job".into()));
     };
-    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
-    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
-        .map_err(|e| JobError::Failed(e.to_string()))?;
-    let backend =
-        crate::train::training_backend(&cfg.config.compute.device).map_err(JobError::Failed)?;
+    let backend = crate::train::job_backend()?;
     let req = XsegTrainRequest {
         facesets: facesets.iter().map(PathBuf::from).collect(),
         model_dir: model_dir.into(),

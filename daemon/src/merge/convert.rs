@@ -1262,11 +1262,7 @@ pub fn run_job(
     else {
         return Err(JobError::Failed("not a convert job".into()));
     };
-    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
-    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
-        .map_err(|e| JobError::Failed(e.to_string()))?;
-    let backend =
-        crate::train::training_backend(&cfg.config.compute.device).map_err(JobError::Failed)?;
+    let backend = crate::train::job_backend()?;
     let req = ConvertRequest {
         input: input.into(),
         alignments: alignments.into(),

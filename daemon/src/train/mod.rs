@@ -664,6 +664,15 @@ fn write_preview(
     Ok(())
 }
 
+/// The compute backend a job runs on: the configured device (`auto` = the best built-in one).
+pub fn job_backend() -> Result<ComputeBackend, crate::jobs::JobError> {
+    use crate::jobs::JobError;
+    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
+    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
+        .map_err(|e| JobError::Failed(e.to_string()))?;
+    training_backend(&cfg.config.compute.device).map_err(JobError::Failed)
+}
+
 /// The daemon job for [`faceswap_protocol::JobSpec::Train`].
 pub fn run_job(
     spec: &faceswap_protocol::JobSpec,
@@ -679,10 +688,7 @@ pub fn run_job(
     else {
         return Err(JobError::Failed("not a train job".into()));
     };
-    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
-    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
-        .map_err(|e| JobError::Failed(e.to_string()))?;
-    let backend = training_backend(&cfg.config.compute.device).map_err(JobError::Failed)?;
+    let backend = job_backend()?;
     let req = TrainRequest {
         faceset_a: faceset_a.into(),
         faceset_b: faceset_b.into(),
