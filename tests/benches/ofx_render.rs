@@ -9,16 +9,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use faceswap_models::ComputeBackend;
-use faceswap_protocol::{
-    ConvertSettings, PixelFormat, SlotHeader, SwapSettings, SwapTarget, TrainSettings,
-};
+use faceswap_protocol::{ConvertSettings, PixelFormat, SlotHeader, SwapSettings, SwapTarget};
 use faceswap_tests::ofx_host::{HostBuffer, OfxTestHost};
-use faceswap_tests::{
-    DaemonUnderTest, copy_fixtures, extract_faceset, share_extractor_models, test_asset,
-};
+use faceswap_tests::{DaemonUnderTest, share_extractor_models, test_asset};
 use faceswapd::media::{MediaError, decode_video};
 use faceswapd::merge::render::FrameSwapper;
-use faceswapd::train::{TrainRequest, run_training};
 
 const BIN: &str = env!("CARGO_BIN_EXE_faceswapd-under-test");
 const ITERS: usize = 12;
@@ -31,35 +26,7 @@ fn median(mut v: Vec<Duration>) -> f64 {
 fn main() -> anyhow::Result<()> {
     let root = tempfile::tempdir()?;
     // A small model: the bench measures the path around it, not its quality.
-    let photos = root.path().join("photos");
-    copy_fixtures(
-        &photos,
-        &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
-    )?;
-    extract_faceset(&photos, &root.path().join("faces"), 64)?;
-    let model = root.path().join("model");
-    run_training(
-        &TrainRequest {
-            faceset_a: root.path().join("faces"),
-            faceset_b: root.path().join("faces"),
-            model_dir: model.clone(),
-            settings: TrainSettings {
-                resolution: 64,
-                ae_dims: 64,
-                e_dims: 16,
-                d_dims: 8,
-                d_mask_dims: 4,
-                batch: 2,
-                steps: 2,
-                save_every: 2,
-                preview_every: 100,
-                ..TrainSettings::default()
-            },
-            backend: ComputeBackend::Cpu,
-        },
-        |_| true,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = faceswap_tests::tiny_photo_model(root.path(), 64, 64, 16)?;
 
     // A 1080p frame: the Pexels clip's frame 300 scaled 3×, RGBA 8-bit, bottom row first.
     let video = test_asset("WolfgangLanger_Pexels.mp4")?;

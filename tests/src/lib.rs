@@ -316,3 +316,41 @@ pub fn converter_python() -> anyhow::Result<PathBuf> {
     }
     Ok(p)
 }
+
+/// A small SAEHD model (DF, `resolution` px, bottleneck `ae_dims`, encoder `e_dims`) trained
+/// two steps on two fixture stills (both sides) under `root`: tests and benches that exercise
+/// the path around a model, not its quality. Returns the model folder.
+pub fn tiny_photo_model(
+    root: &Path,
+    resolution: u32,
+    ae_dims: u32,
+    e_dims: u32,
+) -> anyhow::Result<PathBuf> {
+    let photos = root.join("photos");
+    copy_fixtures(
+        &photos,
+        &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
+    )?;
+    extract_faceset(&photos, &root.join("faces"), 64)?;
+    let model = root.join("model");
+    let req = faceswapd::train::TrainRequest {
+        faceset_a: root.join("faces"),
+        faceset_b: root.join("faces"),
+        model_dir: model.clone(),
+        settings: faceswap_protocol::TrainSettings {
+            resolution,
+            ae_dims,
+            e_dims,
+            d_dims: 8,
+            d_mask_dims: 4,
+            batch: 2,
+            steps: 2,
+            save_every: 2,
+            preview_every: 100,
+            ..faceswap_protocol::TrainSettings::default()
+        },
+        backend: faceswap_models::ComputeBackend::Cpu,
+    };
+    faceswapd::train::run_training(&req, |_| true).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(model)
+}

@@ -8,20 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use faceswap_models::ComputeBackend;
-use faceswap_protocol::TrainSettings;
 use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
-use faceswap_tests::{
-    DaemonUnderTest, bundle_plugin, copy_fixtures, extract_faceset, share_extractor_models,
-    test_asset,
-};
+use faceswap_tests::{DaemonUnderTest, bundle_plugin, share_extractor_models, test_asset};
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::image::{Pyramid, load_image};
 use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
 use faceswapd::media::RgbFrame;
 use faceswapd::merge::face_matrix;
 use faceswapd::paths::Dirs;
-use faceswapd::train::{TrainRequest, run_training};
 
 const EFFECT: &str = "org.faceswappp.Faceswap";
 const RES: usize = 32;
@@ -44,34 +38,7 @@ fn model() -> &'static PathBuf {
     MODEL.get_or_init(|| {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ofx-model");
         let _ = std::fs::remove_dir_all(&root);
-        let photos = root.join("photos");
-        copy_fixtures(
-            &photos,
-            &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
-        )
-        .unwrap();
-        extract_faceset(&photos, &root.join("faces"), 64).unwrap();
-        let model = root.join("model");
-        let req = TrainRequest {
-            faceset_a: root.join("faces"),
-            faceset_b: root.join("faces"),
-            model_dir: model.clone(),
-            settings: TrainSettings {
-                resolution: RES as u32,
-                ae_dims: 32,
-                e_dims: 8,
-                d_dims: 8,
-                d_mask_dims: 4,
-                batch: 2,
-                steps: 2,
-                save_every: 2,
-                preview_every: 100,
-                ..TrainSettings::default()
-            },
-            backend: ComputeBackend::Cpu,
-        };
-        run_training(&req, |_| true).unwrap();
-        model
+        faceswap_tests::tiny_photo_model(&root, RES as u32, 32, 8).unwrap()
     })
 }
 
