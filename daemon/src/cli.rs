@@ -135,6 +135,14 @@ pub enum XsegCommand {
         /// Faceset folder.
         faceset: PathBuf,
     },
+    /// Bring the XSeg labels (and stored XSeg masks) of DeepFaceLab aligned faces into the
+    /// matching faces of a faceset (extract the same frames first).
+    ImportDfl {
+        /// DFL aligned folder (workspace/data_dst/aligned).
+        dfl_aligned: PathBuf,
+        /// Faceset folder whose faces receive the labels.
+        faceset: PathBuf,
+    },
 }
 
 /// Arguments of `xseg train`.
@@ -187,18 +195,42 @@ pub struct MaskGenerateArgs {
     #[arg(long, value_delimiter = ',', default_values_t = ["components".to_string(), "extended".to_string()])]
     pub kinds: Vec<String>,
     /// Also a BiSeNet-FP mask from this ONNX file (faceswap's bisenet-fp; see the docs for the
-    /// expected signature).
+    /// expected signature). Default: the config's `masks.bisenet_model`, if set.
     #[arg(long)]
     pub bisenet: Option<PathBuf>,
-    /// BiSeNet: hair counts as face (stored as bisenet-fp_head).
+    /// Do not run BiSeNet-FP even when the config names a model.
+    #[arg(long, conflicts_with = "bisenet")]
+    pub no_bisenet: bool,
+    /// BiSeNet: hair counts as face (stored as bisenet-fp_head); also `masks.bisenet_hair`.
     #[arg(long)]
     pub hair: bool,
-    /// BiSeNet: ears count as face.
+    /// BiSeNet: ears count as face; also `masks.bisenet_ears`.
     #[arg(long)]
     pub ears: bool,
-    /// BiSeNet: glasses count as face.
+    /// BiSeNet: glasses count as face; also `masks.bisenet_glasses` (on by default).
     #[arg(long)]
     pub glasses: bool,
+}
+
+impl MaskGenerateArgs {
+    /// The BiSeNet-FP model and parts to run: the flags, else the config's `[masks]`.
+    fn bisenet_choice(
+        &self,
+        cfg: &crate::config::MasksConfig,
+    ) -> Option<(PathBuf, faceswap_models::bisenet::BiSeNetParts)> {
+        if self.no_bisenet {
+            return None;
+        }
+        let model = self.bisenet.clone().or_else(|| {
+            (!cfg.bisenet_model.is_empty()).then(|| PathBuf::from(&cfg.bisenet_model))
+        })?;
+        let parts = faceswap_models::bisenet::BiSeNetParts {
+            glasses: self.glasses || cfg.bisenet_glasses,
+            ears: self.ears || cfg.bisenet_ears,
+            hair: self.hair || cfg.bisenet_hair,
+        };
+        Some((model, parts))
+    }
 }
 
 /// Arguments of `mask review`.
@@ -526,6 +558,11 @@ pub struct TrainArgs {
     /// Count the image loss over the whole crop, not only the face mask.
     #[arg(long)]
     pub no_masked_training: bool,
+    /// Train each face with the stored mask these rules pick for its frame, e.g.
+    /// "10-50: xseg; otherwise: extended; fallback: components" (inclusive ranges; faces the
+    /// rules give no mask use the landmark hull).
+    #[arg(long)]
+    pub mask_rules: Option<String>,
     /// Eyes-and-mouth priority.
     #[arg(long)]
     pub eyes_mouth_prio: bool,
@@ -585,6 +622,7 @@ impl TrainArgs {
             lr_dropout: self.lr_dropout,
             clip_norm: self.clip_norm,
             masked_training: !self.no_masked_training,
+            mask_rules: self.mask_rules.clone(),
             eyes_mouth_prio: self.eyes_mouth_prio,
             learn_mask: !self.no_learn_mask,
             random_warp: !self.no_random_warp,
@@ -831,6 +869,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map_err(|e| anyhow::anyhow!(e))?;
                     println!("removed the labels of {n} faces");
                 }
+                XsegCommand::ImportDfl {
+                    dfl_aligned,
+                    faceset,
+                } => {
+                    let r = crate::import::import_dfl_labels(&dfl_aligned, &faceset)
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    for line in r.unmatched.iter().chain(&r.errors) {
+                        eprintln!("{line}");
+                    }
+                    println!(
+                        "{} DFL faces read: labels for {} faces, XSeg masks for {}; {} unmatched, {} unreadable",
+                        r.files,
+                        r.labelled,
+                        r.xseg_masks,
+                        r.unmatched.len(),
+                        r.errors.len()
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -854,16 +910,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 a.kinds.join(", "),
                 a.faceset.join(crate::extract::ALIGNMENTS_FILE).display()
             );
-            if let Some(model) = &a.bisenet {
+            let cfg = LoadedConfig::load(&dirs.config_file())?.config;
+            if let Some((model, parts)) = a.bisenet_choice(&cfg.masks) {
                 let runtime = crate::extract::default_models(&dirs)?.runtime;
-                let parts = faceswap_models::bisenet::BiSeNetParts {
-                    glasses: a.glasses,
-                    ears: a.ears,
-                    hair: a.hair,
-                };
-                let n = crate::masks::generate_bisenet_masks(&a.faceset, &runtime, model, parts)
+                let n = crate::masks::generate_bisenet_masks(&a.faceset, &runtime, &model, parts)
                     .map_err(|e| anyhow::anyhow!(e))?;
-                println!("added a BiSeNet-FP mask to {n} faces");
+                println!("added a BiSeNet-FP mask ({}) to {n} faces", model.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1130,5 +1182,53 @@ fn assets(dirs: &Dirs, cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
             println!("assets are in {}", dirs.cache.display());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generate(args: &[&str]) -> MaskGenerateArgs {
+        let cli = Cli::try_parse_from([&["faceswapd", "mask", "generate", "faces"], args].concat())
+            .unwrap();
+        match cli.command {
+            Command::Mask(MaskCommand::Generate(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bisenet_comes_from_the_flag_else_the_config() {
+        let mut cfg = crate::config::MasksConfig::default();
+        assert!(
+            generate(&[]).bisenet_choice(&cfg).is_none(),
+            "nothing configured"
+        );
+        cfg.bisenet_model = "/models/bisenet.onnx".into();
+        let (model, parts) = generate(&[]).bisenet_choice(&cfg).unwrap();
+        assert_eq!(model, PathBuf::from("/models/bisenet.onnx"));
+        assert!(
+            parts.glasses && !parts.hair && !parts.ears,
+            "faceswap's defaults"
+        );
+        let (model, parts) = generate(&["--bisenet", "other.onnx", "--hair"])
+            .bisenet_choice(&cfg)
+            .unwrap();
+        assert_eq!(model, PathBuf::from("other.onnx"));
+        assert!(parts.hair);
+        assert!(generate(&["--no-bisenet"]).bisenet_choice(&cfg).is_none());
+        assert!(
+            Cli::try_parse_from([
+                "faceswapd",
+                "mask",
+                "generate",
+                "f",
+                "--bisenet",
+                "x",
+                "--no-bisenet"
+            ])
+            .is_err()
+        );
     }
 }

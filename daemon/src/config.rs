@@ -23,6 +23,34 @@ pub struct Config {
     pub log: LogConfig,
     /// Extraction.
     pub extract: ExtractConfig,
+    /// Masks.
+    pub masks: MasksConfig,
+}
+
+/// `[masks]`: the optional BiSeNet-FP network `mask generate` runs besides the landmark masks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MasksConfig {
+    /// BiSeNet-FP ONNX file (empty = none).
+    pub bisenet_model: String,
+    /// Hair counts as face (the mask is stored as `bisenet-fp_head`).
+    pub bisenet_hair: bool,
+    /// Ears count as face.
+    pub bisenet_ears: bool,
+    /// Glasses count as face.
+    pub bisenet_glasses: bool,
+}
+
+impl Default for MasksConfig {
+    /// faceswap's bisenet-fp defaults: glasses in, ears and hair out.
+    fn default() -> Self {
+        MasksConfig {
+            bisenet_model: String::new(),
+            bisenet_hair: false,
+            bisenet_ears: false,
+            bisenet_glasses: true,
+        }
+    }
 }
 
 /// `[extract]`.
@@ -171,6 +199,19 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     (
         "extract.fan_model",
         "FAN 2D landmarker ONNX replacing FaceMesh (empty = built-in): input [1,3,256,256] RGB 0..1; output heatmaps [1,68,64,64]; e.g. an export of face-alignment's 2DFAN-4",
+    ),
+    (
+        "masks.bisenet_model",
+        "BiSeNet-FP ONNX that `mask generate` also runs (empty = none; --bisenet overrides): input [1,3,512,512] RGB normalised as faceswap; output logits [1,5|19,512,512] (faceswap's 5-class or the original 19-class weights)",
+    ),
+    (
+        "masks.bisenet_hair",
+        "BiSeNet-FP: hair counts as face (stored as bisenet-fp_head, else bisenet-fp_face)",
+    ),
+    ("masks.bisenet_ears", "BiSeNet-FP: ears count as face"),
+    (
+        "masks.bisenet_glasses",
+        "BiSeNet-FP: glasses count as face (faceswap's default)",
     ),
 ];
 

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod doctor;
 pub mod extract;
+pub mod import;
 pub mod jobs;
 pub mod lock;
 pub mod logging;

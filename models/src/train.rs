@@ -140,6 +140,35 @@ pub fn step_seed(seed: u64, step: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Draws every lazily initialised parameter of `module` now. burn draws parameters on first
+/// use; drawing them right after seeding (under [`random_draws`]) makes the initial weights
+/// depend on the seed alone, whatever other threads draw later.
+pub fn materialise<M: Module>(module: &M) {
+    struct Materialise;
+    impl ModuleVisitor for Materialise {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Materialise);
+}
+
+/// Every weight value of `module` in its visiting order: compares two models' weights (their
+/// saved records also carry parameter ids, which differ between separately built models).
+pub fn weight_values<M: Module>(module: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Ok(v) = param.val().to_data().try_to_vec::<f32>() {
+                self.0.extend(v);
+            }
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
+}
+
 impl SaehdTrainer {
     /// A fresh model on `device` (an autodiff device: `Device::flex().autodiff()` on the CPU),
     /// its weights drawn from `cfg.seed`.
@@ -155,15 +184,7 @@ impl SaehdTrainer {
             OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-7).init(),
         };
         let model = opts.init(device);
-        // burn draws parameters lazily on first use; draw them all now, right after seeding,
-        // so the initial weights depend on the seed alone.
-        struct Materialise;
-        impl ModuleVisitor for Materialise {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let _ = param.val();
-            }
-        }
-        model.visit(&mut Materialise);
+        materialise(&model);
         SaehdTrainer {
             model,
             optimizer,
@@ -235,17 +256,7 @@ impl SaehdTrainer {
     /// Every weight value in the module's visiting order: compares two models' weights (their
     /// saved records also carry parameter ids, which differ between separately built models).
     pub fn weight_values(&self) -> Vec<f32> {
-        struct Collect(Vec<f32>);
-        impl ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                if let Ok(v) = param.val().to_data().try_to_vec::<f32>() {
-                    self.0.extend(v);
-                }
-            }
-        }
-        let mut c = Collect(Vec::new());
-        self.model.visit(&mut c);
-        c.0
+        weight_values(&self.model)
     }
 
     /// Weights and optimiser state as bytes (burnpack each), for a checkpoint.

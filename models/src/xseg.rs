@@ -180,8 +180,10 @@ impl XSegTrainer {
     pub fn new(opts: &XSegOptions, device: &Device, lr: f64, seed: u64) -> Self {
         let _draws = crate::train::random_draws();
         device.seed(seed);
+        let model = opts.init(device);
+        crate::train::materialise(&model);
         XSegTrainer {
-            model: opts.init(device),
+            model,
             optimizer: AdamConfig::new().init(),
             lr,
             step: 0,

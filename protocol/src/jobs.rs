@@ -254,6 +254,11 @@ pub struct TrainSettings {
     pub clip_norm: f32,
     /// Image loss only inside the face mask.
     pub masked_training: bool,
+    /// Which stored mask each face trains with, per frame range (`10-50: xseg; otherwise:
+    /// components; fallback: extended`, the rules convert's `stored` mask mode reads); faces
+    /// the rules give none, and every face when unset, train with the landmark hull.
+    #[serde(default)]
+    pub mask_rules: Option<String>,
     /// Eyes-and-mouth priority.
     pub eyes_mouth_prio: bool,
     /// Train the learned mask.
@@ -300,6 +305,7 @@ impl Default for TrainSettings {
             lr_dropout: false,
             clip_norm: 0.0,
             masked_training: true,
+            mask_rules: None,
             eyes_mouth_prio: false,
             learn_mask: true,
             random_warp: true,

@@ -258,6 +258,52 @@ pub fn extract_faceset(input: &Path, output: &Path, size: u32) -> anyhow::Result
     Ok(())
 }
 
+/// Copies the named fixture stills into `<root>/photos` and extracts them into the faceset
+/// `<root>/faces` (`size` px); returns the faceset folder.
+pub fn faceset_from_photos(root: &Path, names: &[&str], size: u32) -> anyhow::Result<PathBuf> {
+    let photos = root.join("photos");
+    copy_fixtures(&photos, names)?;
+    let faceset = root.join("faces");
+    extract_faceset(&photos, &faceset, size)?;
+    Ok(faceset)
+}
+
+/// How many files the atomic writer is still writing in `dir` (its temporary names).
+pub fn temp_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(faceswapd::atomic::TEMP_PREFIX)
+            })
+            .count()
+    })
+}
+
+/// SIGKILLs a daemon that is training into `model_dir`, checks that a valid checkpoint is there
+/// (never behind `last_step`, which is updated, and loaded without warnings), and restarts the
+/// daemon. Returns whether the kill landed during a checkpoint write, and a new connection.
+pub fn kill_during_training(
+    d: &mut DaemonUnderTest,
+    model_dir: &Path,
+    last_step: &mut u64,
+) -> anyhow::Result<(bool, Connection)> {
+    d.kill9()?;
+    let mid_write = temp_files(model_dir) > 0;
+    let (ck, warnings) = faceswapd::train::checkpoint::load_latest(model_dir)?;
+    let step = ck.map_or(0, |c| c.step);
+    if step < *last_step {
+        bail!("checkpoint went back: {step} < {last_step}");
+    }
+    if !warnings.is_empty() {
+        bail!("checkpoint warnings: {warnings:?}");
+    }
+    *last_step = step;
+    d.restart()?;
+    Ok((mid_write, d.connect()?))
+}
+
 /// Gives a daemon under test (whose cache is its own) the user's converted extractor models
 /// and ONNX Runtime, so it can find faces.
 pub fn share_extractor_models(daemon_root: &Path) -> anyhow::Result<()> {

@@ -83,17 +83,15 @@ fn landmark_masks_on_the_fixture_faces() {
 #[test]
 fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
     let root = tempfile::tempdir().unwrap();
-    let photos = root.path().join("photos");
-    faceswap_tests::copy_fixtures(
-        &photos,
+    let faceset = faceswap_tests::faceset_from_photos(
+        root.path(),
         &[
             "grace_hopper.jpg",
             "vladmandic_faceapi_sample3_multiface.jpg",
         ],
+        96,
     )
     .unwrap();
-    let faceset = root.path().join("faces");
-    faceswap_tests::extract_faceset(&photos, &faceset, 96).unwrap();
     let kinds = [LandmarkMask::Components, LandmarkMask::Extended];
     let n = faceswapd::masks::generate_landmark_masks(&faceset, &kinds).unwrap();
     assert_eq!(n, 4);
@@ -113,6 +111,84 @@ fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
     let img = image::open(&sheet).unwrap();
     println!("review sheet {}×{}", img.width(), img.height());
     assert_eq!((img.width(), img.height()), (4 * 128, 128));
+
+    // Training resolves the same rules: each face trains with the stored mask the rules pick,
+    // projected into its crop.
+    use faceswapd::train::faceset::load_faceset;
+    let set = load_faceset(&faceset, 64, Some(&rules)).unwrap();
+    let counts = set.mask_counts();
+    println!("training masks by rule: {counts:?}");
+    assert_eq!(counts.get("extended"), Some(&1));
+    assert_eq!(counts.get("components"), Some(&3));
+    for face in &set.faces {
+        let (name, plane) = face.mask.as_ref().unwrap();
+        let meta = faceswapd::extract::read_face_meta(&face.file).unwrap();
+        let stored = store
+            .frames
+            .get(&meta.frame)
+            .and_then(|e| e.faces.get(meta.face_index as usize))
+            .unwrap();
+        let want = stored.masks[name].project(&meta.crop_at(64), 64).unwrap();
+        assert_eq!(plane, &want.data, "{}", face.file.display());
+        // The extended mask reaches the forehead: more area than the landmark hull.
+        if name == "extended" {
+            let hull = faceswapd::train::augment::fill_convex(&convex_hull(&face.landmarks), 64);
+            let area = |m: &[f32]| m.iter().filter(|v| **v > 0.5).count();
+            let top = |m: &[f32]| m.iter().position(|v| *v > 0.5).unwrap_or(0) / 64;
+            println!(
+                "extended {} px from row {} vs hull {} px from row {}",
+                area(plane),
+                top(plane),
+                area(&hull),
+                top(&hull)
+            );
+            assert!(area(plane) > area(&hull) && top(plane) + 2 <= top(&hull));
+        }
+    }
+    // A two-step training run with the rules reports which masks it used.
+    let model = root.path().join("model");
+    let req = faceswapd::train::TrainRequest {
+        faceset_a: faceset.clone(),
+        faceset_b: faceset.clone(),
+        model_dir: model,
+        settings: faceswap_protocol::TrainSettings {
+            resolution: 32,
+            ae_dims: 16,
+            e_dims: 8,
+            d_dims: 8,
+            d_mask_dims: 4,
+            batch: 2,
+            steps: 2,
+            preview_every: 100,
+            mask_rules: Some("0: extended; fallback: components".into()),
+            ..faceswap_protocol::TrainSettings::default()
+        },
+        backend: faceswap_models::ComputeBackend::Cpu,
+    };
+    let summary = faceswapd::train::run_training(&req, |_| true).unwrap();
+    println!("{:?}", summary.notes);
+    assert!(
+        summary
+            .notes
+            .iter()
+            .any(|n| n.contains("components 3, extended 1; landmark hull 0")),
+        "{:?}",
+        summary.notes
+    );
+    // Rules without an alignments store to read masks from: a clear error.
+    let loose = root.path().join("loose");
+    std::fs::create_dir_all(&loose).unwrap();
+    for e in std::fs::read_dir(faceset.join("faces")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, loose.join(p.file_name().unwrap())).unwrap();
+    }
+    let err = load_faceset(&loose, 64, Some(&rules))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no alignments.fsppa") && err.contains("--mask-rules"),
+        "{err}"
+    );
 }
 
 /// A BiSeNet-FP stand-in: input `[1, 3, 512, 512]`, logits `[1, C, 512, 512]` fixed so the

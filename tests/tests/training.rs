@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use faceswap_models::burn::tensor::Device;
 use faceswap_models::{ComputeBackend, SaehdTrainer, TrainerConfig};
 use faceswap_protocol::{JobSpec, JobState, Request, Response, TrainSettings};
-use faceswap_tests::{DaemonUnderTest, job, test_asset, wait_state};
+use faceswap_tests::{
+    DaemonUnderTest, job, kill_during_training, temp_files, test_asset, wait_state,
+};
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::pipeline::ExtractSettings;
 use faceswapd::extract::{ExtractRequest, run_extraction};
@@ -154,18 +156,6 @@ fn weights_of(ck: Checkpoint, settings: &TrainSettings) -> Vec<f32> {
     t.weight_values()
 }
 
-fn temp_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| {
-        d.filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(faceswapd::atomic::TEMP_PREFIX)
-            })
-            .count()
-    })
-}
-
 #[cfg(unix)]
 #[test]
 fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_weights() {
@@ -246,23 +236,12 @@ fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_wei
         } else {
             std::thread::sleep(Duration::from_millis(next(300)));
         }
-        d.kill9().unwrap();
-        kills += 1;
-        if temp_files(&model_dir) > 0 {
-            mid_write += 1;
-        }
         // A valid checkpoint is always there, never behind the last one seen.
-        let (ck, warnings) = checkpoint::load_latest(&model_dir).unwrap();
-        let step = ck.map_or(0, |c| c.step);
-        assert!(
-            step >= last_step,
-            "checkpoint went back: {step} < {last_step}"
-        );
-        assert!(warnings.is_empty(), "{warnings:?}");
-        last_step = step;
-
-        d.restart().unwrap();
-        c = d.connect().unwrap();
+        let (during_write, conn) =
+            kill_during_training(&mut d, &model_dir, &mut last_step).unwrap();
+        kills += 1;
+        mid_write += usize::from(during_write);
+        c = conn;
         let r = job(&mut c, id).unwrap();
         if r.state == JobState::Done {
             break;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::xseg::{XSegOptions, XSegTrainer};
-use faceswap_tests::{copy_fixtures, extract_faceset, test_asset};
+use faceswap_tests::{copy_fixtures, extract_faceset, faceset_from_photos, test_asset};
 use faceswapd::extract::read_face_meta;
 use faceswapd::masks::{LandmarkMask, landmark_mask};
 
@@ -261,17 +261,15 @@ fn labelled_faces_train_resume_and_apply() {
     };
 
     let root = tempfile::tempdir().unwrap();
-    let photos = root.path().join("photos");
-    copy_fixtures(
-        &photos,
+    let faceset = faceset_from_photos(
+        root.path(),
         &[
             "grace_hopper.jpg",
             "vladmandic_faceapi_sample3_multiface.jpg",
         ],
+        64,
     )
     .unwrap();
-    let faceset = root.path().join("faces");
-    extract_faceset(&photos, &faceset, 64).unwrap();
     // Label every face with its landmark hull, minus a box over the mouth.
     label_with_hulls(&faceset, true);
     let path = faceset.join(ALIGNMENTS_FILE);
@@ -316,14 +314,12 @@ fn labelled_faces_train_resume_and_apply() {
 #[test]
 fn xseg_training_is_a_daemon_job() {
     let root = tempfile::tempdir().unwrap();
-    let photos = root.path().join("photos");
-    copy_fixtures(
-        &photos,
+    let faceset = faceset_from_photos(
+        root.path(),
         &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
+        64,
     )
     .unwrap();
-    let faceset = root.path().join("faces");
-    extract_faceset(&photos, &faceset, 64).unwrap();
     label_with_hulls(&faceset, false);
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
     let d = faceswap_tests::DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
@@ -354,4 +350,127 @@ fn xseg_training_is_a_daemon_job() {
     assert!(model.join("checkpoint.fsppm").is_file());
     let jobs = d.cli(&["jobs", "list"]).unwrap();
     assert!(String::from_utf8_lossy(&jobs.stdout).contains("xseg-train"));
+}
+
+/// The XSeg train job, SIGKILLed with its daemon at random moments (some during a checkpoint
+/// write), resumes each time from a valid checkpoint and ends bit-identical to a run that was
+/// never interrupted.
+#[cfg(unix)]
+#[test]
+fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
+    use std::time::{Duration, Instant};
+
+    use faceswap_models::ComputeBackend;
+    use faceswap_protocol::{JobSpec, JobState, Request, Response, XsegSettings};
+    use faceswap_tests::{DaemonUnderTest, job, kill_during_training, temp_files, wait_state};
+    use faceswapd::masks::xseg::{XsegTrainRequest, train_xseg};
+    use faceswapd::train::checkpoint;
+
+    let root = tempfile::tempdir().unwrap();
+    let faceset = faceset_from_photos(
+        root.path(),
+        &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
+        64,
+    )
+    .unwrap();
+    label_with_hulls(&faceset, true);
+    let settings = XsegSettings {
+        resolution: 32,
+        base: 8,
+        steps: 90,
+        batch: 2,
+        lr: 1e-3,
+        save_every: 1,
+    };
+    // The uninterrupted run, in this process (the job's seed is 0).
+    let reference = root.path().join("reference");
+    train_xseg(
+        &XsegTrainRequest {
+            facesets: vec![faceset.clone()],
+            model_dir: reference.clone(),
+            resolution: settings.resolution,
+            base: settings.base,
+            steps: settings.steps,
+            batch: settings.batch as usize,
+            lr: settings.lr,
+            seed: 0,
+            save_every: settings.save_every,
+            backend: ComputeBackend::Cpu,
+        },
+        |_, _| true,
+    )
+    .unwrap();
+
+    let model = root.path().join("xseg");
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let mut d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let mut c = d.connect().unwrap();
+    let spec = JobSpec::XsegTrain {
+        facesets: vec![faceset.display().to_string()],
+        model_dir: model.display().to_string(),
+        settings: settings.clone(),
+    };
+    let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec }).unwrap() else {
+        panic!("not submitted");
+    };
+    let temp_files = |dir: &Path| {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(faceswapd::atomic::TEMP_PREFIX)
+                })
+                .count()
+        })
+    };
+    let mut rng = Rng(0x5eed);
+    let (mut kills, mut mid_write, mut last_step) = (0, 0, 0u64);
+    while kills < 6 {
+        let started = Instant::now();
+        let target = last_step + 1 + (rng.next() * 6.0) as u64;
+        while job(&mut c, id).unwrap().progress.done < target
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if kills % 2 == 1 {
+            // The instant a checkpoint is being written.
+            let t = Instant::now();
+            while temp_files(&model) == 0 && t.elapsed() < Duration::from_secs(5) {}
+        }
+        let (during_write, conn) = kill_during_training(&mut d, &model, &mut last_step).unwrap();
+        kills += 1;
+        mid_write += usize::from(during_write);
+        c = conn;
+        let r = job(&mut c, id).unwrap();
+        assert_eq!(r.state, JobState::Interrupted, "{r:?}");
+        c.call(&Request::ResumeJob { id }).unwrap();
+    }
+    println!("{kills} kills, {mid_write} during a checkpoint write, last step seen {last_step}");
+    assert!(mid_write >= 1, "no kill landed during a checkpoint write");
+    let done = wait_state(&mut c, id, JobState::Done, Duration::from_secs(300)).unwrap();
+    assert_eq!(done.resumes, 6);
+    let (resumed, _) = checkpoint::load_latest(&model).unwrap();
+    let (straight, _) = checkpoint::load_latest(&reference).unwrap();
+    let (resumed, straight) = (resumed.unwrap(), straight.unwrap());
+    assert_eq!((resumed.step, straight.step), (90, 90));
+    let values = |ck: faceswapd::train::checkpoint::Checkpoint| {
+        let device = Device::flex().autodiff();
+        let opts = XSegOptions {
+            resolution: 32,
+            base: 8,
+        };
+        let mut t = XSegTrainer::new(&opts, &device, 1e-3, 0);
+        t.restore_state(ck.model, ck.optimizer, ck.step).unwrap();
+        faceswap_models::train::weight_values(t.model())
+    };
+    let (w1, w2) = (values(resumed), values(straight));
+    let differing = w1
+        .iter()
+        .zip(&w2)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    println!("{} weights compared, {differing} differ", w1.len());
+    assert!(w1.len() == w2.len() && differing == 0);
 }

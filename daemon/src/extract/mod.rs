@@ -67,6 +67,14 @@ pub struct FaceMeta {
     pub rejected: Option<String>,
 }
 
+impl FaceMeta {
+    /// Frame pixels → pixels of this crop resampled to `size`².
+    pub fn crop_at(&self, size: usize) -> Affine {
+        let k = size as f64 / self.size.max(1) as f64;
+        Affine([[k, 0.0, 0.0], [0.0, k, 0.0]]).then_after(&self.crop)
+    }
+}
+
 /// Extraction failed as a whole (a bad frame in a folder is only logged).
 #[derive(Debug, Error)]
 pub enum ExtractError {

@@ -8,12 +8,16 @@ use std::path::{Path, PathBuf};
 use faceswap_models::ComputeBackend;
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::xseg::{XSeg, XSegOptions, XSegTrainer};
+use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 use serde::{Deserialize, Serialize};
 
 use super::{Plane, STORED_SIZE, StoredMask};
 use crate::extract::geometry::Affine;
 use crate::extract::store::Alignments;
 use crate::extract::{ALIGNMENTS_FILE, read_face_meta};
+use crate::train::augment::{
+    TransformRanges, WarpGrid, gaussian_blur, random_transform, shift_hsv,
+};
 use crate::train::checkpoint::{self, Checkpoint};
 
 /// One labelled polygon.
@@ -113,6 +117,7 @@ pub struct XsegSummary {
 }
 
 /// A labelled face at the model's resolution: `[3, R, R]` planes and its `[R, R]` label.
+#[derive(Clone)]
 struct Labelled {
     rgb: Vec<f32>,
     mask: Vec<f32>,
@@ -138,12 +143,6 @@ fn crop_planes(png: &Path, r: usize) -> Result<(Vec<f32>, crate::extract::FaceMe
     Ok((rgb, meta))
 }
 
-/// Frame → pixels of the crop `meta` describes, resampled to `r`.
-fn crop_at(meta: &crate::extract::FaceMeta, r: usize) -> Affine {
-    let k = r as f64 / meta.size.max(1) as f64;
-    Affine([[k, 0.0, 0.0], [0.0, k, 0.0]]).then_after(&meta.crop)
-}
-
 fn labelled_faces(facesets: &[PathBuf], r: usize) -> Result<Vec<Labelled>, String> {
     let mut out = Vec::new();
     for set in facesets {
@@ -153,7 +152,7 @@ fn labelled_faces(facesets: &[PathBuf], r: usize) -> Result<Vec<Labelled>, Strin
                 continue;
             };
             let (rgb, meta) = crop_planes(&set.join(file), r)?;
-            let mask = rasterize_labels(&f.labels, &crop_at(&meta, r), r).data;
+            let mask = rasterize_labels(&f.labels, &meta.crop_at(r), r).data;
             out.push(Labelled { rgb, mask });
         }
     }
@@ -241,33 +240,21 @@ pub fn train_xseg(
     };
     let batch = req.batch.max(1);
     while trainer.step() < req.steps {
-        // Faces and flips are a function of (seed, step): a resumed run draws the same batches.
-        let mut state = faceswap_models::train::step_seed(file.seed, trainer.step());
-        let mut next = || {
-            state = splitmix(state);
-            state
-        };
         let (mut rgb, mut mask) = (
             Vec::with_capacity(batch * 3 * r * r),
             Vec::with_capacity(batch * r * r),
         );
-        for _ in 0..batch {
-            let f = &faces[(next() % faces.len() as u64) as usize];
-            let flip = next() & 1 == 1;
-            for c in 0..4 {
-                let src = if c < 3 {
-                    &f.rgb[c * r * r..(c + 1) * r * r]
-                } else {
-                    &f.mask[..]
-                };
-                let dst = if c < 3 { &mut rgb } else { &mut mask };
-                for y in 0..r {
-                    for x in 0..r {
-                        let sx = if flip { r - 1 - x } else { x };
-                        dst.push(src[y * r + sx]);
-                    }
-                }
-            }
+        for slot in 0..batch as u64 {
+            // Every draw is a function of (seed, step, slot): a resumed run sees the same batches.
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(faceswap_models::train::step_seed(
+                file.seed,
+                trainer.step().wrapping_mul(4096).wrapping_add(slot),
+            ));
+            let face = &faces[rng.random_range(0..faces.len())];
+            let other = &faces[rng.random_range(0..faces.len())];
+            let (x, m) = augment_sample(face, other, r, &mut rng, true);
+            rgb.extend(x);
+            mask.extend(m);
         }
         // [B, 3, R, R] and [B, 1, R, R]
         let images = Tensor::<4>::from_data(TensorData::new(rgb, [batch, 3, r, r]), &device);
@@ -289,12 +276,165 @@ pub fn train_xseg(
     Ok(summary)
 }
 
-/// SplitMix64: the batch picker's numbers.
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// Bilinear sample of an `r × r` plane at pixel-index coordinates: border replicated
+/// (`replicate`) or 0 outside.
+fn sample_plane(plane: &[f32], r: usize, p: [f64; 2], replicate: bool) -> f32 {
+    let max = (r - 1) as f64;
+    if !replicate && (p[0] < -1.0 || p[1] < -1.0 || p[0] > max + 1.0 || p[1] > max + 1.0) {
+        return 0.0;
+    }
+    let (x0, y0) = (p[0].floor(), p[1].floor());
+    let (fx, fy) = ((p[0] - x0) as f32, (p[1] - y0) as f32);
+    let at = |x: f64, y: f64| {
+        if replicate {
+            plane[y.clamp(0.0, max) as usize * r + x.clamp(0.0, max) as usize]
+        } else if x < 0.0 || y < 0.0 || x > max || y > max {
+            0.0
+        } else {
+            plane[y as usize * r + x as usize]
+        }
+    };
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+/// `face` (planar RGB and mask) moved by `move_point` (output pixel → source pixel).
+fn resample(face: &Labelled, r: usize, move_point: impl Fn([f64; 2]) -> [f64; 2]) -> Labelled {
+    let n = r * r;
+    let mut out = Labelled {
+        rgb: vec![0.0; 3 * n],
+        mask: vec![0.0; n],
+    };
+    for y in 0..r {
+        for x in 0..r {
+            let p = move_point([x as f64, y as f64]);
+            for c in 0..3 {
+                out.rgb[c * n + y * r + x] =
+                    sample_plane(&face.rgb[c * n..(c + 1) * n], r, p, true);
+            }
+            out.mask[y * r + x] = sample_plane(&face.mask, r, p, false);
+        }
+    }
+    out
+}
+
+/// A random HSV shift of a planar RGB image, in place.
+fn random_hsv(rgb: &mut [f32], n: usize, rng: &mut Xoshiro256PlusPlus) {
+    let shift = (
+        rng.random_range(-0.05..=0.05),
+        rng.random_range(-0.25..=0.25),
+        rng.random_range(-0.25..=0.25),
+    );
+    for i in 0..n {
+        let px = shift_hsv([rgb[i], rgb[n + i], rgb[2 * n + i]], shift);
+        for (c, v) in px.into_iter().enumerate() {
+            rgb[c * n + i] = v;
+        }
+    }
+}
+
+/// One XSeg training sample as DFL makes it (samplelib/SampleGeneratorFaceXSeg.py):
+/// - half the time, the background outside both masks is blended (15–100% kept) with another
+///   labelled face's masked-out surroundings, turned ±180°, scaled ±10%, shifted ±10%, flipped,
+///   colour-shifted;
+/// - rotation ±10°, scale ±5%, shift ±5%, flip, and DFL's random warp, the same for image and
+///   label (the image replicates its border, the label is 0 outside), label thresholded at 0.5;
+/// - an HSV shift; a Gaussian blur 25% of the time; a down-and-up resize (to 25–100%) 25% of
+///   the time.
+///
+/// Deviations (documented in ARCHITECTURE.md): no face/background flares, overlay triangles,
+/// motion blur, sharpening or JPEG artefacts, and colour shifts cover the whole image rather
+/// than a faded circle. `photometric: false` keeps only the geometric part (for tests).
+fn augment_sample(
+    face: &Labelled,
+    other: &Labelled,
+    r: usize,
+    rng: &mut Xoshiro256PlusPlus,
+    photometric: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let n = r * r;
+    let mut face = face.clone();
+    if photometric && rng.random_bool(0.5) {
+        let to_out = random_transform(
+            r,
+            rng,
+            TransformRanges {
+                rotation_deg: 180.0,
+                scale: 0.10,
+                shift: 0.10,
+                flip: Some(0.5),
+            },
+        );
+        let from_out = to_out.inverse().unwrap_or(Affine::IDENTITY);
+        let mut bg = resample(other, r, |p| from_out.apply(p));
+        for i in 0..n {
+            for c in 0..3 {
+                bg.rgb[c * n + i] *= 1.0 - bg.mask[i];
+            }
+        }
+        random_hsv(&mut bg.rgb, n, rng);
+        let keep = rng.random_range(0.15f32..=1.0);
+        for i in 0..n {
+            let c_mask = 1.0 - (1.0 - bg.mask[i]) * (1.0 - face.mask[i]);
+            for c in 0..3 {
+                let v = face.rgb[c * n + i];
+                face.rgb[c * n + i] =
+                    v * c_mask + (1.0 - c_mask) * (v * keep + bg.rgb[c * n + i] * (1.0 - keep));
+            }
+        }
+    }
+    let to_out = random_transform(
+        r,
+        rng,
+        TransformRanges {
+            rotation_deg: 10.0,
+            scale: 0.05,
+            shift: 0.05,
+            flip: Some(0.5),
+        },
+    );
+    let from_out = to_out.inverse().unwrap_or(Affine::IDENTITY);
+    let warp = WarpGrid::random(r, rng);
+    let mut out = resample(&face, r, |p| warp.displace(from_out.apply(p)));
+    for m in &mut out.mask {
+        *m = if *m >= 0.5 { 1.0 } else { 0.0 };
+    }
+    if photometric {
+        random_hsv(&mut out.rgb, n, rng);
+        if rng.random_bool(0.25) {
+            let sigma = rng.random_range(0.5..=1.5) * (r as f64 / 64.0).max(1.0);
+            for c in 0..3 {
+                let blurred = gaussian_blur(&out.rgb[c * n..(c + 1) * n], r, sigma);
+                out.rgb[c * n..(c + 1) * n].copy_from_slice(&blurred);
+            }
+        }
+        if rng.random_bool(0.25) {
+            let small = ((r as f64 * rng.random_range(0.25..=1.0)).round() as usize).max(4);
+            let k = small as f64 / r as f64;
+            // [3, small, small]
+            let shrunk: Vec<f32> = (0..3 * small * small)
+                .map(|i| {
+                    let (c, j) = (i / (small * small), i % (small * small));
+                    let p = [(j % small) as f64 / k, (j / small) as f64 / k];
+                    sample_plane(&out.rgb[c * n..(c + 1) * n], r, p, true)
+                })
+                .collect();
+            for y in 0..r {
+                for x in 0..r {
+                    let p = [x as f64 * k, y as f64 * k];
+                    for c in 0..3 {
+                        let plane = &shrunk[c * small * small..(c + 1) * small * small];
+                        out.rgb[c * n + y * r + x] = sample_plane(plane, small, p, true);
+                    }
+                }
+            }
+        }
+        for v in &mut out.rgb {
+            *v = v.clamp(0.0, 1.0);
+        }
+    }
+    (out.rgb, out.mask)
 }
 
 /// A trained XSeg model, loaded for inference, with its input side.
@@ -344,7 +484,7 @@ pub fn apply_xseg(
             data: pred,
         }
         .resized(STORED_SIZE as usize);
-        let matrix = crop_at(&meta, STORED_SIZE as usize);
+        let matrix = meta.crop_at(STORED_SIZE as usize);
         f.masks
             .insert("xseg".into(), StoredMask::new(&plane, matrix));
         n += 1;
@@ -444,6 +584,56 @@ pub fn run_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A white disc on black whose label is the same disc.
+    fn disc(r: usize, centre: f64, radius: f64) -> Labelled {
+        let n = r * r;
+        let mut face = Labelled {
+            rgb: vec![0.0; 3 * n],
+            mask: vec![0.0; n],
+        };
+        for i in 0..n {
+            let (x, y) = ((i % r) as f64, (i / r) as f64);
+            if (x - centre).hypot(y - centre) < radius {
+                face.mask[i] = 1.0;
+                for c in 0..3 {
+                    face.rgb[c * n + i] = 1.0;
+                }
+            }
+        }
+        face
+    }
+
+    #[test]
+    fn augmentation_moves_image_and_label_together_and_repeats_per_seed() {
+        let r = 64;
+        let face = disc(r, 30.0, 14.0);
+        let other = disc(r, 20.0, 8.0);
+        let mut moved = 0;
+        for seed in 0..8 {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let (rgb, mask) = augment_sample(&face, &other, r, &mut rng, false);
+            // The label is where the image is white (away from the disc's rim).
+            let agree = (0..r * r)
+                .filter(|&i| (rgb[i] >= 0.5) == (mask[i] >= 0.5))
+                .count();
+            assert!(
+                agree as f64 / (r * r) as f64 > 0.985,
+                "seed {seed}: {agree}"
+            );
+            assert!(mask.iter().all(|v| *v == 0.0 || *v == 1.0), "binary label");
+            moved += usize::from(mask != face.mask);
+        }
+        assert_eq!(moved, 8, "every sample is transformed");
+        let draw = |seed| {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            augment_sample(&face, &other, r, &mut rng, true)
+        };
+        assert_eq!(draw(3), draw(3), "a function of the seed");
+        assert_ne!(draw(3).0, draw(4).0);
+        let (rgb, _) = draw(5);
+        assert!(rgb.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
 
     #[test]
     fn labels_rasterise_in_order_include_then_exclude() {

@@ -136,33 +136,16 @@ pub fn make_sample(
     opts: &AugmentOptions,
     rng: &mut impl Rng,
 ) -> Sample {
-    let rf = r as f64;
-    // Transform: rotation and scale about the centre, then shift (DFL getRotationMatrix2D).
-    let angle = rng.random_range(-ROTATION_DEG..=ROTATION_DEG).to_radians();
-    let scale = 1.0 + rng.random_range(-SCALE..=SCALE);
-    let (tx, ty) = (
-        rng.random_range(-SHIFT..=SHIFT) * rf,
-        rng.random_range(-SHIFT..=SHIFT) * rf,
+    let to_out = random_transform(
+        r,
+        rng,
+        TransformRanges {
+            rotation_deg: ROTATION_DEG,
+            scale: SCALE,
+            shift: SHIFT,
+            flip: opts.flip.then_some(FLIP_PROBABILITY),
+        },
     );
-    let flip = opts.flip && rng.random_bool(FLIP_PROBABILITY);
-    let c = rf / 2.0;
-    let about_centre = Affine::similarity(scale, angle, 0.0, 0.0);
-    let moved = about_centre.apply([c, c]);
-    let mut to_out = Affine([
-        [
-            about_centre.0[0][0],
-            about_centre.0[0][1],
-            c - moved[0] + tx,
-        ],
-        [
-            about_centre.0[1][0],
-            about_centre.0[1][1],
-            c - moved[1] + ty,
-        ],
-    ]);
-    if flip {
-        to_out = Affine([[-1.0, 0.0, rf - 1.0], [0.0, 1.0, 0.0]]).then_after(&to_out);
-    }
     let from_out = to_out.inverse().unwrap_or(Affine::IDENTITY);
     let warp = opts.random_warp.then(|| WarpGrid::random(r, rng));
     let hsv = (opts.hsv_power > 0.0).then(|| {
@@ -195,7 +178,11 @@ pub fn make_sample(
         }
     }
     let lm: Vec<[f64; 2]> = face.landmarks.iter().map(|p| to_out.apply(*p)).collect();
-    let mask = fill_convex(&convex_hull(&lm), r);
+    let mask = match &face.mask {
+        // The stored mask the rules picked, moved by the same transform as the pixels.
+        Some((_, plane)) => transform_plane(plane, r, &from_out),
+        None => fill_convex(&convex_hull(&lm), r),
+    };
     let blur = (r / 32).max(1) as f64;
     let loss_mask = gaussian_blur(&mask, r, blur)
         .into_iter()
@@ -215,9 +202,58 @@ pub fn make_sample(
     }
 }
 
+/// Ranges of DFL's random transform (`gen_warp_params`).
+#[derive(Debug, Clone, Copy)]
+pub struct TransformRanges {
+    /// Rotation within ± this many degrees.
+    pub rotation_deg: f64,
+    /// Scale within 1 ± this.
+    pub scale: f64,
+    /// Shift within ± this fraction of the side, each axis.
+    pub shift: f64,
+    /// Mirror with this probability (None: never, and no draw is made).
+    pub flip: Option<f64>,
+}
+
+/// A random face-pixel → output-pixel transform of an `r`-pixel square: rotation and scale
+/// about the centre, then shift (DFL `getRotationMatrix2D`), then an optional mirror. Draws
+/// angle, scale, x shift, y shift, flip, in that order.
+pub fn random_transform(r: usize, rng: &mut impl Rng, ranges: TransformRanges) -> Affine {
+    let rf = r as f64;
+    let angle = rng
+        .random_range(-ranges.rotation_deg..=ranges.rotation_deg)
+        .to_radians();
+    let scale = 1.0 + rng.random_range(-ranges.scale..=ranges.scale);
+    let (tx, ty) = (
+        rng.random_range(-ranges.shift..=ranges.shift) * rf,
+        rng.random_range(-ranges.shift..=ranges.shift) * rf,
+    );
+    let flip = ranges.flip.is_some_and(|p| rng.random_bool(p));
+    let c = rf / 2.0;
+    let about_centre = Affine::similarity(scale, angle, 0.0, 0.0);
+    let moved = about_centre.apply([c, c]);
+    let to_out = Affine([
+        [
+            about_centre.0[0][0],
+            about_centre.0[0][1],
+            c - moved[0] + tx,
+        ],
+        [
+            about_centre.0[1][0],
+            about_centre.0[1][1],
+            c - moved[1] + ty,
+        ],
+    ]);
+    if flip {
+        Affine([[-1.0, 0.0, rf - 1.0], [0.0, 1.0, 0.0]]).then_after(&to_out)
+    } else {
+        to_out
+    }
+}
+
 /// DFL's random warp: a coarse grid (cell w/2, w/4 or w/8) whose inner points move by
 /// N(0,1)·0.24·cell, interpolated smoothly over the image.
-struct WarpGrid {
+pub struct WarpGrid {
     cell: f64,
     points: usize,
     dx: Vec<f64>,
@@ -225,7 +261,8 @@ struct WarpGrid {
 }
 
 impl WarpGrid {
-    fn random(r: usize, rng: &mut impl Rng) -> WarpGrid {
+    /// A random grid for an `r`-pixel square.
+    pub fn random(r: usize, rng: &mut impl Rng) -> WarpGrid {
         let cell = (r >> rng.random_range(1..=3usize)).max(1);
         let points = r / cell + 1;
         let mut dx = vec![0.0; points * points];
@@ -247,7 +284,7 @@ impl WarpGrid {
     }
 
     /// The point moved by the grid's displacement at that point (bilinear between grid points).
-    fn displace(&self, p: [f64; 2]) -> [f64; 2] {
+    pub fn displace(&self, p: [f64; 2]) -> [f64; 2] {
         let last = (self.points - 1) as f64;
         let gx = (p[0] / self.cell).clamp(0.0, last);
         let gy = (p[1] / self.cell).clamp(0.0, last);
@@ -264,6 +301,31 @@ impl WarpGrid {
         };
         [p[0] + lerp(&self.dx), p[1] + lerp(&self.dy)]
     }
+}
+
+/// `plane` (`r × r`) resampled through `from_out` (output pixel → source pixel, pixel centres at
+/// integers), bilinear, 0 outside.
+pub fn transform_plane(plane: &[f32], r: usize, from_out: &Affine) -> Vec<f32> {
+    let at = |x: isize, y: isize| {
+        if x < 0 || y < 0 || x >= r as isize || y >= r as isize {
+            0.0
+        } else {
+            plane[y as usize * r + x as usize]
+        }
+    };
+    let mut out = Vec::with_capacity(r * r);
+    for y in 0..r {
+        for x in 0..r {
+            let p = from_out.apply([x as f64, y as f64]);
+            let (x0, y0) = (p[0].floor(), p[1].floor());
+            let (fx, fy) = ((p[0] - x0) as f32, (p[1] - y0) as f32);
+            let (x0, y0) = (x0 as isize, y0 as isize);
+            let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
+            let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
+            out.push(top * (1.0 - fy) + bottom * fy);
+        }
+    }
+    out
 }
 
 /// Bilinear RGB sample with border replicate, in [0, 1].
@@ -284,7 +346,7 @@ fn sample_rgb(rgb: &[u8], r: usize, p: [f64; 2]) -> [f32; 3] {
 }
 
 /// Shifts hue (turns), saturation and value, clamped.
-fn shift_hsv(rgb: [f32; 3], (dh, ds, dv): (f64, f64, f64)) -> [f32; 3] {
+pub fn shift_hsv(rgb: [f32; 3], (dh, ds, dv): (f64, f64, f64)) -> [f32; 3] {
     let [r, g, b] = rgb.map(|v| v as f64);
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
@@ -473,6 +535,7 @@ mod tests {
             yaw: 0.0,
             file: "synthetic".into(),
             centering: crate::extract::geometry::Centering::DflFull,
+            mask: None,
         }
     }
 
@@ -524,6 +587,45 @@ mod tests {
         assert_eq!(one.warped.len(), 3 * 3 * r * r);
         assert_eq!(one.em_mask.len(), 3 * r * r);
         assert!(one.em_mask.iter().any(|v| *v > 0.1));
+    }
+
+    #[test]
+    fn a_stored_mask_replaces_the_hull_and_moves_with_the_pixels() {
+        let r = 32;
+        let mut f = face(r);
+        // A stored mask covering the left half only: nothing like the ring's hull.
+        let plane: Vec<f32> = (0..r * r)
+            .map(|i| if i % r < r / 2 { 1.0 } else { 0.0 })
+            .collect();
+        f.mask = Some(("xseg".into(), plane.clone()));
+        let opts = AugmentOptions {
+            random_warp: false,
+            flip: false,
+            ..AugmentOptions::default()
+        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let s = make_sample(&f, r, &opts, &mut rng);
+        // Where the target shows the left half of the source (red channel = x·255/r), the mask
+        // is 1; the right half, 0. Compare away from the edge.
+        let (mut agree, mut total) = (0, 0);
+        for i in 0..r * r {
+            // Red and green encode the source column and row; skip the edges, where the
+            // image replicates its border and the mask is 0.
+            let (x_src, y_src) = (s.target[i] * r as f32, s.target[r * r + i] * r as f32);
+            let edge = |v: f32| !(1.5..=r as f32 - 2.5).contains(&v);
+            if (x_src - r as f32 / 2.0).abs() < 2.0 || edge(x_src) || edge(y_src) {
+                continue;
+            }
+            total += 1;
+            let want = if x_src < r as f32 / 2.0 { 1.0 } else { 0.0 };
+            if (s.mask[i] - want).abs() < 0.5 {
+                agree += 1;
+            }
+        }
+        assert!(total > r * r / 2, "{total}");
+        assert!(agree as f64 / total as f64 > 0.97, "{agree}/{total}");
+        // An identity transform reproduces the plane exactly.
+        assert_eq!(transform_plane(&plane, r, &Affine::IDENTITY), plane);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 
 use crate::extract::geometry::Centering;
-use crate::extract::read_face_meta;
+use crate::extract::store::{Alignments, StoredFace};
+use crate::extract::{ALIGNMENTS_FILE, read_face_meta};
+use crate::masks::rules::MaskRules;
 
 /// One aligned face at the training resolution.
 #[derive(Debug, Clone)]
@@ -21,6 +23,9 @@ pub struct TrainingFace {
     pub file: PathBuf,
     /// How it was cropped.
     pub centering: Centering,
+    /// The stored mask the mask rules picked for this face (name, `R × R` plane in this face's
+    /// pixels); `None` trains with the landmark hull.
+    pub mask: Option<(String, Vec<f32>)>,
 }
 
 /// The faces of one side.
@@ -34,12 +39,83 @@ pub struct Faceset {
     pub skipped: Vec<String>,
 }
 
+/// Where a faceset's stored masks come from: its alignments store and the rules that pick one
+/// mask per face (the same rules convert's `stored` mask mode uses).
+struct MaskSource {
+    rules: MaskRules,
+    /// Aligned face file name → (frame index, the stored face).
+    faces: std::collections::HashMap<String, (u64, StoredFace)>,
+}
+
+impl MaskSource {
+    /// Reads the alignments store beside the faces (`<faceset>/alignments.fsppa`).
+    fn open(dir: &Path, folder: &Path, rules: &MaskRules) -> Result<MaskSource, FacesetError> {
+        let store_path = [
+            dir.join(ALIGNMENTS_FILE),
+            folder.join("..").join(ALIGNMENTS_FILE),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| FacesetError::NoStore(dir.to_path_buf()))?;
+        let store = Alignments::load(&store_path)
+            .map_err(|e| FacesetError::Store(store_path.clone(), e.to_string()))?;
+        let mut faces = std::collections::HashMap::new();
+        for (frame, entry) in store.frames {
+            for face in entry.faces {
+                let name = face
+                    .file
+                    .as_deref()
+                    .and_then(|f| Path::new(f).file_name())
+                    .map(|n| n.to_string_lossy().into_owned());
+                if let Some(name) = name {
+                    faces.insert(name, (frame, face));
+                }
+            }
+        }
+        Ok(MaskSource {
+            rules: rules.clone(),
+            faces,
+        })
+    }
+
+    /// The mask the rules pick for `file`, projected into its crop at `r`.
+    fn mask_for(
+        &self,
+        file: &Path,
+        meta: &crate::extract::FaceMeta,
+        r: usize,
+    ) -> Result<Option<(String, Vec<f32>)>, String> {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some((frame, face)) = self.faces.get(&name) else {
+            return Ok(None);
+        };
+        let Some(pick) = self.rules.resolve(*frame, |m| face.masks.contains_key(m)) else {
+            return Ok(None);
+        };
+        let plane = face.masks[pick]
+            .project(&meta.crop_at(r), r)
+            .map_err(|e| format!("{}: mask {pick}: {e}", file.display()))?;
+        Ok(Some((pick.to_string(), plane.data)))
+    }
+}
+
 /// Why a faceset could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum FacesetError {
     /// The folder is missing or unreadable.
     #[error("cannot read faceset folder {0}: {1}")]
     Folder(PathBuf, std::io::Error),
+    /// Mask rules were given but the faceset has no alignments store to hold masks.
+    #[error(
+        "mask rules were given but {0} has no alignments.fsppa; point --a/--b at the folder `faceswapd extract` wrote, or train without --mask-rules"
+    )]
+    NoStore(PathBuf),
+    /// The alignments store could not be read.
+    #[error("cannot read the masks in {0}: {1}")]
+    Store(PathBuf, String),
     /// Not one usable face.
     #[error(
         "faceset {0} has no usable faces ({1} file(s) skipped); point it at the folder written by `faceswapd extract` (or its faces/ subfolder)"
@@ -49,8 +125,14 @@ pub enum FacesetError {
 
 /// Loads every aligned face PNG in `dir` (or in `dir/faces` when that exists — the layout
 /// `extract` writes; its `rejected/` folder is never used), resized to `resolution`. Files
-/// without Faceswap++ metadata or with unreadable pixels are listed in `skipped`.
-pub fn load_faceset(dir: &Path, resolution: usize) -> Result<Faceset, FacesetError> {
+/// without Faceswap++ metadata or with unreadable pixels are listed in `skipped`. With `rules`,
+/// each face takes the stored mask the rules pick for its frame (faces without one keep the
+/// landmark hull).
+pub fn load_faceset(
+    dir: &Path,
+    resolution: usize,
+    rules: Option<&MaskRules>,
+) -> Result<Faceset, FacesetError> {
     let folder = if dir.join("faces").is_dir() {
         dir.join("faces")
     } else {
@@ -62,10 +144,13 @@ pub fn load_faceset(dir: &Path, resolution: usize) -> Result<Faceset, FacesetErr
         .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
         .collect();
     files.sort();
+    let masks = rules
+        .map(|r| MaskSource::open(dir, &folder, r))
+        .transpose()?;
     let mut faces = Vec::with_capacity(files.len());
     let mut skipped = Vec::new();
     for file in files {
-        match load_face(&file, resolution) {
+        match load_face(&file, resolution, masks.as_ref()) {
             Ok(face) => faces.push(face),
             Err(why) => skipped.push(why),
         }
@@ -80,7 +165,11 @@ pub fn load_faceset(dir: &Path, resolution: usize) -> Result<Faceset, FacesetErr
     })
 }
 
-fn load_face(file: &Path, resolution: usize) -> Result<TrainingFace, String> {
+fn load_face(
+    file: &Path,
+    resolution: usize,
+    masks: Option<&MaskSource>,
+) -> Result<TrainingFace, String> {
     let meta = read_face_meta(file)?;
     if meta.landmarks.len() != 68 {
         return Err(format!(
@@ -108,8 +197,13 @@ fn load_face(file: &Path, resolution: usize) -> Result<TrainingFace, String> {
         let q = meta.crop.apply(*p);
         *out = [q[0] * scale, q[1] * scale];
     }
+    let mask = match masks {
+        Some(m) => m.mask_for(file, &meta, resolution)?,
+        None => None,
+    };
     Ok(TrainingFace {
         rgb: img.into_raw(),
+        mask,
         yaw: yaw_proxy(&landmarks),
         landmarks,
         file: file.to_path_buf(),
@@ -118,6 +212,15 @@ fn load_face(file: &Path, resolution: usize) -> Result<TrainingFace, String> {
 }
 
 impl Faceset {
+    /// How many faces use each stored mask, by name (faces on the hull are not counted).
+    pub fn mask_counts(&self) -> std::collections::BTreeMap<&str, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, _) in self.faces.iter().filter_map(|f| f.mask.as_ref()) {
+            *out.entry(name.as_str()).or_insert(0) += 1;
+        }
+        out
+    }
+
     /// The one centering all its faces share, or an error naming two that differ.
     pub fn centering(&self) -> Result<Centering, String> {
         let first = &self.faces[0];
@@ -167,12 +270,12 @@ mod tests {
     fn a_folder_without_faces_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("x.png"), b"not a png").unwrap();
-        let err = load_faceset(dir.path(), 32).unwrap_err().to_string();
+        let err = load_faceset(dir.path(), 32, None).unwrap_err().to_string();
         assert!(
             err.contains("no usable faces") && err.contains("1 file"),
             "{err}"
         );
-        let err = load_faceset(&dir.path().join("missing"), 32)
+        let err = load_faceset(&dir.path().join("missing"), 32, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot read faceset folder"), "{err}");

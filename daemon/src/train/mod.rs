@@ -21,6 +21,7 @@ use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::extract::geometry::Centering;
+use crate::masks::rules::MaskRules;
 use augment::{AugmentOptions, HostSide, make_side, yaw_bins};
 use checkpoint::{Checkpoint, CheckpointError};
 use faceset::{Faceset, FacesetError, load_faceset};
@@ -463,8 +464,14 @@ pub fn run_training(
         )));
     }
     let r = opts.resolution;
-    let set_a = Arc::new(load_faceset(&req.faceset_a, r)?);
-    let set_b = Arc::new(load_faceset(&req.faceset_b, r)?);
+    let rules = s
+        .mask_rules
+        .as_deref()
+        .map(MaskRules::parse)
+        .transpose()
+        .map_err(TrainError::Settings)?;
+    let set_a = Arc::new(load_faceset(&req.faceset_a, r, rules.as_ref())?);
+    let set_b = Arc::new(load_faceset(&req.faceset_b, r, rules.as_ref())?);
     record_centering(&req.model_dir, model_file.clone(), &set_a, &set_b)?;
     let mut summary = TrainSummary::default();
     for (name, set) in [("A", &set_a), ("B", &set_b)] {
@@ -473,6 +480,20 @@ pub fn run_training(
                 "faceset {name}: skipped {} file(s), first: {}",
                 set.skipped.len(),
                 set.skipped[0]
+            ));
+        }
+        if rules.is_some() {
+            let counts = set.mask_counts();
+            let stored: usize = counts.values().sum();
+            let named: Vec<String> = counts.iter().map(|(m, n)| format!("{m} {n}")).collect();
+            summary.notes.push(format!(
+                "faceset {name}: masks from the rules: {}; landmark hull {}",
+                if named.is_empty() {
+                    "none".into()
+                } else {
+                    named.join(", ")
+                },
+                set.faces.len() - stored
             ));
         }
     }
