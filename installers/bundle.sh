@@ -30,21 +30,5 @@ mv -f "$bundle/Contents/Linux-x86-64/.Faceswap.ofx.tmp" "$bundle/Contents/Linux-
 mkdir -p "$bundle/Contents/Resources"
 cp -f installers/resources/org.faceswappp.Faceswap.png installers/resources/org.faceswappp.FaceswapTrainer.png \
     "$bundle/Contents/Resources/"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
-cat > "$bundle/Contents/Info.plist" <<PLIST
-<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
-  <key>CFBundleDevelopmentRegion</key><string>English</string>
-  <key>CFBundleExecutable</key><string>Faceswap.ofx</string>
-  <key>CFBundleIdentifier</key><string>org.faceswappp.Faceswap</string>
-  <key>CFBundleInfoDictionaryVersion</key><string>6.0</string>
-  <key>CFBundleName</key><string>Faceswap++</string>
-  <key>CFBundlePackageType</key><string>BNDL</string>
-  <key>CFBundleShortVersionString</key><string>$version</string>
-  <key>CFBundleVersion</key><string>$version</string>
-</dict>
-</plist>
-PLIST
+"$repo_root/installers/info-plist.sh" > "$bundle/Contents/Info.plist"
 echo "$bundle"

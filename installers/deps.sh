@@ -10,7 +10,7 @@ sudo_if_needed() {
 apt_packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
   libavdevice-dev libswresample-dev pkg-config clang libclang-dev python3 python3-pip
-  ffmpeg
+  ffmpeg shellcheck systemd
 )
 missing=()
 for p in "${apt_packages[@]}"; do

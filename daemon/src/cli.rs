@@ -77,6 +77,31 @@ pub enum Command {
     /// Test media and model files (pinned by SHA-256).
     #[command(subcommand)]
     Assets(AssetsCommand),
+    /// Run the daemon as a per-user background service (systemd user unit, launchd agent,
+    /// logon task).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+/// `faceswapd service …`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Install the service for this faceswapd (or --exec) and start it.
+    Install {
+        /// The faceswapd the service runs (default: this one).
+        #[arg(long)]
+        exec: Option<PathBuf>,
+    },
+    /// Stop the service and remove it.
+    Uninstall,
+    /// What the service manager says about it.
+    Status,
+    /// Print this platform's service definition (what `install` writes) for --exec.
+    Definition {
+        /// The faceswapd the service runs (default: this one).
+        #[arg(long)]
+        exec: Option<PathBuf>,
+    },
 }
 
 /// `faceswapd jobs …`.
@@ -714,6 +739,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Assets(a) => assets(&dirs, a),
+        Command::Service(c) => {
+            use crate::service;
+            let exec = |e: Option<PathBuf>| -> anyhow::Result<PathBuf> {
+                Ok(match e {
+                    Some(p) => p,
+                    None => std::env::current_exe()?,
+                })
+            };
+            let lines = match c {
+                ServiceCommand::Install { exec: e } => service::install(&exec(e)?)?,
+                ServiceCommand::Uninstall => service::uninstall()?,
+                ServiceCommand::Status => service::status()?,
+                ServiceCommand::Definition { exec: e } => {
+                    print!("{}", service::definition(&exec(e)?)?);
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status => {
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
             let Response::Status(s) = c.call(&Request::Status)? else {

@@ -155,10 +155,30 @@ pub fn run(dirs: &Dirs, socket: &SocketPath) -> Vec<Check> {
                 "daemon",
                 Outcome::Note,
                 format!("not running at {socket} ({e}); client commands start it on demand"),
-                Some("faceswapd serve   (or install the service)"),
+                Some("faceswapd serve   (or `faceswapd service install` to start it at login)"),
             ),
         },
     );
+    if let Ok(path) = crate::service::definition_path() {
+        out.push(if cfg!(windows) || path.is_file() {
+            check(
+                "service",
+                Outcome::Ok,
+                format!("{} (faceswapd service status)", path.display()),
+                None,
+            )
+        } else {
+            check(
+                "service",
+                Outcome::Note,
+                format!(
+                    "not installed ({} is missing); the daemon starts on demand instead",
+                    path.display()
+                ),
+                Some("faceswapd service install"),
+            )
+        });
+    }
     out
 }
 

@@ -22,4 +22,5 @@ pub mod merge;
 pub mod paths;
 pub mod project;
 pub mod server;
+pub mod service;
 pub mod train;
