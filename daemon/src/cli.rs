@@ -346,6 +346,9 @@ pub struct ExtractArgs {
     /// Skip the second landmark pass.
     #[arg(long)]
     pub no_second_pass: bool,
+    /// Videos: keep the raw landmarks of every frame (no temporal smoothing).
+    #[arg(long)]
+    pub no_smoothing: bool,
     /// Return once queued instead of following progress.
     #[arg(long)]
     pub detach: bool,
@@ -416,6 +419,10 @@ pub struct ConvertArgs {
     /// Only these face indices of each frame (comma-separated; default every accepted face).
     #[arg(long, value_delimiter = ',')]
     pub faces: Vec<u32>,
+    /// Only the faces of these tracks: the people extraction followed through the video (its
+    /// summary lists them; comma-separated; default every track).
+    #[arg(long, value_delimiter = ',')]
+    pub tracks: Vec<u32>,
     /// Frame ranges to convert, inclusive (e.g. 10-50,100-200); default all.
     #[arg(long, value_delimiter = ',')]
     pub frames: Vec<String>,
@@ -500,6 +507,7 @@ impl ConvertArgs {
             masked_hist_match: true,
             opacity: self.opacity,
             faces: self.faces.clone(),
+            tracks: self.tracks.clone(),
             frames,
             keep_unchanged: self.keep_unchanged,
             allow_missing_alignments: self.allow_missing_alignments,
@@ -797,6 +805,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 every_nth: a.every,
                 second_pass: !a.no_second_pass,
                 refeed: a.refeed,
+                smoothing: !a.no_smoothing,
             };
             let what = format!(
                 "extract faces from {} into {}",

@@ -37,6 +37,9 @@ pub enum JobSpec {
         second_pass: bool,
         /// Extra jittered landmark runs averaged in.
         refeed: u32,
+        /// Smooth landmarks over time in videos (One-Euro per face).
+        #[serde(default = "default_true")]
+        smoothing: bool,
     },
     /// Train a SAEHD swap model from faceset A (the identity to put in) and faceset B (the
     /// faces to replace) into `model_dir`, until `settings.steps` optimiser steps are done.
@@ -75,6 +78,10 @@ pub enum JobSpec {
         /// Options.
         settings: XsegSettings,
     },
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// XSeg training options (DFL's defaults: 256 px, base 32).
@@ -146,6 +153,9 @@ pub struct ConvertSettings {
     pub opacity: f32,
     /// Only these face indices of each frame (empty = every accepted face).
     pub faces: Vec<u32>,
+    /// Only the faces of these tracks (people followed through a video; empty = every track).
+    #[serde(default)]
+    pub tracks: Vec<u32>,
     /// Inclusive frame ranges to convert (empty = all).
     pub frames: Vec<(u64, u64)>,
     /// Frames outside `frames` are written unchanged instead of left out.
@@ -197,6 +207,7 @@ impl Default for ConvertSettings {
             masked_hist_match: true,
             opacity: 1.0,
             faces: Vec::new(),
+            tracks: Vec::new(),
             frames: Vec::new(),
             keep_unchanged: false,
             allow_missing_alignments: false,

@@ -253,6 +253,7 @@ pub fn extract_faceset(input: &Path, output: &Path, size: u32) -> anyhow::Result
         centering: faceswapd::extract::geometry::Centering::DflFull,
         every_nth: 1,
         settings: faceswapd::extract::pipeline::ExtractSettings::default(),
+        smoothing: Some(Default::default()),
     };
     faceswapd::extract::run_extraction(&req, &models, |_, _| true)?;
     Ok(())

@@ -282,6 +282,7 @@ fn request(input: &Path, output: &Path) -> ExtractRequest {
         centering: Centering::Legacy,
         every_nth: 1,
         settings: ExtractSettings::default(),
+        smoothing: Some(Default::default()),
     }
 }
 

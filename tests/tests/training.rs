@@ -46,6 +46,7 @@ fn facesets() -> &'static (PathBuf, PathBuf) {
                 centering: Centering::parse("f").unwrap(),
                 every_nth,
                 settings: ExtractSettings::default(),
+                smoothing: Some(Default::default()),
             };
             run_extraction(&req, &models, |_, _| true).unwrap();
         };

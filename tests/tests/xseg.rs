@@ -413,17 +413,6 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
     let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec }).unwrap() else {
         panic!("not submitted");
     };
-    let temp_files = |dir: &Path| {
-        std::fs::read_dir(dir).map_or(0, |d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(faceswapd::atomic::TEMP_PREFIX)
-                })
-                .count()
-        })
-    };
     let mut rng = Rng(0x5eed);
     let (mut kills, mut mid_write, mut last_step) = (0, 0, 0u64);
     while kills < 6 {

@@ -5,6 +5,7 @@ pub mod geometry;
 pub mod image;
 pub mod pipeline;
 pub mod store;
+pub mod track;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct ExtractRequest {
     pub every_nth: u32,
     /// Detector, landmark and filter settings.
     pub settings: ExtractSettings,
+    /// Temporal landmark smoothing of videos (None: off).
+    pub smoothing: Option<track::Smoothing>,
 }
 
 /// Metadata stored inside every aligned face PNG.
@@ -126,6 +129,8 @@ pub struct ExtractSummary {
     pub write: Duration,
     /// Whole run.
     pub total: Duration,
+    /// Videos: each track (person) over the clip.
+    pub tracks: Vec<track::TrackReport>,
 }
 
 impl ExtractSummary {
@@ -159,6 +164,10 @@ impl ExtractSummary {
                 fps
             ),
         ]
+        .into_iter()
+        .chain(self.tracks.iter().take(20).map(|t| t.line()))
+        .chain((self.tracks.len() > 20).then(|| format!("… {} tracks in all", self.tracks.len())))
+        .collect()
     }
 }
 
@@ -252,6 +261,8 @@ struct Worker<'a> {
     /// Faces of the last processed video frame, and frames since the detector last ran.
     previous: Vec<Face>,
     since_detect: u32,
+    /// Follows video faces: landmark smoothing (when on) and shake.
+    smoother: track::Smoother,
 }
 
 impl Worker<'_> {
@@ -274,19 +285,38 @@ impl Worker<'_> {
                 &mut timings,
             )?;
             self.previous = faces.clone();
+            let smoothed = self.smoother.smooth(&faces);
+            let smoothing = self.req.smoothing.is_some();
             faces
+                .iter()
+                .zip(smoothed)
+                .map(|(f, s)| {
+                    let face = if smoothing {
+                        self.extractor.realign(pyr.base(), f, &s.landmarks)
+                    } else {
+                        f.clone()
+                    };
+                    (face, s.shake.map(|v| v as f32))
+                })
+                .collect()
         } else {
-            self.extractor.process(&pyr, &mut timings)?
+            self.extractor
+                .process(&pyr, &mut timings)?
+                .into_iter()
+                .map(|f| (f, None))
+                .collect::<Vec<_>>()
         };
         let start = Instant::now();
         let mut stored = Vec::with_capacity(faces.len());
-        for (k, face) in faces.into_iter().enumerate() {
+        for (k, (face, shake)) in faces.into_iter().enumerate() {
             let file = self.write_face(&pyr, index, &name, k as u32, &face)?;
             stored.push(StoredFace {
                 face,
                 file: Some(file),
                 masks: Default::default(),
                 labels: Vec::new(),
+                track: None,
+                shake,
             });
         }
         Ok(ProcessedFrame {
@@ -421,7 +451,10 @@ pub fn run_extraction(
     let source_path = req.input.display().to_string();
     let previous = if store_path.exists() {
         let s = Alignments::load(&store_path)?;
-        (s.source.path == source_path && s.settings == req.settings).then_some(s)
+        (s.source.path == source_path
+            && s.settings == req.settings
+            && (is_dir || s.smoothing == req.smoothing))
+            .then_some(s)
     } else {
         None
     };
@@ -464,10 +497,12 @@ pub fn run_extraction(
     let nth = req.every_nth.max(1) as u64;
     let frame_count = if is_dir { None } else { total };
     let total = total.map(|t| t.div_ceil(nth));
+    let fps = info.fps.unwrap_or(25.0) / nth as f64;
     let store = previous.unwrap_or(Alignments {
         source: info,
         settings: req.settings.clone(),
         frames: BTreeMap::new(),
+        smoothing: if is_dir { None } else { req.smoothing },
     });
     let mut col = Collector {
         store,
@@ -491,6 +526,7 @@ pub fn run_extraction(
             extractor,
             previous: Vec::new(),
             since_detect: 0,
+            smoother: track::Smoother::new(None, 25.0),
         };
         for (i, path) in files.iter().enumerate() {
             let i = i as u64;
@@ -551,6 +587,7 @@ pub fn run_extraction(
                             extractor,
                             previous: Vec::new(),
                             since_detect: 0,
+                            smoother: track::Smoother::new(req.smoothing, fps),
                         };
                         let mut t = Instant::now();
                         media::decode_video::<ExtractError>(
@@ -598,6 +635,10 @@ pub fn run_extraction(
         });
     }
     let t = Instant::now();
+    if !is_dir && failure.is_none() && !stopped {
+        // The whole clip is in: link each person's faces into tracks across worker ranges.
+        col.summary.tracks = track::link_tracks(&mut col.store, &track::Linking::default());
+    }
     col.store.save(&store_path)?;
     col.summary.write += t.elapsed();
     col.summary.total = started.elapsed();
@@ -662,6 +703,7 @@ pub fn run_job(
         every_nth,
         second_pass,
         refeed,
+        smoothing,
     } = spec
     else {
         return Err(JobError::Failed("not an extract job".into()));
@@ -695,6 +737,7 @@ pub fn run_job(
             refeed: *refeed,
             ..ExtractSettings::default()
         },
+        smoothing: smoothing.then(track::Smoothing::default),
     };
     ctx.log(format!(
         "extracting faces from {input} into {output_dir} ({size} px, {centering})"
@@ -752,6 +795,7 @@ mod tests {
             centering,
             every_nth: 1,
             settings: ExtractSettings::default(),
+            smoothing: None,
         };
         assert!(refuse_other_crops(&req(64, Centering::DflFull)).is_ok());
         let e = refuse_other_crops(&req(128, Centering::DflFull))

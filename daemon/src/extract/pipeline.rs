@@ -547,6 +547,19 @@ impl Extractor {
         self.averaged_landmarks(pyr, center, side, angle)
     }
 
+    /// The face aligned again (matrix, distance, roll, filters) from other landmarks — smoothed
+    /// ones; its box, scores and the landmarker's own points (which tracking follows) stay.
+    pub fn realign(&self, frame: &RgbFrame, face: &Face, lm: &[[f64; 2]; 68]) -> Face {
+        let det = FrameDetection {
+            bbox: face.bbox,
+            keypoints: [lm[36], lm[45], lm[30], lm[62], lm[0], lm[16]],
+            score: face.score,
+        };
+        let mut out = self.align(frame, det, lm, face.presence);
+        out.mesh = face.mesh.clone();
+        out
+    }
+
     fn align(
         &self,
         frame: &RgbFrame,

@@ -12,8 +12,8 @@ use crate::atomic::write_atomic;
 
 const MAGIC: &[u8; 8] = b"FSPPALN\0";
 /// Layout version of the store; bumped on incompatible changes (version 1 stores, without
-/// masks, are still read).
-pub const STORE_VERSION: u32 = 2;
+/// masks, and version 2, without track ids, are still read).
+pub const STORE_VERSION: u32 = 3;
 
 /// What the faces were extracted from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,82 @@ pub struct StoredFace {
     pub masks: BTreeMap<String, crate::masks::StoredMask>,
     /// XSeg labels: include/exclude polygons in frame pixels, applied in order.
     pub labels: Vec<crate::masks::xseg::LabelPolygon>,
+    /// The track (the same person across frames) in videos; None for image folders.
+    pub track: Option<u32>,
+    /// Videos: how much the raw landmarks shook at this frame (frame-to-frame acceleration in
+    /// eye distances; high when a hand or blur hides part of the face).
+    pub shake: Option<f32>,
+}
+
+/// The version 2 layout (no track ids, no smoothing record), read and upgraded on load.
+mod v2 {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::super::pipeline::{ExtractSettings, Face};
+    use super::SourceInfo;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct StoredFace {
+        pub face: Face,
+        pub file: Option<String>,
+        pub masks: BTreeMap<String, crate::masks::StoredMask>,
+        pub labels: Vec<crate::masks::xseg::LabelPolygon>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct FrameEntry {
+        pub name: String,
+        pub pts: Option<i64>,
+        pub faces: Vec<StoredFace>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct Alignments {
+        pub source: SourceInfo,
+        pub settings: ExtractSettings,
+        pub frames: BTreeMap<u64, FrameEntry>,
+    }
+}
+
+impl From<v2::Alignments> for Alignments {
+    fn from(a: v2::Alignments) -> Self {
+        Alignments {
+            source: a.source,
+            settings: a.settings,
+            frames: a
+                .frames
+                .into_iter()
+                .map(|(i, f)| {
+                    let faces = f
+                        .faces
+                        .into_iter()
+                        .map(|s| StoredFace {
+                            face: s.face,
+                            file: s.file,
+                            masks: s.masks,
+                            labels: s.labels,
+                            track: None,
+                            shake: None,
+                        })
+                        .collect();
+                    (
+                        i,
+                        FrameEntry {
+                            name: f.name,
+                            pts: f.pts,
+                            faces,
+                        },
+                    )
+                })
+                .collect(),
+            smoothing: None,
+        }
+    }
 }
 
 /// The version 1 layout (no masks), read and upgraded on load.
@@ -86,9 +162,9 @@ mod v1 {
     }
 }
 
-impl From<v1::Alignments> for Alignments {
+impl From<v1::Alignments> for v2::Alignments {
     fn from(a: v1::Alignments) -> Self {
-        Alignments {
+        v2::Alignments {
             source: a.source,
             settings: a.settings,
             frames: a
@@ -98,7 +174,7 @@ impl From<v1::Alignments> for Alignments {
                     let faces = f
                         .faces
                         .into_iter()
-                        .map(|s| StoredFace {
+                        .map(|s| v2::StoredFace {
                             face: s.face,
                             file: s.file,
                             masks: BTreeMap::new(),
@@ -107,7 +183,7 @@ impl From<v1::Alignments> for Alignments {
                         .collect();
                     (
                         i,
-                        FrameEntry {
+                        v2::FrameEntry {
                             name: f.name,
                             pts: f.pts,
                             faces,
@@ -128,6 +204,8 @@ pub struct Alignments {
     pub settings: ExtractSettings,
     /// Frames by index (frames with no face are present with an empty list).
     pub frames: BTreeMap<u64, FrameEntry>,
+    /// The landmark smoothing the faces were extracted with (None: off, or not a video).
+    pub smoothing: Option<super::track::Smoothing>,
 }
 
 /// The store could not be read or written.
@@ -191,6 +269,12 @@ impl Alignments {
                 let (old, _): (v1::Alignments, _) =
                     bincode::serde::decode_from_slice(&bytes[12..], config)
                         .map_err(|e| invalid(format!("damaged: {e}")))?;
+                Ok(v2::Alignments::from(old).into())
+            }
+            2 => {
+                let (old, _): (v2::Alignments, _) =
+                    bincode::serde::decode_from_slice(&bytes[12..], config)
+                        .map_err(|e| invalid(format!("damaged: {e}")))?;
                 Ok(old.into())
             }
             STORE_VERSION => {
@@ -246,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn masks_round_trip_through_the_store_and_version_1_stores_still_load() {
+    fn masks_round_trip_through_the_store_and_version_1_and_2_stores_still_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alignments.fsppa");
         let f = face();
@@ -264,8 +348,10 @@ mod tests {
                 faces: vec![StoredFace {
                     face: f.clone(),
                     file: Some("faces/a.png".into()),
-                    masks,
+                    masks: masks.clone(),
                     labels: Vec::new(),
+                    track: Some(4),
+                    shake: Some(0.01),
                 }],
             },
         );
@@ -273,9 +359,38 @@ mod tests {
             source: source(),
             settings: ExtractSettings::default(),
             frames,
+            smoothing: Some(crate::extract::track::Smoothing::default()),
         };
         store.save(&path).unwrap();
         assert_eq!(Alignments::load(&path).unwrap(), store);
+
+        // A version 2 file (masks, no tracks) loads with its masks.
+        let old = v2::Alignments {
+            source: source(),
+            settings: ExtractSettings::default(),
+            frames: BTreeMap::from([(
+                0,
+                v2::FrameEntry {
+                    name: "frame_000000".into(),
+                    pts: None,
+                    faces: vec![v2::StoredFace {
+                        face: f.clone(),
+                        file: None,
+                        masks,
+                        labels: Vec::new(),
+                    }],
+                },
+            )]),
+        };
+        let body = bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let p2 = dir.path().join("v2.fsppa");
+        std::fs::write(&p2, bytes).unwrap();
+        let up = Alignments::load(&p2).unwrap();
+        assert!(up.frames[&0].faces[0].masks.contains_key("components"));
+        assert_eq!((up.frames[&0].faces[0].track, up.smoothing), (None, None));
 
         // A version 1 file, as earlier releases wrote it.
         let old = v1::Alignments {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::extract::ALIGNMENTS_FILE;
 use crate::extract::geometry::Affine;
 use crate::extract::store::Alignments;
+use crate::extract::track::inter_ocular;
 use crate::masks::{STORED_SIZE, StoredMask};
 use crate::merge::mask::Plane;
 
@@ -174,17 +175,4 @@ fn stored_xseg(bytes: &[u8], frame_to_face: &Affine) -> Result<StoredMask, Strin
     let k = STORED_SIZE as f64 / w as f64;
     let matrix = Affine([[k, 0.0, 0.0], [0.0, k, 0.0]]).then_after(frame_to_face);
     Ok(StoredMask::new(&plane, matrix))
-}
-
-/// Distance between the eye centres (iBUG 36–41 and 42–47).
-fn inter_ocular(lm: &[[f64; 2]]) -> f64 {
-    let centre = |r: std::ops::Range<usize>| {
-        let n = r.len() as f64;
-        let (x, y) = lm[r]
-            .iter()
-            .fold((0.0, 0.0), |a, p| (a.0 + p[0], a.1 + p[1]));
-        [x / n, y / n]
-    };
-    let (l, r) = (centre(36..42), centre(42..48));
-    (l[0] - r[0]).hypot(l[1] - r[1]).max(1.0)
 }

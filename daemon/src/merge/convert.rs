@@ -369,10 +369,15 @@ fn in_ranges(ranges: &[(u64, u64)], i: u64) -> bool {
 fn targets_by_frame(
     store: &Alignments,
     only: &[u32],
+    tracks: &[u32],
     rules: Option<&crate::masks::rules::MaskRules>,
 ) -> BTreeMap<u64, Vec<TargetFace>> {
-    // The accepted faces the user picked, in detection order.
-    fn chosen<'a>(e: &'a FrameEntry, only: &[u32]) -> Vec<&'a crate::extract::store::StoredFace> {
+    // The accepted faces the user picked (by index and by track), in detection order.
+    fn chosen<'a>(
+        e: &'a FrameEntry,
+        only: &[u32],
+        tracks: &[u32],
+    ) -> Vec<&'a crate::extract::store::StoredFace> {
         e.faces
             .iter()
             .enumerate()
@@ -380,13 +385,14 @@ fn targets_by_frame(
                 f.face.rejected.is_none()
                     && f.face.landmarks.len() == 68
                     && (only.is_empty() || only.contains(&(*i as u32)))
+                    && (tracks.is_empty() || f.track.is_some_and(|t| tracks.contains(&t)))
             })
             .map(|(_, f)| f)
             .collect()
     }
     let centres = |e: Option<&FrameEntry>| -> Vec<[f64; 2]> {
         e.map(|e| {
-            chosen(e, only)
+            chosen(e, only, tracks)
                 .iter()
                 .filter_map(|f| face_centre(&f.face.landmarks68()))
                 .collect()
@@ -410,7 +416,7 @@ fn targets_by_frame(
                 })
                 .copied()
         };
-        let list = chosen(e, only)
+        let list = chosen(e, only, tracks)
             .into_iter()
             .map(|stored| {
                 let landmarks = stored.face.landmarks68();
@@ -916,7 +922,7 @@ pub fn run_convert(
                 .into(),
         ));
     }
-    let targets = targets_by_frame(&store, &s.faces, rules.as_ref());
+    let targets = targets_by_frame(&store, &s.faces, &s.tracks, rules.as_ref());
     let tag = provenance(&s.project);
     let is_dir = req.input.is_dir();
     if !is_dir && !req.input.is_file() {
@@ -1324,6 +1330,67 @@ mod tests {
         assert!(white > 40, "{white} white pixels");
         assert_eq!(px(319, 179), [128, 128, 128]);
         assert_eq!(px(200, 100), [128, 128, 128]);
+    }
+
+    #[test]
+    fn faces_are_chosen_by_track_and_by_index() {
+        use crate::extract::store::{SourceInfo, StoredFace};
+        let face = |x: f64, track: u32| {
+            let landmarks: Vec<[f64; 2]> = crate::extract::geometry::MEAN_FACE_51
+                .iter()
+                .cycle()
+                .take(68)
+                .map(|p| [x + p[0] * 100.0, 50.0 + p[1] * 100.0])
+                .collect();
+            StoredFace {
+                face: crate::extract::pipeline::Face {
+                    bbox: [x, 50.0, x + 100.0, 150.0],
+                    score: 1.0,
+                    landmarks,
+                    presence: 1.0,
+                    legacy: crate::extract::geometry::Affine::IDENTITY,
+                    distance: 0.0,
+                    roll_deg: 0.0,
+                    rejected: None,
+                    mesh: Vec::new(),
+                },
+                file: None,
+                masks: Default::default(),
+                labels: Vec::new(),
+                track: Some(track),
+                shake: None,
+            }
+        };
+        let mut store = Alignments {
+            source: SourceInfo {
+                path: "v.mp4".into(),
+                width: 640,
+                height: 360,
+                fps: Some(25.0),
+            },
+            settings: Default::default(),
+            frames: Default::default(),
+            smoothing: None,
+        };
+        store.frames.insert(
+            0,
+            FrameEntry {
+                name: "frame_000000".into(),
+                pts: None,
+                faces: vec![face(0.0, 7), face(300.0, 2)],
+            },
+        );
+        let count =
+            |only: &[u32], tracks: &[u32]| targets_by_frame(&store, only, tracks, None)[&0].len();
+        assert_eq!(count(&[], &[]), 2);
+        assert_eq!(count(&[], &[2]), 1);
+        let picked = &targets_by_frame(&store, &[], &[2], None)[&0][0];
+        assert!(
+            picked.landmarks[0][0] >= 300.0,
+            "track 2 is the face at x 300"
+        );
+        assert_eq!(count(&[0], &[2]), 0, "both conditions hold");
+        assert_eq!(count(&[], &[5]), 0);
     }
 
     #[test]
