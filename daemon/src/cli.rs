@@ -77,10 +77,71 @@ pub enum Command {
     /// Test media and model files (pinned by SHA-256).
     #[command(subcommand)]
     Assets(AssetsCommand),
+    /// Bring work from faceswap (.fsa alignments) or DeepFaceLab (aligned faces) into a new
+    /// faceset.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Work on a faceset's alignments.
+    #[command(subcommand)]
+    Alignments(AlignmentsCommand),
     /// Run the daemon as a per-user background service (systemd user unit, launchd agent,
     /// logon task).
     #[command(subcommand)]
     Service(ServiceCommand),
+}
+
+/// `faceswapd import …`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A faceswap alignments file, with the video or image folder it was made from.
+    Fsa {
+        /// The .fsa file.
+        alignments: PathBuf,
+        /// The video or image folder the alignments describe.
+        source: PathBuf,
+        /// New faceset folder.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Aligned face size.
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Centering of the aligned faces (legacy, face, head, f, wf, dfl-head).
+        #[arg(long, default_value = "face")]
+        centering: String,
+    },
+    /// A DeepFaceLab aligned folder (faces, landmarks, XSeg labels and masks).
+    Dfl {
+        /// The aligned folder (workspace/data_src/aligned or data_dst/aligned).
+        aligned: PathBuf,
+        /// New faceset folder.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+}
+
+/// `faceswapd alignments …`.
+#[derive(Debug, Subcommand)]
+pub enum AlignmentsCommand {
+    /// (Re)write the aligned face files of a faceset from its source frames, at a size and
+    /// centering (faceswap's alignments "extract").
+    Extract {
+        /// Faceset folder.
+        faceset: PathBuf,
+        /// The video or image folder its alignments describe.
+        #[arg(long)]
+        source: PathBuf,
+        /// Aligned face size.
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Centering (legacy, face, head, f, wf, dfl-head).
+        #[arg(long, default_value = "face")]
+        centering: String,
+    },
+    /// Each track of a video faceset: frames, lost ranges, low-confidence frames, jitter.
+    Tracks {
+        /// Faceset folder.
+        faceset: PathBuf,
+    },
 }
 
 /// `faceswapd service …`.
@@ -747,6 +808,70 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Assets(a) => assets(&dirs, a),
+        Command::Import(c) => {
+            let centering = |c: &str| {
+                crate::extract::geometry::Centering::parse(c).ok_or_else(|| {
+                    anyhow::anyhow!("unknown centering {c:?}: legacy, face, head, f, wf, dfl-head")
+                })
+            };
+            let r = match c {
+                ImportCommand::Fsa {
+                    alignments,
+                    source,
+                    out,
+                    size,
+                    centering: c,
+                } => crate::import::import_fsa(&alignments, &source, &out, size, centering(&c)?),
+                ImportCommand::Dfl { aligned, out } => {
+                    crate::import::import_dfl_faceset(&aligned, &out)
+                }
+            }
+            .map_err(|e| anyhow::anyhow!(e))?;
+            for line in &r.skipped {
+                eprintln!("skipped: {line}");
+            }
+            println!(
+                "imported {} faces in {} frames ({} face files, {} labelled, {} tracks); {} skipped",
+                r.faces,
+                r.frames,
+                r.files,
+                r.labelled,
+                r.tracks,
+                r.skipped.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alignments(c) => {
+            match c {
+                AlignmentsCommand::Extract {
+                    faceset,
+                    source,
+                    size,
+                    centering,
+                } => {
+                    let c = crate::extract::geometry::Centering::parse(&centering)
+                        .ok_or_else(|| anyhow::anyhow!("unknown centering {centering:?}"))?;
+                    let n = crate::extract::export_faces(&faceset, &source, size, c)?;
+                    println!(
+                        "wrote {n} aligned faces into {}",
+                        faceset.join("faces").display()
+                    );
+                }
+                AlignmentsCommand::Tracks { faceset } => {
+                    let store = crate::extract::store::Alignments::load(
+                        &faceset.join(crate::extract::ALIGNMENTS_FILE),
+                    )?;
+                    let reports = crate::extract::track::track_reports(&store);
+                    if reports.is_empty() {
+                        println!("no tracks (not a video faceset, or extracted before tracks)");
+                    }
+                    for r in reports {
+                        println!("{}", r.line());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Service(c) => {
             use crate::service;
             let exec = |e: Option<PathBuf>| -> anyhow::Result<PathBuf> {

@@ -364,6 +364,20 @@ pub fn converter_python() -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+/// Runs a Python script with the converter venv's python (which has NumPy and onnx); an
+/// error carries the script's stderr.
+pub fn run_converter_python(script: &str, args: &[&Path]) -> anyhow::Result<()> {
+    let out = Command::new(converter_python()?)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!("python failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 /// A small SAEHD model (DF, `resolution` px, bottleneck `ae_dims`, encoder `e_dims`) trained
 /// two steps on two fixture stills (both sides) under `root`: tests and benches that exercise
 /// the path around a model, not its quality. Returns the model folder.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use faceswap_tests::{converter_python, faceset_from_photos};
+use faceswap_tests::{faceset_from_photos, run_converter_python};
 use faceswapd::extract::store::Alignments;
 use faceswapd::extract::{ALIGNMENTS_FILE, read_face_meta};
 use faceswapd::import::{dfl::read_dfl_jpg, import_dfl_labels};
@@ -141,17 +141,7 @@ fn dfl_labels_and_xseg_masks_land_on_the_matching_faces() {
     std::fs::copy(&plain, dfl.join("99999_0.jpg")).unwrap();
     let spec_path = root.path().join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
-    let out = std::process::Command::new(converter_python().unwrap())
-        .arg("-c")
-        .arg(BUILD_DFL_JPGS)
-        .arg(&spec_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_converter_python(BUILD_DFL_JPGS, &[&spec_path]).unwrap();
 
     // The reader: NumPy arrays and lists, unknown keys ignored, includes first.
     let first = read_dfl_jpg(&dfl.join("00000_0.jpg")).unwrap();
@@ -207,4 +197,40 @@ fn dfl_labels_and_xseg_masks_land_on_the_matching_faces() {
     // The imported labels are training material.
     let fetched = faceswapd::masks::xseg::fetch_labelled(&faceset, &root.path().join("l")).unwrap();
     assert_eq!(fetched, 4);
+
+    // The whole DFL folder as a new faceset, without the source frames: DFL's pixels and crop
+    // matrices, frame landmarks, labels and the stored mask.
+    let from_dfl = root.path().join("from_dfl");
+    let r = faceswapd::import::import_dfl_faceset(&dfl, &from_dfl).unwrap();
+    println!("{r:?}");
+    assert_eq!(
+        (r.faces, r.files, r.labelled, r.skipped.len()),
+        (6, 6, 6, 1)
+    );
+    assert!(r.skipped[0].contains("no DeepFaceLab metadata"));
+    let imported = Alignments::load(&from_dfl.join(ALIGNMENTS_FILE)).unwrap();
+    assert_eq!(
+        imported.frames.len(),
+        3,
+        "Hopper, the 3-face photo, the missing frame"
+    );
+    let set = faceswapd::train::faceset::load_faceset(&from_dfl, 64, None).unwrap();
+    assert_eq!(set.faces.len(), 6);
+    assert_eq!(
+        set.centering().unwrap(),
+        faceswapd::extract::geometry::Centering::DflWholeFace
+    );
+    // A face file maps its frame landmarks into its pixels through DFL's own matrix.
+    let hop = imported
+        .frames
+        .values()
+        .find(|e| e.name == "grace_hopper.jpg")
+        .unwrap();
+    let meta = read_face_meta(&from_dfl.join(hop.faces[0].file.as_ref().unwrap())).unwrap();
+    let nose = meta.crop.apply(hop.faces[0].face.landmarks68()[30]);
+    println!("Hopper's nose at {nose:?} in the 256 px DFL face");
+    assert!(nose[0] > 64.0 && nose[0] < 192.0 && nose[1] > 64.0 && nose[1] < 192.0);
+    assert!(hop.faces[0].masks.contains_key("xseg"));
+    let again = faceswapd::import::import_dfl_faceset(&dfl, &from_dfl).unwrap_err();
+    assert!(again.contains("already exists"), "{again}");
 }

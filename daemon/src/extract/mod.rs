@@ -340,37 +340,77 @@ impl Worker<'_> {
         k: u32,
         face: &Face,
     ) -> Result<String, ExtractError> {
-        let centred =
-            geometry::centered_matrix(&face.legacy, &face.landmarks68(), self.req.centering);
-        let crop = crop_matrix(&centred, self.req.size, self.req.centering);
-        let inverse = crop.inverse().unwrap_or(Affine::IDENTITY);
-        let img = pyr.warp_rgb(&inverse, self.req.size as usize);
-        let meta = FaceMeta {
+        let out = FaceOutput {
             source: self.req.input.display().to_string(),
-            frame: index,
-            frame_name: name.to_string(),
-            face_index: k,
-            landmarks: face.landmarks.clone(),
-            legacy: face.legacy,
-            crop,
+            folder: self.req.output.clone(),
+            stem: self.stem.to_string(),
             size: self.req.size,
             centering: self.req.centering,
-            rejected: face.rejected.clone(),
         };
-        let folder = if face.rejected.is_some() {
-            "rejected"
-        } else {
-            "faces"
-        };
-        let rel = format!("{folder}/{}_{index:06}_{k}.png", self.stem);
-        let path = self.req.output.join(&rel);
-        let bytes = encode_face_png(&img, &meta).map_err(|e| ExtractError::Write {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        write_atomic(&path, &bytes).map_err(|source| ExtractError::Write { path, source })?;
-        Ok(rel)
+        write_aligned_face(&out, pyr, index, name, k, face)
     }
+}
+
+/// Where and how aligned face files are written.
+#[derive(Debug, Clone)]
+pub struct FaceOutput {
+    /// The source, as recorded in each file's metadata.
+    pub source: String,
+    /// The faceset folder (files go to `faces/` or `rejected/` inside).
+    pub folder: PathBuf,
+    /// File name stem (the source's).
+    pub stem: String,
+    /// Crop side in pixels.
+    pub size: u32,
+    /// Crop centering.
+    pub centering: Centering,
+}
+
+/// Writes face `k` of frame `index` as an aligned PNG carrying its metadata; returns its path
+/// relative to the faceset folder.
+pub fn write_aligned_face(
+    out: &FaceOutput,
+    pyr: &Pyramid,
+    index: u64,
+    name: &str,
+    k: u32,
+    face: &Face,
+) -> Result<String, ExtractError> {
+    let centred = geometry::centered_matrix(&face.legacy, &face.landmarks68(), out.centering);
+    let crop = crop_matrix(&centred, out.size, out.centering);
+    let inverse = crop.inverse().unwrap_or(Affine::IDENTITY);
+    let img = pyr.warp_rgb(&inverse, out.size as usize);
+    let meta = FaceMeta {
+        source: out.source.clone(),
+        frame: index,
+        frame_name: name.to_string(),
+        face_index: k,
+        landmarks: face.landmarks.clone(),
+        legacy: face.legacy,
+        crop,
+        size: out.size,
+        centering: out.centering,
+        rejected: face.rejected.clone(),
+    };
+    let folder = if face.rejected.is_some() {
+        "rejected"
+    } else {
+        "faces"
+    };
+    let rel = format!("{folder}/{}_{index:06}_{k}.png", out.stem);
+    let path = out.folder.join(&rel);
+    let bytes = encode_face_png(&img, &meta).map_err(|e| ExtractError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    write_atomic(&path, &bytes).map_err(|source| ExtractError::Write { path, source })?;
+    Ok(rel)
 }
 
 /// Gathers workers' frames into the store (saved every 50 frames) and the summary.
@@ -463,36 +503,12 @@ pub fn run_extraction(
         .file_stem()
         .map(|s| s.to_string_lossy().replace(' ', "_"))
         .unwrap_or_else(|| "frame".into());
-    let files = if is_dir {
-        image_files(&req.input)?
+    let (mut info, files) = describe_source(&req.input)?;
+    info.path = source_path;
+    let total = if is_dir {
+        Some(files.len() as u64)
     } else {
-        Vec::new()
-    };
-    let (info, total) = if is_dir {
-        let first = files.first().ok_or_else(|| {
-            ExtractError::Input(format!(
-                "{} holds no .jpg or .png images",
-                req.input.display()
-            ))
-        })?;
-        let img = load_image(first)
-            .map_err(|e| ExtractError::Input(format!("{}: {e}", first.display())))?;
-        let info = SourceInfo {
-            path: source_path,
-            width: img.width,
-            height: img.height,
-            fps: None,
-        };
-        (info, Some(files.len() as u64))
-    } else {
-        let v = media::probe(&req.input)?;
-        let info = SourceInfo {
-            path: source_path,
-            width: v.width,
-            height: v.height,
-            fps: Some(v.fps),
-        };
-        (info, v.frames)
+        media::probe(&req.input)?.frames
     };
     let nth = req.every_nth.max(1) as u64;
     let frame_count = if is_dir { None } else { total };
@@ -649,6 +665,102 @@ pub fn run_extraction(
         return Err(ExtractError::Stopped);
     }
     Ok(col.summary)
+}
+
+/// What a source is: its size and rate, and the frame indices of its images (a folder's files
+/// in name order) — the numbering extraction uses.
+pub fn describe_source(source: &Path) -> Result<(SourceInfo, Vec<PathBuf>), ExtractError> {
+    if source.is_dir() {
+        let files = image_files(source)?;
+        let first = files.first().ok_or_else(|| {
+            ExtractError::Input(format!("{} holds no .jpg or .png images", source.display()))
+        })?;
+        let img = load_image(first)
+            .map_err(|e| ExtractError::Input(format!("{}: {e}", first.display())))?;
+        let info = SourceInfo {
+            path: source.display().to_string(),
+            width: img.width,
+            height: img.height,
+            fps: None,
+        };
+        Ok((info, files))
+    } else {
+        let v = media::probe(source)?;
+        let info = SourceInfo {
+            path: source.display().to_string(),
+            width: v.width,
+            height: v.height,
+            fps: Some(v.fps),
+        };
+        Ok((info, Vec::new()))
+    }
+}
+
+/// Writes the aligned face files of a faceset's faces from their source frames (faceswap's
+/// "alignments extract"): for stores imported from faceswap or DFL, or to export at another
+/// size or centering. Each face's `file` is updated and the store saved once at the end.
+/// Returns how many files were written.
+pub fn export_faces(
+    faceset: &Path,
+    source: &Path,
+    size: u32,
+    centering: Centering,
+) -> Result<usize, ExtractError> {
+    let store_path = faceset.join(ALIGNMENTS_FILE);
+    let mut store = Alignments::load(&store_path)?;
+    let (_, files) = describe_source(source)?;
+    let out = FaceOutput {
+        source: source.display().to_string(),
+        folder: faceset.to_path_buf(),
+        stem: source
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace(' ', "_"))
+            .unwrap_or_else(|| "frame".into()),
+        size,
+        centering,
+    };
+    let wanted: std::collections::HashSet<u64> = store
+        .frames
+        .iter()
+        .filter(|(_, e)| !e.faces.is_empty())
+        .map(|(i, _)| *i)
+        .collect();
+    let mut written = 0;
+    let mut export = |index: u64, frame: RgbFrame| -> Result<(), ExtractError> {
+        let Some(entry) = store.frames.get_mut(&index) else {
+            return Ok(());
+        };
+        let pyr = Pyramid::new(frame);
+        for (k, f) in entry.faces.iter_mut().enumerate() {
+            f.file = Some(write_aligned_face(
+                &out,
+                &pyr,
+                index,
+                &entry.name,
+                k as u32,
+                &f.face,
+            )?);
+            written += 1;
+        }
+        Ok(())
+    };
+    if source.is_dir() {
+        for (i, path) in files.iter().enumerate() {
+            if wanted.contains(&(i as u64)) {
+                let img = load_image(path)
+                    .map_err(|e| ExtractError::Input(format!("{}: {e}", path.display())))?;
+                export(i as u64, img)?;
+            }
+        }
+    } else {
+        media::decode_video::<ExtractError>(
+            source,
+            |i| wanted.contains(&i),
+            |i, _, frame| export(i, frame).map(|()| true),
+        )?;
+    }
+    store.save(&store_path)?;
+    Ok(written)
 }
 
 /// Model files for the extractor: the built-in ones (each checked against its recorded hash),

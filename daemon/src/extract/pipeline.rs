@@ -176,6 +176,42 @@ fn ibug68(points: &[[f64; 2]]) -> [[f64; 2]; 68] {
     lm
 }
 
+/// The legacy matrix of 68 landmarks, their mean distance from the mean face (percent of the
+/// aligned face, faceswap's "distance") and the roll in degrees.
+pub fn face_geometry(lm: &[[f64; 2]; 68]) -> (Affine, f64, f64) {
+    let legacy = legacy_matrix(lm);
+    let distance = lm[17..]
+        .iter()
+        .zip(MEAN_FACE_51.iter())
+        .map(|(p, m)| {
+            let a = legacy.apply(*p);
+            ((a[0] - m[0]).powi(2) + (a[1] - m[1]).powi(2)).sqrt()
+        })
+        .sum::<f64>()
+        / 51.0
+        * 100.0;
+    (legacy, distance, -legacy.rotation().to_degrees())
+}
+
+impl Face {
+    /// A face known only by its box and 68 landmarks (imported from faceswap or DFL): full
+    /// scores, not filtered.
+    pub fn from_landmarks(bbox: [f64; 4], lm: &[[f64; 2]; 68]) -> Face {
+        let (legacy, distance, roll_deg) = face_geometry(lm);
+        Face {
+            bbox,
+            score: 1.0,
+            landmarks: lm.to_vec(),
+            presence: 1.0,
+            legacy,
+            distance,
+            roll_deg,
+            rejected: None,
+            mesh: Vec::new(),
+        }
+    }
+}
+
 impl Extractor {
     /// Loads the detector and landmarker: MediaPipe's, or S3FD / FAN where configured.
     pub fn load(files: &ModelFiles, settings: ExtractSettings) -> Result<Self, OnnxRuntimeError> {
@@ -568,18 +604,7 @@ impl Extractor {
         presence: f32,
     ) -> Face {
         let lm = ibug68(mesh);
-        let legacy = legacy_matrix(&lm);
-        let distance = lm[17..]
-            .iter()
-            .zip(MEAN_FACE_51.iter())
-            .map(|(p, m)| {
-                let a = legacy.apply(*p);
-                ((a[0] - m[0]).powi(2) + (a[1] - m[1]).powi(2)).sqrt()
-            })
-            .sum::<f64>()
-            / 51.0
-            * 100.0;
-        let roll_deg = -legacy.rotation().to_degrees();
+        let (legacy, distance, roll_deg) = face_geometry(&lm);
         let face_px = 1.0 / legacy.scale();
         let short_side = frame.width.min(frame.height) as f64;
         let s = &self.settings;

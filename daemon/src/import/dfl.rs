@@ -6,6 +6,7 @@
 //! be Python lists or NumPy arrays (DFL stores both); NumPy arrays are read from their pickled
 //! state (shape and raw little-endian bytes).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_pickle::{DeOptions, HashableValue, Value};
@@ -106,10 +107,7 @@ fn parse_dict(payload: &[u8]) -> Result<DflFace, String> {
     let Value::Dict(dict) = value else {
         return Err("the pickle is not a dict".into());
     };
-    let get = |key: &str| {
-        dict.get(&HashableValue::String(key.into()))
-            .filter(|v| !matches!(v, Value::None))
-    };
+    let get = |key: &str| get(&dict, key);
     let points = |key: &str| -> Result<Option<Vec<[f64; 2]>>, String> {
         get(key)
             .map(|v| {
@@ -167,6 +165,12 @@ fn parse_dict(payload: &[u8]) -> Result<DflFace, String> {
     })
 }
 
+/// A key of a pickled dict (a `None` value counts as absent).
+pub(super) fn get<'a>(d: &'a BTreeMap<HashableValue, Value>, key: &str) -> Option<&'a Value> {
+    d.get(&HashableValue::String(key.into()))
+        .filter(|v| !matches!(v, Value::None))
+}
+
 /// `seg_ie_polys`: DFL 2's `{'polys': [{'type': 0|1, 'pts': …}]}` or the older
 /// `[(type, pts), …]`; sorted includes first, as DFL's `SegIEPolys.load` does.
 fn polys(v: &Value) -> Result<Vec<LabelPolygon>, String> {
@@ -217,7 +221,7 @@ fn polys(v: &Value) -> Result<Vec<LabelPolygon>, String> {
 }
 
 /// A number, list of numbers, list of lists, or NumPy array, as rows of f64.
-fn matrix(v: &Value) -> Result<Vec<Vec<f64>>, String> {
+pub(super) fn matrix(v: &Value) -> Result<Vec<Vec<f64>>, String> {
     let number = |v: &Value| match v {
         Value::F64(x) => Ok(*x),
         Value::I64(x) => Ok(*x as f64),
@@ -278,7 +282,7 @@ fn numpy_rows(shape: &[usize], raw: &[u8]) -> Result<Vec<Vec<f64>>, String> {
 
 /// A pickled NumPy array, after serde-pickle replaced the object with its `__setstate__`
 /// argument `(version, shape, dtype, fortran, raw bytes)`: its shape and raw bytes.
-fn numpy(v: &Value) -> Option<(Vec<usize>, Vec<u8>)> {
+pub(super) fn numpy(v: &Value) -> Option<(Vec<usize>, Vec<u8>)> {
     let Value::Tuple(state) = v else {
         return None;
     };

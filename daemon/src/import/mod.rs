@@ -2,6 +2,7 @@
 //! (`seg_ie_polys`) and DFL's stored XSeg masks, attached to the matching faces.
 
 pub mod dfl;
+pub mod fsa;
 
 use std::path::{Path, PathBuf};
 
@@ -40,15 +41,7 @@ const MATCH_TOLERANCE: f64 = 0.25;
 pub fn import_dfl_labels(dfl_dir: &Path, faceset: &Path) -> Result<DflLabelImport, String> {
     let store_path = faceset.join(ALIGNMENTS_FILE);
     let mut store = Alignments::load(&store_path).map_err(|e| e.to_string())?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dfl_dir)
-        .map_err(|e| format!("cannot read {}: {e}", dfl_dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("jpg") || x.eq_ignore_ascii_case("jpeg"))
-        })
-        .collect();
-    files.sort();
+    let files = dfl_files(dfl_dir)?;
     let mut out = DflLabelImport::default();
     for file in files {
         out.files += 1;
@@ -131,14 +124,7 @@ pub fn import_dfl_labels(dfl_dir: &Path, faceset: &Path) -> Result<DflLabelImpor
         };
         tracing::debug!("{name} → {source}, landmark distance {distance:.3} IOD");
         if !face.seg_ie_polys.is_empty() {
-            target.labels = face
-                .seg_ie_polys
-                .iter()
-                .map(|p| crate::masks::xseg::LabelPolygon {
-                    include: p.include,
-                    points: p.points.iter().map(|q| to_frame.apply(*q)).collect(),
-                })
-                .collect();
+            target.labels = in_frame(&face.seg_ie_polys, &to_frame);
             out.labelled += 1;
         }
         if let Some(bytes) = &face.xseg_mask {
@@ -155,6 +141,34 @@ pub fn import_dfl_labels(dfl_dir: &Path, faceset: &Path) -> Result<DflLabelImpor
         store.save(&store_path).map_err(|e| e.to_string())?;
     }
     Ok(out)
+}
+
+/// The DFL aligned face files (.jpg) of a folder, in name order.
+fn dfl_files(dfl_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dfl_dir)
+        .map_err(|e| format!("cannot read {}: {e}", dfl_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("jpg") || x.eq_ignore_ascii_case("jpeg"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// DFL's labels (aligned-face pixels) in frame pixels.
+fn in_frame(
+    polys: &[crate::masks::xseg::LabelPolygon],
+    to_frame: &Affine,
+) -> Vec<crate::masks::xseg::LabelPolygon> {
+    polys
+        .iter()
+        .map(|p| crate::masks::xseg::LabelPolygon {
+            include: p.include,
+            points: p.points.iter().map(|q| to_frame.apply(*q)).collect(),
+        })
+        .collect()
 }
 
 /// DFL's stored XSeg mask (an encoded image in aligned-face pixels) as a stored mask.
@@ -175,4 +189,264 @@ fn stored_xseg(bytes: &[u8], frame_to_face: &Affine) -> Result<StoredMask, Strin
     let k = STORED_SIZE as f64 / w as f64;
     let matrix = Affine([[k, 0.0, 0.0], [0.0, k, 0.0]]).then_after(frame_to_face);
     Ok(StoredMask::new(&plane, matrix))
+}
+
+/// What importing faces into a new faceset did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FacesetImport {
+    /// Frames with at least one face.
+    pub frames: usize,
+    /// Faces imported.
+    pub faces: usize,
+    /// Aligned face files written.
+    pub files: usize,
+    /// Faces with XSeg labels.
+    pub labelled: usize,
+    /// Tracks (videos).
+    pub tracks: usize,
+    /// What was left out, and why.
+    pub skipped: Vec<String>,
+}
+
+/// The alignments store of a new faceset folder: an error if one is there already, so an
+/// import never replaces the user's work.
+fn new_store_path(faceset: &Path) -> Result<PathBuf, String> {
+    let path = faceset.join(ALIGNMENTS_FILE);
+    if path.exists() {
+        return Err(format!(
+            "{} already exists; import into a new faceset folder",
+            path.display()
+        ));
+    }
+    std::fs::create_dir_all(faceset)
+        .map_err(|e| format!("cannot create {}: {e}", faceset.display()))?;
+    Ok(path)
+}
+
+/// Imports a faceswap alignments file (`.fsa`) for `source` (the video or image folder it was
+/// made from) into a new faceset: the faces, their landmarks and masks, track ids for videos,
+/// and aligned face files at `size`/`centering` cut from the source frames.
+pub fn import_fsa(
+    fsa: &Path,
+    source: &Path,
+    faceset: &Path,
+    size: u32,
+    centering: crate::extract::geometry::Centering,
+) -> Result<FacesetImport, String> {
+    let file = fsa::read_fsa(fsa)?;
+    let store_path = new_store_path(faceset)?;
+    let (info, folder_files) =
+        crate::extract::describe_source(source).map_err(|e| e.to_string())?;
+    let (mut store, skipped) = fsa::store_from_fsa(&file, info, &folder_files);
+    let tracks = if source.is_dir() {
+        0
+    } else {
+        crate::extract::track::link_tracks(&mut store, &Default::default()).len()
+    };
+    store.save(&store_path).map_err(|e| e.to_string())?;
+    let files = crate::extract::export_faces(faceset, source, size, centering)
+        .map_err(|e| e.to_string())?;
+    Ok(FacesetImport {
+        frames: store
+            .frames
+            .values()
+            .filter(|e| !e.faces.is_empty())
+            .count(),
+        faces: store.frames.values().map(|e| e.faces.len()).sum(),
+        files,
+        labelled: 0,
+        tracks,
+        skipped,
+    })
+}
+
+/// Imports a folder of DeepFaceLab aligned faces into a new faceset, without the source
+/// frames: each DFL face becomes an aligned face file (its pixels and DFL's own crop matrix),
+/// its frame landmarks, XSeg labels and stored XSeg mask go into the store. Frames are
+/// numbered by DFL's frame file names (`00001.png` is frame 0) or, for other names, in name
+/// order. DFL's half and mid-full face types have no Faceswap++ centering and are refused.
+pub fn import_dfl_faceset(dfl_dir: &Path, faceset: &Path) -> Result<FacesetImport, String> {
+    use crate::extract::geometry::Centering;
+    use crate::extract::store::{FrameEntry, SourceInfo, StoredFace};
+    let files = dfl_files(dfl_dir)?;
+    let mut out = FacesetImport::default();
+    let mut read = Vec::new();
+    for file in files {
+        match dfl::read_dfl_jpg(&file) {
+            Ok(face) => read.push((file, face)),
+            Err(e) => out.skipped.push(e.to_string()),
+        }
+    }
+    // Frame numbers: DFL's numbered frame files, else the order of the frame names.
+    let mut names: Vec<String> = read
+        .iter()
+        .filter_map(|(_, f)| f.source_filename.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    let numbered = names.iter().all(|n| {
+        Path::new(n).file_stem().is_some_and(|s| {
+            !s.is_empty() && s.to_string_lossy().chars().all(|c| c.is_ascii_digit())
+        })
+    });
+    let index_of = |name: &str| -> u64 {
+        if numbered {
+            let stem = Path::new(name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            stem.and_then(|s| s.parse::<u64>().ok())
+                .map_or(0, |n| n.saturating_sub(1))
+        } else {
+            names.iter().position(|n| n == name).unwrap_or(0) as u64
+        }
+    };
+    let store_path = new_store_path(faceset)?;
+    let mut store = Alignments {
+        source: SourceInfo {
+            path: dfl_dir.display().to_string(),
+            width: 0,
+            height: 0,
+            fps: None,
+        },
+        settings: Default::default(),
+        frames: Default::default(),
+        smoothing: None,
+    };
+    let mut centering_seen: Option<Centering> = None;
+    for (file, face) in read {
+        let name = file.display();
+        let centering = match face.face_type.as_deref() {
+            Some("full_face") | None => Centering::DflFull,
+            Some("whole_face") => Centering::DflWholeFace,
+            Some("head") => Centering::DflHead,
+            Some(other) => {
+                out.skipped.push(format!(
+                    "{name}: DFL face type {other} has no Faceswap++ centering (use f, wf or head faces)"
+                ));
+                continue;
+            }
+        };
+        if let Some(c) = centering_seen.filter(|c| *c != centering) {
+            out.skipped.push(format!(
+                "{name}: a {} face in a faceset of {} faces",
+                centering.name(),
+                c.name()
+            ));
+            continue;
+        }
+        let (Some(to_face), Some(source)) = (face.image_to_face_mat, face.source_filename.clone())
+        else {
+            out.skipped
+                .push(format!("{name}: no image_to_face_mat or source_filename"));
+            continue;
+        };
+        let Some(to_frame) = to_face.inverse() else {
+            out.skipped
+                .push(format!("{name}: image_to_face_mat is singular"));
+            continue;
+        };
+        let landmarks: Vec<[f64; 2]> = match (&face.source_landmarks, &face.landmarks) {
+            (Some(lm), _) if lm.len() == 68 => lm.clone(),
+            (_, Some(lm)) if lm.len() == 68 => lm.iter().map(|p| to_frame.apply(*p)).collect(),
+            _ => {
+                out.skipped.push(format!("{name}: no 68 landmarks"));
+                continue;
+            }
+        };
+        let img = match image::open(&file) {
+            Ok(img) => img.to_rgb8(),
+            Err(e) => {
+                out.skipped.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        if img.width() != img.height() {
+            out.skipped
+                .push(format!("{name}: not a square aligned face"));
+            continue;
+        }
+        centering_seen = Some(centering);
+        let mut lm = [[0.0; 2]; 68];
+        lm.copy_from_slice(&landmarks);
+        let bbox = face.source_rect.unwrap_or_else(|| {
+            let xs = lm.iter().map(|p| p[0]);
+            let ys = lm.iter().map(|p| p[1]);
+            [
+                xs.clone().fold(f64::MAX, f64::min),
+                ys.clone().fold(f64::MAX, f64::min),
+                xs.fold(f64::MIN, f64::max),
+                ys.fold(f64::MIN, f64::max),
+            ]
+        });
+        let index = index_of(&source);
+        let entry = store.frames.entry(index).or_insert_with(|| FrameEntry {
+            name: source.clone(),
+            pts: None,
+            faces: Vec::new(),
+        });
+        let k = entry.faces.len() as u32;
+        let stored_face = crate::extract::pipeline::Face::from_landmarks(bbox, &lm);
+        let meta = crate::extract::FaceMeta {
+            source: dfl_dir.display().to_string(),
+            frame: index,
+            frame_name: source.clone(),
+            face_index: k,
+            landmarks: stored_face.landmarks.clone(),
+            legacy: stored_face.legacy,
+            crop: to_face,
+            size: img.width(),
+            centering,
+            rejected: None,
+        };
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace(' ', "_"))
+            .unwrap_or_default();
+        let rel = format!("faces/{stem}.png");
+        let path = faceset.join(&rel);
+        let frame = crate::media::RgbFrame {
+            width: img.width(),
+            height: img.height(),
+            data: img.into_raw(),
+        };
+        let bytes = crate::extract::encode_face_png(&frame, &meta)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::create_dir_all(faceset.join("faces"))
+            .map_err(|e| format!("cannot create {}: {e}", faceset.display()))?;
+        crate::atomic::write_atomic(&path, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        out.files += 1;
+        let labels = in_frame(&face.seg_ie_polys, &to_frame);
+        out.labelled += usize::from(!labels.is_empty());
+        let mut masks = std::collections::BTreeMap::new();
+        if let Some(bytes) = &face.xseg_mask {
+            match stored_xseg(bytes, &to_face) {
+                Ok(m) => {
+                    masks.insert("xseg".to_string(), m);
+                }
+                Err(e) => out.skipped.push(format!("{name}: xseg_mask: {e}")),
+            }
+        }
+        entry.faces.push(StoredFace {
+            face: stored_face,
+            file: Some(rel),
+            masks,
+            labels,
+            track: None,
+            shake: None,
+        });
+        out.faces += 1;
+    }
+    if out.faces == 0 {
+        return Err(format!(
+            "no DeepFaceLab faces could be imported from {}{}",
+            dfl_dir.display(),
+            out.skipped
+                .first()
+                .map_or(String::new(), |s| format!(" (first problem: {s})"))
+        ));
+    }
+    out.frames = store.frames.len();
+    store.save(&store_path).map_err(|e| e.to_string())?;
+    Ok(out)
 }
