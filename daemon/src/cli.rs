@@ -84,6 +84,20 @@ pub enum Command {
     /// Work on a faceset's alignments.
     #[command(subcommand)]
     Alignments(AlignmentsCommand),
+    /// Sort a faceset's faces (faceswap's sort tool) into a sorted copy or groups.
+    Sort {
+        /// Faceset folder.
+        faceset: PathBuf,
+        /// blur, blur-fft, distance, yaw, pitch, roll, hist, size or face.
+        #[arg(long, default_value = "face")]
+        by: String,
+        /// Where the sorted copies go (the faceset's own files are not renamed).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Split the order into this many group folders (1 = one sorted folder).
+        #[arg(long, default_value_t = 1)]
+        groups: usize,
+    },
     /// Run the daemon as a per-user background service (systemd user unit, launchd agent,
     /// logon task).
     #[command(subcommand)]
@@ -139,6 +153,45 @@ pub enum AlignmentsCommand {
     },
     /// Each track of a video faceset: frames, lost ranges, low-confidence frames, jitter.
     Tracks {
+        /// Faceset folder.
+        faceset: PathBuf,
+    },
+    /// Remove from the alignments the faces whose files you deleted from faces/.
+    RemoveFaces {
+        /// Faceset folder.
+        faceset: PathBuf,
+    },
+    /// Frames with each face's box and landmarks drawn, for review.
+    Draw {
+        /// Faceset folder.
+        faceset: PathBuf,
+        /// The video or image folder its alignments describe.
+        #[arg(long)]
+        source: PathBuf,
+        /// Output folder.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Frames of the source that are not in the alignments.
+    MissingFrames {
+        /// Faceset folder.
+        faceset: PathBuf,
+        /// The video or image folder.
+        #[arg(long)]
+        source: PathBuf,
+    },
+    /// Frames with more than one face.
+    MultiFaces {
+        /// Faceset folder.
+        faceset: PathBuf,
+    },
+    /// Frames without a face.
+    NoFaces {
+        /// Faceset folder.
+        faceset: PathBuf,
+    },
+    /// Smooth each track's landmarks over time (then rewrite the faces with `extract`).
+    Spatial {
         /// Faceset folder.
         faceset: PathBuf,
     },
@@ -841,36 +894,84 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Alignments(AlignmentsCommand::Tracks { faceset }) => {
+            let store = crate::extract::store::Alignments::load(
+                &faceset.join(crate::extract::ALIGNMENTS_FILE),
+            )?;
+            let reports = crate::extract::track::track_reports(&store);
+            if reports.is_empty() {
+                println!("no tracks (not a video faceset, or extracted before tracks)");
+            }
+            for r in reports {
+                println!("{}", r.line());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Alignments(c) => {
-            match c {
+            use faceswap_protocol::ToolSpec;
+            let abs = |p: &Path| absolute(p).map(|p| p.display().to_string());
+            let out_dir = |p: &Path| -> anyhow::Result<String> {
+                std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+                abs(p)
+            };
+            let (faceset, tool) = match c {
                 AlignmentsCommand::Extract {
                     faceset,
                     source,
                     size,
                     centering,
-                } => {
-                    let c = crate::extract::geometry::Centering::parse(&centering)
-                        .ok_or_else(|| anyhow::anyhow!("unknown centering {centering:?}"))?;
-                    let n = crate::extract::export_faces(&faceset, &source, size, c)?;
-                    println!(
-                        "wrote {n} aligned faces into {}",
-                        faceset.join("faces").display()
-                    );
-                }
-                AlignmentsCommand::Tracks { faceset } => {
-                    let store = crate::extract::store::Alignments::load(
-                        &faceset.join(crate::extract::ALIGNMENTS_FILE),
-                    )?;
-                    let reports = crate::extract::track::track_reports(&store);
-                    if reports.is_empty() {
-                        println!("no tracks (not a video faceset, or extracted before tracks)");
-                    }
-                    for r in reports {
-                        println!("{}", r.line());
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+                } => (
+                    faceset,
+                    ToolSpec::Extract {
+                        source: abs(&source)?,
+                        size,
+                        centering,
+                    },
+                ),
+                AlignmentsCommand::RemoveFaces { faceset } => (faceset, ToolSpec::RemoveFaces),
+                AlignmentsCommand::Draw {
+                    faceset,
+                    source,
+                    out,
+                } => (
+                    faceset,
+                    ToolSpec::Draw {
+                        source: abs(&source)?,
+                        out: out_dir(&out)?,
+                    },
+                ),
+                AlignmentsCommand::MissingFrames { faceset, source } => (
+                    faceset,
+                    ToolSpec::MissingFrames {
+                        source: abs(&source)?,
+                    },
+                ),
+                AlignmentsCommand::MultiFaces { faceset } => (faceset, ToolSpec::MultiFaces),
+                AlignmentsCommand::NoFaces { faceset } => (faceset, ToolSpec::NoFaces),
+                AlignmentsCommand::Spatial { faceset } => (faceset, ToolSpec::Spatial),
+                AlignmentsCommand::Tracks { .. } => bail!("alignments tracks is not a job"),
+            };
+            let faceset = abs(&faceset)?;
+            let what = format!("{} on {faceset}", tool.name());
+            let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+            submit_and_follow(&mut c, JobSpec::Tool { faceset, tool }, &what, false)
+        }
+        Command::Sort {
+            faceset,
+            by,
+            out,
+            groups,
+        } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let faceset = absolute(&faceset)?.display().to_string();
+            let tool = faceswap_protocol::ToolSpec::Sort {
+                by: by.clone(),
+                out: absolute(&out)?.display().to_string(),
+                groups: groups as u32,
+            };
+            let what = format!("sort {faceset} by {by}");
+            let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
+            submit_and_follow(&mut c, JobSpec::Tool { faceset, tool }, &what, false)
         }
         Command::Service(c) => {
             use crate::service;

@@ -467,6 +467,38 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
             }
             Ok(())
         }
+        JobSpec::Tool { faceset, tool } => {
+            let mut named: Vec<(&str, &String)> = vec![("faceset", faceset)];
+            match tool {
+                faceswap_protocol::ToolSpec::Sort { by, out, .. } => {
+                    named.push(("output folder", out));
+                    if crate::tools::SortMethod::parse(by).is_none() {
+                        return Err(JobsError::InvalidInput(format!(
+                            "unknown sort {by:?}: blur, blur-fft, distance, yaw, pitch, roll, hist, size, face"
+                        )));
+                    }
+                }
+                faceswap_protocol::ToolSpec::Draw { source, out } => {
+                    named.push(("source", source));
+                    named.push(("output folder", out));
+                }
+                faceswap_protocol::ToolSpec::MissingFrames { source }
+                | faceswap_protocol::ToolSpec::Extract { source, .. } => {
+                    named.push(("source", source));
+                }
+                _ => {}
+            }
+            require_absolute(&named)?;
+            if !Path::new(faceset)
+                .join(crate::extract::ALIGNMENTS_FILE)
+                .is_file()
+            {
+                return Err(JobsError::InvalidInput(format!(
+                    "{faceset} has no alignments.fsppa: point at a faceset folder `faceswapd extract` wrote"
+                )));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -23,4 +23,5 @@ pub mod paths;
 pub mod project;
 pub mod server;
 pub mod service;
+pub mod tools;
 pub mod train;

@@ -214,6 +214,7 @@ pub fn run_job(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
         JobSpec::Train { .. } => crate::train::run_job(spec, ctx),
         JobSpec::Convert { .. } => crate::merge::convert::run_job(spec, ctx),
         JobSpec::XsegTrain { .. } => crate::masks::xseg::run_job(spec, ctx),
+        JobSpec::Tool { .. } => crate::tools::run_job(spec, ctx),
     }
 }
 

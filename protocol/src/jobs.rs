@@ -69,6 +69,13 @@ pub enum JobSpec {
         /// Merge and writer options (boxed: the other variants are small).
         settings: Box<ConvertSettings>,
     },
+    /// A faceset clean-up tool (faceswap's sort and alignments tools).
+    Tool {
+        /// Faceset folder.
+        faceset: String,
+        /// What to run.
+        tool: ToolSpec,
+    },
     /// Train (or resume) an XSeg model on the labelled faces of facesets.
     XsegTrain {
         /// Faceset folders with labelled faces.
@@ -82,6 +89,66 @@ pub enum JobSpec {
 
 fn default_true() -> bool {
     true
+}
+
+/// The faceset tools the daemon runs as jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToolSpec {
+    /// Sorted copies of the faces (blur, blur-fft, distance, yaw, pitch, roll, hist, size,
+    /// face) in `out`, or in `groups` folders.
+    Sort {
+        /// Method.
+        by: String,
+        /// Output folder.
+        out: String,
+        /// Group folders (1 = one sorted folder).
+        groups: u32,
+    },
+    /// Remove from the alignments the faces whose files were deleted.
+    RemoveFaces,
+    /// Frames with boxes and landmarks drawn into `out`.
+    Draw {
+        /// The video or image folder.
+        source: String,
+        /// Output folder.
+        out: String,
+    },
+    /// Frames of the source missing from the alignments.
+    MissingFrames {
+        /// The video or image folder.
+        source: String,
+    },
+    /// Frames with several faces.
+    MultiFaces,
+    /// Frames without a face.
+    NoFaces,
+    /// Smooth each track's landmarks over time.
+    Spatial,
+    /// (Re)write the face files from the source at a size and centering.
+    Extract {
+        /// The video or image folder.
+        source: String,
+        /// Face size.
+        size: u32,
+        /// Centering name.
+        centering: String,
+    },
+}
+
+impl ToolSpec {
+    /// Short name for listings.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToolSpec::Sort { .. } => "sort",
+            ToolSpec::RemoveFaces => "remove-faces",
+            ToolSpec::Draw { .. } => "draw",
+            ToolSpec::MissingFrames { .. } => "missing-frames",
+            ToolSpec::MultiFaces => "multi-faces",
+            ToolSpec::NoFaces => "no-faces",
+            ToolSpec::Spatial => "spatial",
+            ToolSpec::Extract { .. } => "alignments-extract",
+        }
+    }
 }
 
 /// XSeg training options (DFL's defaults: 256 px, base 32).
@@ -341,6 +408,7 @@ impl JobSpec {
             JobSpec::Train { .. } => "train",
             JobSpec::Convert { .. } => "convert",
             JobSpec::XsegTrain { .. } => "xseg-train",
+            JobSpec::Tool { tool, .. } => tool.name(),
         }
     }
 }

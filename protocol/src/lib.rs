@@ -19,8 +19,8 @@ pub use error::{ErrorCode, ProtocolError};
 pub use framing::{MAX_CONTROL_MESSAGE, decode_payload, encode_payload, read_frame, write_frame};
 pub use handshake::{ClientKind, Hello, MAGIC, PROTOCOL_VERSION, Welcome, error_response};
 pub use jobs::{
-    ConvertSettings, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, TrainSettings,
-    XsegSettings,
+    ConvertSettings, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, ToolSpec,
+    TrainSettings, XsegSettings,
 };
 pub use messages::{
     DaemonStatus, ErrorReply, FrameOp, ProjectReport, Request, Response, Side, SwapSettings,

@@ -314,6 +314,14 @@ impl HeadPose {
         }
     }
 
+    /// Pitch, yaw and roll in degrees (rotations about x, y, z of the rotation matrix
+    /// `Rz·Ry·Rx`, as OpenCV's RQ decomposition gives faceswap).
+    pub fn angles_deg(&self) -> [f64; 3] {
+        let r = nalgebra::Rotation3::from_scaled_axis(nalgebra::Vector3::from(self.rotation));
+        let (pitch, yaw, roll) = r.euler_angles();
+        [pitch.to_degrees(), yaw.to_degrees(), roll.to_degrees()]
+    }
+
     /// Where a point of the 3D head lands in the aligned [0, 1] square.
     pub fn project(&self, p: [f64; 3]) -> [f64; 2] {
         let rv = nalgebra::Vector3::from(self.rotation);

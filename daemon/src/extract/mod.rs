@@ -186,7 +186,7 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExtractError> {
     Ok(files)
 }
 
-pub(crate) fn encode_face_png(crop: &RgbFrame, meta: &FaceMeta) -> Result<Vec<u8>, String> {
+pub fn encode_face_png(crop: &RgbFrame, meta: &FaceMeta) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, crop.width, crop.height);
     enc.set_color(png::ColorType::Rgb);
@@ -696,6 +696,31 @@ pub fn describe_source(source: &Path) -> Result<(SourceInfo, Vec<PathBuf>), Extr
     }
 }
 
+/// Calls `f` with each wanted frame of a source (a video, or a folder's images in name order),
+/// in order; the first error stops the walk and is returned.
+pub fn visit_frames(
+    source: &Path,
+    wanted: &std::collections::HashSet<u64>,
+    mut f: impl FnMut(u64, RgbFrame) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
+    if source.is_dir() {
+        for (i, path) in image_files(source)?.iter().enumerate() {
+            if wanted.contains(&(i as u64)) {
+                let img = load_image(path)
+                    .map_err(|e| ExtractError::Input(format!("{}: {e}", path.display())))?;
+                f(i as u64, img)?;
+            }
+        }
+    } else {
+        media::decode_video::<ExtractError>(
+            source,
+            |i| wanted.contains(&i),
+            |i, _, frame| f(i, frame).map(|()| true),
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes the aligned face files of a faceset's faces from their source frames (faceswap's
 /// "alignments extract"): for stores imported from faceswap or DFL, or to export at another
 /// size or centering. Each face's `file` is updated and the store saved once at the end.
@@ -708,7 +733,6 @@ pub fn export_faces(
 ) -> Result<usize, ExtractError> {
     let store_path = faceset.join(ALIGNMENTS_FILE);
     let mut store = Alignments::load(&store_path)?;
-    let (_, files) = describe_source(source)?;
     let out = FaceOutput {
         source: source.display().to_string(),
         folder: faceset.to_path_buf(),
@@ -719,14 +743,9 @@ pub fn export_faces(
         size,
         centering,
     };
-    let wanted: std::collections::HashSet<u64> = store
-        .frames
-        .iter()
-        .filter(|(_, e)| !e.faces.is_empty())
-        .map(|(i, _)| *i)
-        .collect();
+    let wanted = store.frames_with_faces();
     let mut written = 0;
-    let mut export = |index: u64, frame: RgbFrame| -> Result<(), ExtractError> {
+    visit_frames(source, &wanted, |index, frame| {
         let Some(entry) = store.frames.get_mut(&index) else {
             return Ok(());
         };
@@ -743,22 +762,7 @@ pub fn export_faces(
             written += 1;
         }
         Ok(())
-    };
-    if source.is_dir() {
-        for (i, path) in files.iter().enumerate() {
-            if wanted.contains(&(i as u64)) {
-                let img = load_image(path)
-                    .map_err(|e| ExtractError::Input(format!("{}: {e}", path.display())))?;
-                export(i as u64, img)?;
-            }
-        }
-    } else {
-        media::decode_video::<ExtractError>(
-            source,
-            |i| wanted.contains(&i),
-            |i, _, frame| export(i, frame).map(|()| true),
-        )?;
-    }
+    })?;
     store.save(&store_path)?;
     Ok(written)
 }

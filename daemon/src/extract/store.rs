@@ -288,6 +288,15 @@ impl Alignments {
         }
     }
 
+    /// Indices of the frames that have at least one face.
+    pub fn frames_with_faces(&self) -> std::collections::HashSet<u64> {
+        self.frames
+            .iter()
+            .filter(|(_, e)| !e.faces.is_empty())
+            .map(|(i, _)| *i)
+            .collect()
+    }
+
     /// Faces kept (not rejected), over all frames.
     pub fn accepted(&self) -> usize {
         self.frames

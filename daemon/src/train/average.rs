@@ -24,7 +24,8 @@ pub struct AverageSummary {
     pub centering: Centering,
 }
 
-fn face_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// The aligned face PNGs of a faceset (its `faces/` folder, or the folder itself), sorted.
+pub(crate) fn face_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let folder = if dir.join("faces").is_dir() {
         dir.join("faces")
     } else {
