@@ -537,6 +537,10 @@ pub struct ConvertArgs {
     /// summary lists them; comma-separated; default every track).
     #[arg(long, value_delimiter = ',')]
     pub tracks: Vec<u32>,
+    /// Only the person who looks like this aligned face file (one of their faces from any
+    /// faceset of the same centering): picks the best-matching track.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
     /// Frame ranges to convert, inclusive (e.g. 10-50,100-200); default all.
     #[arg(long, value_delimiter = ',')]
     pub frames: Vec<String>,
@@ -622,6 +626,11 @@ impl ConvertArgs {
             opacity: self.opacity,
             faces: self.faces.clone(),
             tracks: self.tracks.clone(),
+            reference: self
+                .reference
+                .as_ref()
+                .map(|p| absolute(p).map(|p| p.display().to_string()))
+                .transpose()?,
             frames,
             keep_unchanged: self.keep_unchanged,
             allow_missing_alignments: self.allow_missing_alignments,

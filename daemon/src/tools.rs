@@ -70,10 +70,7 @@ fn load_faces(faceset: &Path) -> Result<Vec<FaceFile>, String> {
         let rgb = image::open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .to_rgb8();
-        let grey = rgb
-            .pixels()
-            .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
-            .collect();
+        let grey = grey_of(&rgb);
         out.push(FaceFile {
             path,
             meta,
@@ -167,15 +164,21 @@ fn bhattacharyya(a: &[f64], b: &[f64]) -> f64 {
     (1.0 - bc.min(1.0)).sqrt()
 }
 
+/// BT.601 grey levels of an image, row by row.
+fn grey_of(rgb: &image::RgbImage) -> Vec<f64> {
+    rgb.pixels()
+        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
+        .collect()
+}
+
 /// The aligned face's centre, 32 × 32 grey, zero mean and unit norm.
-fn appearance(f: &FaceFile) -> Vec<f64> {
-    let (w, h) = (f.rgb.width() as usize, f.rgb.height() as usize);
+fn appearance(grey: &[f64], w: usize, h: usize) -> Vec<f64> {
     let mut v: Vec<f64> = (0..32 * 32)
         .map(|i| {
             let (x, y) = (i % 32, i / 32);
             let sx = w / 4 + x * w / 2 / 32;
             let sy = h / 4 + y * h / 2 / 32;
-            f.grey[sy.min(h - 1) * w + sx.min(w - 1)]
+            grey[sy.min(h - 1) * w + sx.min(w - 1)]
         })
         .collect();
     let mean = v.iter().sum::<f64>() / v.len() as f64;
@@ -183,6 +186,49 @@ fn appearance(f: &FaceFile) -> Vec<f64> {
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-9);
     v.iter_mut().for_each(|x| *x /= norm);
     v
+}
+
+/// The track whose faces look most like `reference` (an aligned face file of the person, at
+/// the faceset's centering): the mean appearance similarity over up to 8 faces per track.
+/// Returns the track id and its similarity (1 = identical).
+pub fn track_for_reference(faceset: &Path, reference: &Path) -> Result<(u32, f64), String> {
+    let (_, store) = load_store(faceset)?;
+    let load = |path: &Path| -> Result<Vec<f64>, String> {
+        let rgb = image::open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .to_rgb8();
+        Ok(appearance(
+            &grey_of(&rgb),
+            rgb.width() as usize,
+            rgb.height() as usize,
+        ))
+    };
+    let want = load(reference)?;
+    let mut by_track: std::collections::BTreeMap<u32, Vec<&str>> = Default::default();
+    for f in store.frames.values().flat_map(|e| &e.faces) {
+        if let (Some(t), Some(file)) = (f.track, &f.file) {
+            by_track.entry(t).or_default().push(file);
+        }
+    }
+    let mut best: Option<(u32, f64)> = None;
+    for (id, files) in by_track {
+        let step = files.len().div_ceil(8).max(1);
+        let mut sims = Vec::new();
+        for file in files.iter().step_by(step) {
+            let v = load(&faceset.join(file))?;
+            sims.push(want.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>());
+        }
+        let sim = sims.iter().sum::<f64>() / sims.len().max(1) as f64;
+        if best.is_none_or(|(_, s)| sim > s) {
+            best = Some((id, sim));
+        }
+    }
+    best.ok_or_else(|| {
+        format!(
+            "{} has no tracks to match a reference face to (extract the video again)",
+            faceset.display()
+        )
+    })
 }
 
 /// Greedy chain: start at the first face, then always the nearest not yet taken.
@@ -249,7 +295,10 @@ pub fn sort_faces(faceset: &Path, method: SortMethod) -> Result<Vec<Sorted>, Str
             with_steps(&order, |a, b| bhattacharyya(&hs[a], &hs[b]))
         }
         SortMethod::Face => {
-            let vs: Vec<Vec<f64>> = faces.iter().map(appearance).collect();
+            let vs: Vec<Vec<f64>> = faces
+                .iter()
+                .map(|f| appearance(&f.grey, f.rgb.width() as usize, f.rgb.height() as usize))
+                .collect();
             let d = |a: usize, b: usize| {
                 1.0 - vs[a].iter().zip(&vs[b]).map(|(x, y)| x * y).sum::<f64>()
             };

@@ -223,6 +223,9 @@ pub struct ConvertSettings {
     /// Only the faces of these tracks (people followed through a video; empty = every track).
     #[serde(default)]
     pub tracks: Vec<u32>,
+    /// Only the track that looks most like this aligned face file of the person.
+    #[serde(default)]
+    pub reference: Option<String>,
     /// Inclusive frame ranges to convert (empty = all).
     pub frames: Vec<(u64, u64)>,
     /// Frames outside `frames` are written unchanged instead of left out.
@@ -275,6 +278,7 @@ impl Default for ConvertSettings {
             opacity: 1.0,
             faces: Vec::new(),
             tracks: Vec::new(),
+            reference: None,
             frames: Vec::new(),
             keep_unchanged: false,
             allow_missing_alignments: false,

@@ -159,4 +159,23 @@ fn three_people_in_a_panning_shot_keep_three_tracks() {
         assert_eq!(ids.len(), 3, "frame {i}");
         assert_eq!(order.get_or_insert_with(|| ids.clone()), &ids, "frame {i}");
     }
+    // Picking a person by a reference face: each woman's face cut from the still itself
+    // finds her track in the video.
+    let order = order.unwrap();
+    let photos = faceswap_tests::faceset_from_photos(
+        &root.path().join("still"),
+        &["vladmandic_faceapi_sample3_multiface.jpg"],
+        64,
+    )
+    .unwrap();
+    let still = Alignments::load(&photos.join(ALIGNMENTS_FILE)).unwrap();
+    let mut faces: Vec<_> = still.frames[&0].faces.iter().collect();
+    faces.sort_by(|a, b| a.face.landmarks[30][0].total_cmp(&b.face.landmarks[30][0]));
+    for (k, f) in faces.iter().enumerate() {
+        let reference = photos.join(f.file.as_ref().unwrap());
+        let (id, sim) =
+            faceswapd::tools::track_for_reference(&root.path().join("faces"), &reference).unwrap();
+        println!("reference {k} (left to right) → track {id}, similarity {sim:.2}");
+        assert_eq!(id, order[k]);
+    }
 }

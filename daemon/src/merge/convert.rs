@@ -112,6 +112,8 @@ pub struct ConvertSummary {
     pub output: PathBuf,
     /// Seconds.
     pub seconds: f64,
+    /// The track `--reference` picked, and its similarity.
+    pub reference_track: Option<(u32, f64)>,
 }
 
 impl ConvertSummary {
@@ -128,6 +130,11 @@ impl ConvertSummary {
             ),
             format!("output: {}", self.output.display()),
         ]
+        .into_iter()
+        .chain(self.reference_track.map(|(id, sim)| {
+            format!("the reference face matched track {id} (similarity {sim:.2})")
+        }))
+        .collect()
     }
 }
 
@@ -922,7 +929,18 @@ pub fn run_convert(
                 .into(),
         ));
     }
-    let targets = targets_by_frame(&store, &s.faces, &s.tracks, rules.as_ref());
+    let mut tracks = s.tracks.clone();
+    let reference_track = match &s.reference {
+        Some(reference) => {
+            let folder = store_file.parent().unwrap_or(Path::new("."));
+            let (id, similarity) = crate::tools::track_for_reference(folder, Path::new(reference))
+                .map_err(ConvertError::Settings)?;
+            tracks.push(id);
+            Some((id, similarity))
+        }
+        None => None,
+    };
+    let targets = targets_by_frame(&store, &s.faces, &tracks, rules.as_ref());
     let tag = provenance(&s.project);
     let is_dir = req.input.is_dir();
     if !is_dir && !req.input.is_file() {
@@ -934,6 +952,7 @@ pub fn run_convert(
     let video_out = is_video_path(&req.output);
     let mut summary = ConvertSummary {
         output: req.output.clone(),
+        reference_track,
         ..ConvertSummary::default()
     };
     let r = predictor.resolution() as u32;
