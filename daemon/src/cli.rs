@@ -719,6 +719,10 @@ pub struct TrainArgs {
     /// rules give no mask use the landmark hull).
     #[arg(long)]
     pub mask_rules: Option<String>,
+    /// faceswap-style image loss `name:weight` (ssim, ms_ssim, gmsd, mae, mse, logcosh, ffl,
+    /// laploss); repeat up to four times. Replaces DFL's DSSIM + MSE term.
+    #[arg(long = "loss", value_parser = parse_loss)]
+    pub losses: Vec<(String, f32)>,
     /// Eyes-and-mouth priority.
     #[arg(long)]
     pub eyes_mouth_prio: bool,
@@ -779,6 +783,7 @@ impl TrainArgs {
             clip_norm: self.clip_norm,
             masked_training: !self.no_masked_training,
             mask_rules: self.mask_rules.clone(),
+            losses: self.losses.clone(),
             eyes_mouth_prio: self.eyes_mouth_prio,
             learn_mask: !self.no_learn_mask,
             random_warp: !self.no_random_warp,
@@ -1476,6 +1481,18 @@ fn assets(dirs: &Dirs, cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `name:weight` (weight 1 when left out).
+fn parse_loss(s: &str) -> Result<(String, f32), String> {
+    match s.split_once(':') {
+        Some((name, w)) => w
+            .trim()
+            .parse::<f32>()
+            .map(|w| (name.trim().to_string(), w))
+            .map_err(|_| format!("{w:?} is not a weight; write e.g. ms_ssim:1.0")),
+        None => Ok((s.trim().to_string(), 1.0)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1487,6 +1504,35 @@ mod tests {
             Command::Mask(MaskCommand::Generate(a)) => a,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn losses_parse_as_name_and_weight() {
+        assert_eq!(parse_loss("ms_ssim:0.5"), Ok(("ms_ssim".into(), 0.5)));
+        assert_eq!(parse_loss("mae"), Ok(("mae".into(), 1.0)));
+        assert!(parse_loss("mae:lots").unwrap_err().contains("not a weight"));
+        let cli = Cli::try_parse_from([
+            "faceswapd",
+            "train",
+            "--a",
+            "a",
+            "--b",
+            "b",
+            "--model",
+            "m",
+            "--loss",
+            "gmsd:2",
+            "--loss",
+            "ffl",
+        ])
+        .unwrap();
+        let Command::Train(t) = cli.command else {
+            panic!("not train")
+        };
+        assert_eq!(
+            t.settings().losses,
+            vec![("gmsd".into(), 2.0), ("ffl".into(), 1.0)]
+        );
     }
 
     #[test]

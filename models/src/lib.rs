@@ -12,6 +12,7 @@ pub mod backend;
 pub mod bisenet;
 pub mod blazeface;
 pub mod facemesh;
+pub mod faceswap_losses;
 pub mod fan;
 pub mod losses;
 pub mod onnx;

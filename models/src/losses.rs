@@ -13,6 +13,24 @@ use crate::train::SideBatch;
 pub fn dssim(a: Tensor<4>, b: Tensor<4>, max_val: f32, filter_size: usize) -> Tensor<2> {
     // [B, C, H, W] each
     let [batch, ch, _, _] = a.dims();
+    let (luminance, cs) = ssim_parts(a, b, max_val, filter_size);
+    let ssim: Tensor<2> = luminance
+        .mul(cs)
+        .flatten::<3>(2, 3)
+        .mean_dim(2)
+        .reshape([batch, ch]); // [B, C]
+    ssim.neg().add_scalar(1.0).div_scalar(2.0)
+}
+
+/// SSIM's luminance and contrast-structure maps over the valid window positions
+/// (`[B, C, H−k+1, W−k+1]` each): Gaussian window of side `filter_size`, σ = 1.5.
+pub(crate) fn ssim_parts(
+    a: Tensor<4>,
+    b: Tensor<4>,
+    max_val: f32,
+    filter_size: usize,
+) -> (Tensor<4>, Tensor<4>) {
+    let [_, ch, _, _] = a.dims();
     let device = a.device();
     let kernel = gaussian_window(filter_size, 1.5, ch, &device); // [C, 1, k, k]
     let reduce = |x: Tensor<4>| {
@@ -34,12 +52,7 @@ pub fn dssim(a: Tensor<4>, b: Tensor<4>, max_val: f32, filter_size: usize) -> Te
     let cs = (num1 - num0)
         .add_scalar(c2)
         .div((den1 - den0).add_scalar(c2));
-    let ssim: Tensor<2> = luminance
-        .mul(cs)
-        .flatten::<3>(2, 3)
-        .mean_dim(2)
-        .reshape([batch, ch]); // [B, C]
-    ssim.neg().add_scalar(1.0).div_scalar(2.0)
+    (luminance, cs)
 }
 
 /// DFL's kernel size for a resolution: `int(res / 11.6)`, at least 3.
@@ -47,7 +60,12 @@ pub fn dssim_kernel(resolution: usize) -> usize {
     ((resolution as f64 / 11.6) as usize).max(3)
 }
 
-fn gaussian_window(size: usize, sigma: f32, channels: usize, device: &Device) -> Tensor<4> {
+pub(crate) fn gaussian_window(
+    size: usize,
+    sigma: f32,
+    channels: usize,
+    device: &Device,
+) -> Tensor<4> {
     let half = (size as f32 - 1.0) / 2.0;
     let mut w = Vec::with_capacity(size * size);
     for y in 0..size {
@@ -86,7 +104,7 @@ pub fn saehd_image_loss(pred: Tensor<4>, target: Tensor<4>, resolution: usize) -
 }
 
 /// What one side's training loss includes (DFL SAEHD options).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SideLossOptions {
     /// Image terms only inside the (blurred) face mask.
     pub masked: bool,
@@ -94,6 +112,9 @@ pub struct SideLossOptions {
     pub eyes_mouth: bool,
     /// Train the learned mask: `10·MSE(mask)`.
     pub learn_mask: bool,
+    /// faceswap-style image losses with their weights, replacing DFL's DSSIM + MSE term when
+    /// any is set (up to four, as faceswap allows).
+    pub image_losses: [Option<(crate::faceswap_losses::ImageLoss, f32)>; 4],
 }
 
 /// One side's SAEHD loss per DFL (models/Model_SAEHD/Model.py): the image term on
@@ -115,7 +136,13 @@ pub fn saehd_side_loss(
     } else {
         (pred.clone(), target.clone())
     };
-    let mut loss = saehd_image_loss(p, t, resolution);
+    let chosen: Vec<(crate::faceswap_losses::ImageLoss, f32)> =
+        opts.image_losses.iter().flatten().copied().collect();
+    let mut loss = if chosen.is_empty() {
+        saehd_image_loss(p, t, resolution)
+    } else {
+        crate::faceswap_losses::combined_loss(p, t, &chosen)
+    };
     if opts.eyes_mouth {
         // [B, 3, R, R] · [B, 1, R, R] broadcasts over channels.
         loss = loss
@@ -255,6 +282,7 @@ mod tests {
             masked: false,
             eyes_mouth: false,
             learn_mask: false,
+            image_losses: [None; 4],
         };
         // Flat images: SSIM's structure term is 1, luminance (2·.25·.75+c1)/(.25²+.75²+c1).
         let c1 = 1e-4f64;
@@ -273,8 +301,20 @@ mod tests {
             masked: true,
             eyes_mouth: true,
             learn_mask: true,
+            image_losses: [None; 4],
         };
         let want = 300.0 * 0.5 + 10.0 * 0.25;
         assert!((run(zero.clone(), one.clone(), all) as f64 - want).abs() < 1e-3);
+        // faceswap losses replace the image term: 2·MAE = 2·0.5 on flat 0.25 vs 0.75.
+        let mae = SideLossOptions {
+            image_losses: [
+                Some((crate::faceswap_losses::ImageLoss::Mae, 2.0)),
+                None,
+                None,
+                None,
+            ],
+            ..plain
+        };
+        assert!((run(one.clone(), zero.clone(), mae) as f64 - 1.0).abs() < 1e-4);
     }
 }

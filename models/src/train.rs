@@ -84,6 +84,7 @@ impl Default for TrainerConfig {
                 masked: true,
                 eyes_mouth: false,
                 learn_mask: true,
+                image_losses: [None; 4],
             },
             seed: 0,
         }
@@ -409,6 +410,7 @@ mod tests {
                 masked: true,
                 eyes_mouth: true,
                 learn_mask: true,
+                image_losses: [None; 4],
             },
             seed: 7,
             ..TrainerConfig::default()
@@ -453,6 +455,36 @@ mod tests {
             last = trainer.train_step(&a, &b);
         }
         assert!(last.loss_a + last.loss_b < 0.7 * (first.loss_a + first.loss_b));
+    }
+
+    #[test]
+    fn faceswap_losses_train_too() {
+        use crate::faceswap_losses::ImageLoss;
+        let device = Device::flex().autodiff();
+        let base = cfg();
+        let mut trainer = trainer(
+            &device,
+            TrainerConfig {
+                loss: SideLossOptions {
+                    image_losses: [
+                        Some((ImageLoss::MsSsim, 1.0)),
+                        Some((ImageLoss::Mae, 1.0)),
+                        Some((ImageLoss::LaplacianPyramid, 1.0)),
+                        Some((ImageLoss::FocalFrequency, 1.0)),
+                    ],
+                    ..base.loss
+                },
+                ..base
+            },
+        );
+        let (a, b) = (side(false, &device), side(true, &device));
+        let first = trainer.train_step(&a, &b);
+        let mut last = first;
+        for _ in 0..29 {
+            last = trainer.train_step(&a, &b);
+        }
+        let (f, l) = (first.loss_a + first.loss_b, last.loss_a + last.loss_b);
+        assert!(l.is_finite() && l < 0.7 * f, "loss {f} -> {l}");
     }
 
     #[test]

@@ -341,6 +341,10 @@ pub struct TrainSettings {
     /// the rules give none, and every face when unset, train with the landmark hull.
     #[serde(default)]
     pub mask_rules: Option<String>,
+    /// faceswap-style image losses with weights (`ms_ssim`, `gmsd`, `mae`, `mse`, `logcosh`,
+    /// `ffl`, `laploss`, `ssim`), up to four, replacing DFL's DSSIM + MSE term; empty = DFL's.
+    #[serde(default)]
+    pub losses: Vec<(String, f32)>,
     /// Eyes-and-mouth priority.
     pub eyes_mouth_prio: bool,
     /// Train the learned mask.
@@ -388,6 +392,7 @@ impl Default for TrainSettings {
             clip_norm: 0.0,
             masked_training: true,
             mask_rules: None,
+            losses: Vec::new(),
             eyes_mouth_prio: false,
             learn_mask: true,
             random_warp: true,

@@ -255,6 +255,7 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
             masked: s.masked_training,
             eyes_mouth: s.eyes_mouth_prio,
             learn_mask: s.learn_mask,
+            image_losses: image_losses(&s.losses, s.resolution as usize)?,
         },
         seed,
     })
@@ -444,6 +445,35 @@ pub fn training_backend(configured: &str) -> Result<ComputeBackend, String> {
         .filter(|b| *b != ComputeBackend::Cpu)
         .find(|b| faceswap_models::probe(*b).is_ok())
         .unwrap_or(ComputeBackend::Cpu))
+}
+
+/// The `--loss name:weight` list as the trainer's image losses (at most four, faceswap's limit).
+fn image_losses(
+    losses: &[(String, f32)],
+    resolution: usize,
+) -> Result<[Option<(faceswap_models::faceswap_losses::ImageLoss, f32)>; 4], TrainError> {
+    if losses.len() > 4 {
+        return Err(TrainError::Settings(format!(
+            "{} losses given; faceswap combines at most 4",
+            losses.len()
+        )));
+    }
+    let mut out = [None; 4];
+    for (slot, (name, weight)) in out.iter_mut().zip(losses) {
+        let loss = faceswap_models::faceswap_losses::ImageLoss::parse(name, resolution)
+            .ok_or_else(|| {
+                TrainError::Settings(format!(
+                    "unknown loss {name:?}: ssim, ms_ssim, gmsd, mae, mse, logcosh, ffl, laploss"
+                ))
+            })?;
+        if !(weight.is_finite() && *weight > 0.0) {
+            return Err(TrainError::Settings(format!(
+                "loss {name} has weight {weight}; weights must be above 0"
+            )));
+        }
+        *slot = Some((loss, *weight));
+    }
+    Ok(out)
 }
 
 /// Trains until `settings.steps` or until `on_step` returns false (then a checkpoint is saved
