@@ -690,7 +690,7 @@ pub struct TrainArgs {
     /// Seed of a new model's weights and every random draw (kept in model.toml).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// adabelief (DFL) or adam.
+    /// adabelief (DFL), adam, adamw, rmsprop or lion (faceswap).
     #[arg(long, default_value = "adabelief")]
     pub optimizer: String,
     /// Peak learning rate.

@@ -320,7 +320,7 @@ pub struct TrainSettings {
     pub steps: u64,
     /// Seed of the weights and of every random draw.
     pub seed: u64,
-    /// `adabelief` (DFL) or `adam`.
+    /// `adabelief` (DFL), `adam`, `adamw`, `rmsprop` or `lion` (faceswap).
     pub optimizer: String,
     /// Peak learning rate.
     pub lr: f64,

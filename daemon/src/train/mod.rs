@@ -225,9 +225,12 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
     let optimizer = match s.optimizer.as_str() {
         "adabelief" => OptimizerKind::AdaBelief,
         "adam" => OptimizerKind::Adam,
+        "adamw" => OptimizerKind::AdamW,
+        "rmsprop" | "rms-prop" => OptimizerKind::RmsProp,
+        "lion" => OptimizerKind::Lion,
         other => {
             return Err(TrainError::Settings(format!(
-                "unknown optimizer {other:?}: use adabelief or adam"
+                "unknown optimizer {other:?}: use adabelief, adam, adamw, rmsprop or lion"
             )));
         }
     };
