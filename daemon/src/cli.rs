@@ -53,7 +53,7 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Train a SAEHD swap model from two facesets (a resumable daemon job; run it again with
     /// a higher --steps to go on).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Swap the faces of a video or image folder with a trained model and write the result
     /// (faceswap "convert", DFL "merge"): a video with the source's audio, or PNG/TIFF images.
     Convert(Box<ConvertArgs>),
@@ -723,6 +723,19 @@ pub struct TrainArgs {
     /// laploss); repeat up to four times. Replaces DFL's DSSIM + MSE term.
     #[arg(long = "loss", value_parser = parse_loss)]
     pub losses: Vec<(String, f32)>,
+    /// Pretraining: no random warp, flips on both sides, no LRD, uniform yaw (give the
+    /// pretraining faceset as both --a and --b).
+    #[arg(long)]
+    pub pretrain: bool,
+    /// A new model takes --load-parts from this pretrained model folder.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+    /// Parts to take from --pretrained: encoder, inter, decoder_a, decoder_b (default encoder).
+    #[arg(long, value_delimiter = ',')]
+    pub load_parts: Vec<String>,
+    /// Keep the taken parts frozen for this many steps.
+    #[arg(long, default_value_t = 0)]
+    pub freeze_steps: u64,
     /// Eyes-and-mouth priority.
     #[arg(long)]
     pub eyes_mouth_prio: bool,
@@ -784,6 +797,15 @@ impl TrainArgs {
             masked_training: !self.no_masked_training,
             mask_rules: self.mask_rules.clone(),
             losses: self.losses.clone(),
+            pretrain: self.pretrain,
+            pretrained: self.pretrained.as_ref().map(|p| {
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            }),
+            load_parts: self.load_parts.clone(),
+            freeze_steps: self.freeze_steps,
             eyes_mouth_prio: self.eyes_mouth_prio,
             learn_mask: !self.no_learn_mask,
             random_warp: !self.no_random_warp,

@@ -562,7 +562,94 @@ pub struct SwapOutput {
 #[error("the weights do not fit this SAEHD architecture: {0}")]
 pub struct LoadError(pub String);
 
+/// A part of a SAEHD model that can be taken from a pretrained one and frozen (Faceswap++:
+/// load only the encoder of a model pretrained on many faces to cut identity bleed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaehdPart {
+    /// The shared encoder.
+    Encoder,
+    /// The inter (DF) or both inters (LIAE).
+    Inter,
+    /// Decoder A (DF's src decoder; LIAE's only decoder).
+    DecoderA,
+    /// Decoder B (DF's dst decoder).
+    DecoderB,
+}
+
+impl SaehdPart {
+    /// Parses `encoder`, `inter`, `decoder_a`, `decoder_b`.
+    pub fn parse(s: &str) -> Option<SaehdPart> {
+        Some(match s {
+            "encoder" => SaehdPart::Encoder,
+            "inter" => SaehdPart::Inter,
+            "decoder_a" | "decoder-a" => SaehdPart::DecoderA,
+            "decoder_b" | "decoder-b" => SaehdPart::DecoderB,
+            _ => return None,
+        })
+    }
+}
+
 impl Saehd {
+    /// This model with `parts` taken from `from` (same architecture).
+    pub fn with_parts_of(mut self, from: &Saehd, parts: &[SaehdPart]) -> Saehd {
+        for part in parts {
+            match part {
+                SaehdPart::Encoder => self.encoder = from.encoder.clone(),
+                SaehdPart::Inter => {
+                    self.inter_ab = from.inter_ab.clone();
+                    self.inter_b = from.inter_b.clone();
+                }
+                SaehdPart::DecoderA => self.decoder_a = from.decoder_a.clone(),
+                SaehdPart::DecoderB => self.decoder_b = from.decoder_b.clone(),
+            }
+        }
+        self
+    }
+
+    /// This model with `parts` trainable or frozen (frozen parameters get no gradient, so
+    /// optimisers leave them bit-identical).
+    pub fn with_parts_trainable(mut self, parts: &[SaehdPart], trainable: bool) -> Saehd {
+        for part in parts {
+            match part {
+                SaehdPart::Encoder => {
+                    self.encoder = self.encoder.set_require_grad(trainable);
+                }
+                SaehdPart::Inter => {
+                    self.inter_ab = self.inter_ab.set_require_grad(trainable);
+                    self.inter_b = self.inter_b.map(|i| i.set_require_grad(trainable));
+                }
+                SaehdPart::DecoderA => {
+                    self.decoder_a = self.decoder_a.set_require_grad(trainable);
+                }
+                SaehdPart::DecoderB => {
+                    self.decoder_b = self.decoder_b.map(|d| d.set_require_grad(trainable));
+                }
+            }
+        }
+        self
+    }
+
+    /// Every weight value of one part, in visiting order.
+    pub fn part_values(&self, part: SaehdPart) -> Vec<f32> {
+        use crate::train::weight_values;
+        match part {
+            SaehdPart::Encoder => weight_values(&self.encoder),
+            SaehdPart::Inter => {
+                let mut v = weight_values(&self.inter_ab);
+                if let Some(b) = &self.inter_b {
+                    v.extend(weight_values(b));
+                }
+                v
+            }
+            SaehdPart::DecoderA => weight_values(&self.decoder_a),
+            SaehdPart::DecoderB => self
+                .decoder_b
+                .as_ref()
+                .map(weight_values)
+                .unwrap_or_default(),
+        }
+    }
+
     /// Builds the networks of `opts` on `device` and loads `weights` (the burnpack bytes a
     /// trainer's `save_state` wrote).
     pub fn load(

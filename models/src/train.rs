@@ -79,6 +79,9 @@ pub struct TrainerConfig {
     /// Seeds the weights and every step's random draws (LRD), so a run is reproducible and a
     /// resumed run continues bit-exactly.
     pub seed: u64,
+    /// Parts kept frozen (no updates) for the first this-many steps: the parts loaded from a
+    /// pretrained model, so the rest can catch up before they move.
+    pub freeze: Option<(Vec<crate::saehd::SaehdPart>, u64)>,
 }
 
 impl Default for TrainerConfig {
@@ -96,6 +99,7 @@ impl Default for TrainerConfig {
                 image_losses: [None; 4],
             },
             seed: 0,
+            freeze: None,
         }
     }
 }
@@ -119,6 +123,9 @@ pub enum TrainStateError {
     /// burn could not encode or decode the record.
     #[error("model or optimiser state: {0}")]
     Record(String),
+    /// Pretrained parts could not be taken.
+    #[error("pretrained parts: {0}")]
+    Pretrained(String),
 }
 
 /// A SAEHD model with its optimiser state and step counter.
@@ -220,6 +227,25 @@ impl SaehdTrainer {
         &self.model
     }
 
+    /// Takes `parts` from a pretrained model's weights (same architecture) into this fresh
+    /// model; the other parts keep their fresh initialisation. Only before the first step.
+    pub fn load_parts(
+        &mut self,
+        opts: &SaehdOptions,
+        pretrained: Vec<u8>,
+        parts: &[crate::saehd::SaehdPart],
+    ) -> Result<(), TrainStateError> {
+        if self.step != 0 {
+            return Err(TrainStateError::Pretrained(
+                "they load into a new model only (this one has trained already)".into(),
+            ));
+        }
+        let from = Saehd::load(opts, &self.device, pretrained)
+            .map_err(|e| TrainStateError::Pretrained(e.to_string()))?;
+        self.model = self.model.clone().with_parts_of(&from, parts);
+        Ok(())
+    }
+
     /// Optimiser steps taken.
     pub fn step(&self) -> u64 {
         self.step
@@ -235,6 +261,11 @@ impl SaehdTrainer {
     pub fn train_step(&mut self, a: &SideBatch, b: &SideBatch) -> StepStats {
         let _draws = random_draws();
         self.device.seed(step_seed(self.cfg.seed, self.step));
+        // Freezing is a function of the step, so a resumed run freezes exactly the same steps.
+        if let Some((parts, steps)) = &self.cfg.freeze {
+            let trainable = self.step >= *steps;
+            self.model = self.model.clone().with_parts_trainable(parts, trainable);
+        }
         let batch = a.batch_size();
         let n = self.cfg.micro_batches.min(batch).max(1);
         let per = batch / n;
@@ -510,6 +541,70 @@ mod tests {
                 "{optimizer:?}: loss {f} -> {l}"
             );
         }
+    }
+
+    /// Pretrain, load only the encoder into a fresh model, freeze it for 3 steps: it stays
+    /// bit-identical to the pretrained encoder for those steps and moves after; the other parts
+    /// start from the fresh model's own initialisation.
+    #[test]
+    fn a_pretrained_encoder_loads_alone_and_stays_frozen_for_n_steps() {
+        use crate::saehd::SaehdPart::{self, DecoderA, DecoderB, Encoder, Inter};
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let device = Device::flex().autodiff();
+        let (a, b) = (side(false, &device), side(true, &device));
+        let plain = |seed| TrainerConfig {
+            seed,
+            lr_dropout: false,
+            ..cfg()
+        };
+        let mut pre = trainer(&device, plain(1));
+        for _ in 0..3 {
+            pre.train_step(&a, &b);
+        }
+        let (pretrained, _) = pre.save_state().unwrap();
+        let part = |t: &SaehdTrainer, p: SaehdPart| bits(t.model().part_values(p));
+        let fresh = trainer(&device, plain(2));
+        let mut t = trainer(
+            &device,
+            TrainerConfig {
+                freeze: Some((vec![Encoder], 3)),
+                ..plain(2)
+            },
+        );
+        let opts = SaehdOptions::parse("df", 32, 16, 4, 4, 2).unwrap();
+        t.load_parts(&opts, pretrained, &[Encoder]).unwrap();
+        assert_eq!(
+            part(&t, Encoder),
+            part(&pre, Encoder),
+            "the encoder is the pretrained one"
+        );
+        for p in [Inter, DecoderA, DecoderB] {
+            assert_eq!(part(&t, p), part(&fresh, p), "{p:?} is freshly initialised");
+            assert_ne!(
+                part(&t, p),
+                part(&pre, p),
+                "{p:?} is not the pretrained one"
+            );
+        }
+        let before = part(&t, DecoderA);
+        for step in 1..=3 {
+            t.train_step(&a, &b);
+            assert_eq!(
+                part(&t, Encoder),
+                part(&pre, Encoder),
+                "frozen at step {step}"
+            );
+        }
+        assert_ne!(part(&t, DecoderA), before, "the rest trains meanwhile");
+        t.train_step(&a, &b);
+        assert_ne!(
+            part(&t, Encoder),
+            part(&pre, Encoder),
+            "unfrozen after 3 steps"
+        );
+        // Only new models take pretrained parts.
+        let (again, _) = pre.save_state().unwrap();
+        assert!(t.load_parts(&opts, again, &[Encoder]).is_err());
     }
 
     #[test]

@@ -345,6 +345,19 @@ pub struct TrainSettings {
     /// `ffl`, `laploss`, `ssim`), up to four, replacing DFL's DSSIM + MSE term; empty = DFL's.
     #[serde(default)]
     pub losses: Vec<(String, f32)>,
+    /// Pretraining (faceswap/Faceswap++): no random warp, flips on both sides, no LRD,
+    /// uniform yaw — on any faceset (pass it as both A and B).
+    #[serde(default)]
+    pub pretrain: bool,
+    /// A new model takes `load_parts` from this pretrained model folder (same architecture).
+    #[serde(default)]
+    pub pretrained: Option<String>,
+    /// Parts to take: `encoder`, `inter`, `decoder_a`, `decoder_b` (default: the encoder).
+    #[serde(default)]
+    pub load_parts: Vec<String>,
+    /// The taken parts stay frozen for this many steps (0 = never frozen).
+    #[serde(default)]
+    pub freeze_steps: u64,
     /// Eyes-and-mouth priority.
     pub eyes_mouth_prio: bool,
     /// Train the learned mask.
@@ -393,6 +406,10 @@ impl Default for TrainSettings {
             masked_training: true,
             mask_rules: None,
             losses: Vec::new(),
+            pretrain: false,
+            pretrained: None,
+            load_parts: Vec::new(),
+            freeze_steps: 0,
             eyes_mouth_prio: false,
             learn_mask: true,
             random_warp: true,

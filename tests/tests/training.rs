@@ -279,3 +279,98 @@ fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_wei
     let log = std::fs::read_to_string(model_dir.join(LOSS_LOG)).unwrap();
     assert_eq!(log.lines().count(), 161, "one row per step, none twice");
 }
+
+/// Pretraining on one faceset, then a new model that takes only the pretrained encoder and
+/// keeps it frozen for two steps (through the daemon's training run, as `faceswapd train
+/// --pretrained … --freeze-steps 2` does).
+#[test]
+fn pretrain_then_load_the_encoder_frozen_for_two_steps() {
+    use faceswap_models::saehd::SaehdPart;
+    let (_, b) = facesets();
+    let settings = |steps| TrainSettings {
+        resolution: 32,
+        ae_dims: 32,
+        e_dims: 8,
+        d_dims: 8,
+        d_mask_dims: 4,
+        batch: 2,
+        save_every: 1,
+        preview_every: 0,
+        ..small_settings(steps)
+    };
+    let root = tempfile::tempdir().unwrap();
+    let pre_dir = root.path().join("pretrained");
+    let run = |model: &Path, s: TrainSettings| {
+        run_training(
+            &TrainRequest {
+                faceset_a: b.clone(),
+                faceset_b: b.clone(),
+                model_dir: model.to_path_buf(),
+                settings: s,
+                backend: ComputeBackend::Cpu,
+            },
+            |_| true,
+        )
+        .unwrap()
+    };
+    run(
+        &pre_dir,
+        TrainSettings {
+            pretrain: true,
+            ..settings(3)
+        },
+    );
+    let encoder = |dir: &Path| {
+        let (ck, _) = checkpoint::load_latest(dir).unwrap();
+        let ck = ck.unwrap();
+        let opts = faceswapd::train::network_options(&settings(1)).unwrap();
+        let mut t = SaehdTrainer::new(&opts, &Device::flex().autodiff(), TrainerConfig::default());
+        t.restore_state(ck.model, ck.optimizer, ck.step).unwrap();
+        t.model()
+            .part_values(SaehdPart::Encoder)
+            .into_iter()
+            .map(f32::to_bits)
+            .collect::<Vec<_>>()
+    };
+    let pretrained = encoder(&pre_dir);
+    let model = root.path().join("model");
+    let tuned = |steps| TrainSettings {
+        seed: 99,
+        pretrained: Some(pre_dir.display().to_string()),
+        freeze_steps: 2,
+        ..settings(steps)
+    };
+    let summary = run(&model, tuned(2));
+    println!("{:?}", summary.notes);
+    assert!(
+        summary
+            .notes
+            .iter()
+            .any(|n| n.contains("took [Encoder]") && n.contains("frozen for 2 steps"))
+    );
+    assert_eq!(
+        encoder(&model),
+        pretrained,
+        "frozen for the first two steps"
+    );
+    run(&model, tuned(4));
+    assert_ne!(encoder(&model), pretrained, "trained after them");
+    // A pretrained model of another architecture is refused.
+    let other = root.path().join("other");
+    let e = run_training(
+        &TrainRequest {
+            faceset_a: b.clone(),
+            faceset_b: b.clone(),
+            model_dir: other,
+            settings: TrainSettings {
+                e_dims: 16,
+                ..tuned(1)
+            },
+            backend: ComputeBackend::Cpu,
+        },
+        |_| true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("equal architectures"), "{e}");
+}

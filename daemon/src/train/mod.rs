@@ -242,7 +242,8 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
     }
     Ok(TrainerConfig {
         optimizer,
-        lr_dropout: s.lr_dropout,
+        // Pretraining runs without learning-rate dropout (Faceswap++).
+        lr_dropout: s.lr_dropout && !s.pretrain,
         clip_norm: (s.clip_norm > 0.0).then_some(s.clip_norm),
         schedule: LrSchedule {
             base: s.lr,
@@ -261,6 +262,10 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
             image_losses: image_losses(&s.losses, s.resolution as usize)?,
         },
         seed,
+        freeze: match (load_parts(s)?, s.freeze_steps) {
+            (parts, n) if !parts.is_empty() && n > 0 => Some((parts, n)),
+            _ => None,
+        },
     })
 }
 
@@ -450,6 +455,26 @@ pub fn training_backend(configured: &str) -> Result<ComputeBackend, String> {
         .unwrap_or(ComputeBackend::Cpu))
 }
 
+/// The parts a new model takes from its pretrained model (the encoder when none are named).
+fn load_parts(s: &TrainSettings) -> Result<Vec<faceswap_models::saehd::SaehdPart>, TrainError> {
+    if s.pretrained.is_none() {
+        return Ok(Vec::new());
+    }
+    if s.load_parts.is_empty() {
+        return Ok(vec![faceswap_models::saehd::SaehdPart::Encoder]);
+    }
+    s.load_parts
+        .iter()
+        .map(|p| {
+            faceswap_models::saehd::SaehdPart::parse(p).ok_or_else(|| {
+                TrainError::Settings(format!(
+                    "unknown model part {p:?}: encoder, inter, decoder_a, decoder_b"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// The `--loss name:weight` list as the trainer's image losses (at most four, faceswap's limit).
 fn image_losses(
     losses: &[(String, f32)],
@@ -544,6 +569,48 @@ pub fn run_training(
             .restore_state(ck.model, ck.optimizer, ck.step)
             .map_err(|e| TrainError::State(req.model_dir.clone(), e.to_string()))?;
     }
+    if trainer.step() == 0
+        && let Some(dir) = &s.pretrained
+    {
+        let dir = Path::new(dir);
+        let text = std::fs::read_to_string(dir.join(MODEL_FILE)).map_err(|e| {
+            TrainError::Settings(format!(
+                "{} is not a model folder ({e}); train or pretrain one first",
+                dir.display()
+            ))
+        })?;
+        let theirs: ModelFile = toml::from_str(&text)
+            .map_err(|e| TrainError::Settings(format!("{}: {e}", dir.display())))?;
+        if !theirs.same_architecture(&model_file) {
+            return Err(TrainError::Settings(format!(
+                "pretrained model {} is {}, this one {}: parts only move between equal architectures",
+                dir.display(),
+                theirs.describe(),
+                model_file.describe()
+            )));
+        }
+        let (ck, _) = checkpoint::load_latest(dir)?;
+        let ck = ck.ok_or_else(|| {
+            TrainError::Settings(format!(
+                "pretrained model {} has no checkpoint",
+                dir.display()
+            ))
+        })?;
+        let parts = load_parts(s)?;
+        trainer
+            .load_parts(&opts, ck.model, &parts)
+            .map_err(|e| TrainError::State(req.model_dir.clone(), e.to_string()))?;
+        summary.notes.push(format!(
+            "took {parts:?} from {} (step {}){}",
+            dir.display(),
+            ck.step,
+            if s.freeze_steps > 0 {
+                format!(", frozen for {} steps", s.freeze_steps)
+            } else {
+                String::new()
+            }
+        ));
+    }
     let start = trainer.step();
     summary.start_step = start;
     summary.end_step = start;
@@ -559,14 +626,15 @@ pub fn run_training(
             set: set.clone(),
             bins: yaw_bins(set),
             opts: AugmentOptions {
-                random_warp: s.random_warp,
-                flip: if a_side { s.flip_a } else { s.flip_b },
+                // Pretraining: no warp, flips on both sides, uniform yaw (Faceswap++).
+                random_warp: s.random_warp && !s.pretrain,
+                flip: s.pretrain || if a_side { s.flip_a } else { s.flip_b },
                 hsv_power: if a_side {
                     s.hsv_power.clamp(0.0, 0.3)
                 } else {
                     0.0
                 },
-                uniform_yaw: a_side && s.uniform_yaw,
+                uniform_yaw: s.pretrain || (a_side && s.uniform_yaw),
                 eyes_mouth: s.eyes_mouth_prio,
             },
         })
