@@ -736,6 +736,9 @@ pub struct TrainArgs {
     /// Keep the taken parts frozen for this many steps.
     #[arg(long, default_value_t = 0)]
     pub freeze_steps: u64,
+    /// faceswap's autoclip: clip gradients at the 10th percentile of the global norms so far.
+    #[arg(long, conflicts_with = "clip_norm")]
+    pub autoclip: bool,
     /// Eyes-and-mouth priority.
     #[arg(long)]
     pub eyes_mouth_prio: bool,
@@ -806,6 +809,7 @@ impl TrainArgs {
             }),
             load_parts: self.load_parts.clone(),
             freeze_steps: self.freeze_steps,
+            autoclip: self.autoclip,
             eyes_mouth_prio: self.eyes_mouth_prio,
             learn_mask: !self.no_learn_mask,
             random_warp: !self.no_random_warp,

@@ -70,6 +70,9 @@ pub struct TrainerConfig {
     pub lr_dropout: bool,
     /// Scale all gradients together when their global L2 norm exceeds this (DFL clipgrad: 1.0).
     pub clip_norm: Option<f32>,
+    /// faceswap's autoclip: clip by global norm at the 10th percentile of the norms seen so far
+    /// (the last 10 000 steps); the history is part of the checkpoint, so resumes stay exact.
+    pub autoclip: bool,
     /// Learning rate per step.
     pub schedule: LrSchedule,
     /// Split each batch into this many micro-batches and accumulate their gradients.
@@ -90,6 +93,7 @@ impl Default for TrainerConfig {
             optimizer: OptimizerKind::AdaBelief,
             lr_dropout: false,
             clip_norm: None,
+            autoclip: false,
             schedule: LrSchedule::default(),
             micro_batches: 1,
             loss: SideLossOptions {
@@ -136,6 +140,25 @@ pub struct SaehdTrainer {
     resolution: usize,
     device: Device,
     step: u64,
+    /// Autoclip's global gradient norms, oldest first.
+    norms: std::collections::VecDeque<f32>,
+}
+
+/// Autoclip's percentile and history length (faceswap `lib/model/autoclip.py`).
+const AUTOCLIP_PERCENTILE: f64 = 10.0;
+const AUTOCLIP_HISTORY: usize = 10_000;
+
+/// The `p`-th percentile of `values` with linear interpolation between ranks (NumPy's default).
+pub fn percentile(values: &[f32], p: f64) -> f32 {
+    let mut v: Vec<f32> = values.to_vec();
+    v.sort_by(f32::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = p / 100.0 * (v.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let f = (rank - lo as f64) as f32;
+    v[lo] + (v[hi] - v[lo]) * f
 }
 
 /// burn's CPU backend keeps one random generator per process; seeding and drawing happen under
@@ -219,7 +242,25 @@ impl SaehdTrainer {
             device: device.clone(),
             cfg,
             step: 0,
+            norms: Default::default(),
         }
+    }
+
+    /// The trainer's own state for the checkpoint: autoclip's norm history (little-endian f32s).
+    pub fn extra_state(&self) -> Vec<u8> {
+        self.norms.iter().flat_map(|n| n.to_le_bytes()).collect()
+    }
+
+    /// Restores [`Self::extra_state`]; empty bytes (older checkpoints) mean no history.
+    pub fn restore_extra(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if !bytes.len().is_multiple_of(4) {
+            return Err(format!("trainer state of {} bytes is damaged", bytes.len()));
+        }
+        self.norms = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(())
     }
 
     /// The model as trained so far.
@@ -289,10 +330,20 @@ impl SaehdTrainer {
             acc.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
         }
         let mut grads = acc.grads();
-        let grad_norm = self
-            .cfg
-            .clip_norm
-            .map(|max| clip_global_norm(&self.model, &mut grads, Some(max)));
+        let grad_norm = if self.cfg.autoclip {
+            let norms = &mut self.norms;
+            Some(clip_global_norm(&self.model, &mut grads, |norm| {
+                if norms.len() == AUTOCLIP_HISTORY {
+                    norms.pop_front();
+                }
+                norms.push_back(norm);
+                Some(percentile(norms.make_contiguous(), AUTOCLIP_PERCENTILE))
+            }))
+        } else {
+            self.cfg
+                .clip_norm
+                .map(|max| clip_global_norm(&self.model, &mut grads, |_| Some(max)))
+        };
         let lr = self.cfg.schedule.at(self.step);
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
         self.step += 1;
@@ -367,7 +418,13 @@ pub(crate) fn load_state<M: Module>(
 
 /// Global L2 norm of all gradients; when `max` is set and exceeded, every gradient is scaled by
 /// `max / norm` (DFL clipgrad, TF `clip_by_global_norm`), which burn's per-tensor clip is not.
-fn clip_global_norm(model: &Saehd, grads: &mut GradientsParams, max: Option<f32>) -> f32 {
+/// Scales every gradient by one factor when their global L2 norm exceeds the limit `limit`
+/// gives for that norm; returns the norm.
+fn clip_global_norm(
+    model: &Saehd,
+    grads: &mut GradientsParams,
+    limit: impl FnOnce(f32) -> Option<f32>,
+) -> f32 {
     // Summed on the device, read once: one synchronisation per step on a GPU, not one per tensor.
     struct SquaredNorm<'a> {
         grads: &'a GradientsParams,
@@ -400,7 +457,7 @@ fn clip_global_norm(model: &Saehd, grads: &mut GradientsParams, max: Option<f32>
     let total = norm
         .sum
         .map_or(0.0, |s| s.into_scalar::<f32>().max(0.0).sqrt());
-    if let Some(max) = max
+    if let Some(max) = limit(total)
         && total > max
         && total.is_finite()
     {
@@ -649,13 +706,13 @@ mod tests {
             GradientsParams::from_grads(loss.backward(), &t.model)
         };
         let mut clipped = grads();
-        let norm = clip_global_norm(&t.model, &mut clipped, Some(1e-3));
+        let norm = clip_global_norm(&t.model, &mut clipped, |_| Some(1e-3));
         assert!(norm > 1e-3, "the test needs a norm above the limit: {norm}");
-        let new_norm = clip_global_norm(&t.model, &mut clipped, None);
+        let new_norm = clip_global_norm(&t.model, &mut clipped, |_| None);
         assert!((new_norm - 1e-3).abs() < 1e-6, "{new_norm}");
         // Unchanged when below the limit.
         let mut same = grads();
-        let n2 = clip_global_norm(&t.model, &mut same, Some(norm * 2.0));
+        let n2 = clip_global_norm(&t.model, &mut same, |_| Some(norm * 2.0));
         assert_eq!(n2, norm);
     }
 
@@ -666,6 +723,55 @@ mod tests {
         let other = trainer(&device, TrainerConfig { seed: 8, ..cfg() });
         assert!(weights(&x) == weights(&y));
         assert!(weights(&x) != weights(&other));
+    }
+
+    #[test]
+    fn percentile_interpolates_between_ranks_as_numpy() {
+        let v: Vec<f32> = (1..=10).map(|x| x as f32).collect();
+        assert!((percentile(&v, 10.0) - 1.9).abs() < 1e-6);
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&v, 100.0), 10.0);
+        assert_eq!(percentile(&[3.0], 10.0), 3.0);
+    }
+
+    /// Autoclip keeps a history of norms (its limit is their 10th percentile), and a run resumed from
+    /// saved state plus that history ends bit-identical to an uninterrupted one.
+    #[test]
+    fn autoclip_keeps_its_history_and_resumes_exactly() {
+        let device = Device::flex().autodiff();
+        let (a, b) = (side(false, &device), side(true, &device));
+        let auto = || TrainerConfig {
+            autoclip: true,
+            clip_norm: None,
+            ..cfg()
+        };
+        let mut straight = trainer(&device, auto());
+        let norms: Vec<f32> = (0..6)
+            .map(|_| straight.train_step(&a, &b).grad_norm.unwrap())
+            .collect();
+        assert_eq!(straight.extra_state().len(), 6 * 4);
+        println!("autoclip norms {norms:?}");
+        let mut first = trainer(&device, auto());
+        for _ in 0..3 {
+            first.train_step(&a, &b);
+        }
+        let (m, o) = first.save_state().unwrap();
+        let extra = first.extra_state();
+        let mut resumed = trainer(&device, auto());
+        resumed.restore_state(m, o, 3).unwrap();
+        resumed.restore_extra(&extra).unwrap();
+        for _ in 0..3 {
+            resumed.train_step(&a, &b);
+        }
+        assert_eq!(resumed.extra_state(), straight.extra_state());
+        let differing = weights(&resumed)
+            .iter()
+            .zip(&weights(&straight))
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count();
+        assert_eq!(differing, 0);
+        // Without the history the resumed run would clip differently.
+        assert!(resumed.restore_extra(&[1, 2, 3]).is_err());
     }
 
     #[test]

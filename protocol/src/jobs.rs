@@ -358,6 +358,10 @@ pub struct TrainSettings {
     /// The taken parts stay frozen for this many steps (0 = never frozen).
     #[serde(default)]
     pub freeze_steps: u64,
+    /// faceswap's autoclip (global-norm clipping at the 10th percentile of past norms) instead
+    /// of a fixed `clip_norm`.
+    #[serde(default)]
+    pub autoclip: bool,
     /// Eyes-and-mouth priority.
     pub eyes_mouth_prio: bool,
     /// Train the learned mask.
@@ -410,6 +414,7 @@ impl Default for TrainSettings {
             pretrained: None,
             load_parts: Vec::new(),
             freeze_steps: 0,
+            autoclip: false,
             eyes_mouth_prio: false,
             learn_mask: true,
             random_warp: true,

@@ -234,6 +234,7 @@ pub fn train_xseg(
                 step: t.step(),
                 model,
                 optimizer,
+                extra: Vec::new(),
             },
         )
         .map_err(|e| e.to_string())

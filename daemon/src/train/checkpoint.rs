@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"FSPPCKPT";
-const VERSION: u32 = 1;
+/// Version 2 adds the trainer's own state (autoclip's norm history); version 1 files load with
+/// none.
+const VERSION: u32 = 2;
+
 /// The current checkpoint's file name inside the model folder.
 pub const CURRENT: &str = "checkpoint.fsppm";
 /// The checkpoint before it.
@@ -24,6 +27,8 @@ pub struct Checkpoint {
     pub model: Vec<u8>,
     /// Optimiser state (burnpack bytes).
     pub optimizer: Vec<u8>,
+    /// The trainer's own state beyond the optimiser (empty when it has none).
+    pub extra: Vec<u8>,
 }
 
 /// A checkpoint could not be written or read.
@@ -57,6 +62,8 @@ impl Checkpoint {
         out.extend_from_slice(&self.model);
         out.extend_from_slice(&(self.optimizer.len() as u64).to_le_bytes());
         out.extend_from_slice(&self.optimizer);
+        out.extend_from_slice(&(self.extra.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.extra);
         let hash = Sha256::digest(&out);
         out.extend_from_slice(&hash);
         out
@@ -77,9 +84,9 @@ impl Checkpoint {
         let u32_at = |o: usize| u32::from_le_bytes(body[o..o + 4].try_into().unwrap_or([0; 4]));
         let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().unwrap_or([0; 8]));
         let version = u32_at(8);
-        if version != VERSION {
+        if version != 1 && version != VERSION {
             return Err(format!(
-                "format version {version}; this build reads version {VERSION}"
+                "format version {version}; this build reads versions 1 and {VERSION}"
             ));
         }
         let step = u64_at(12);
@@ -90,13 +97,30 @@ impl Checkpoint {
             .ok_or("model length past the end")?;
         let optim_len = u64_at(model_end) as usize;
         let optim_start = model_end + 8;
-        if optim_start.checked_add(optim_len) != Some(body.len()) {
-            return Err("optimiser length does not match the file".into());
-        }
+        let optim_end = optim_start
+            .checked_add(optim_len)
+            .filter(|e| *e <= body.len())
+            .ok_or("optimiser length past the end")?;
+        let extra = if version == 1 {
+            if optim_end != body.len() {
+                return Err("optimiser length does not match the file".into());
+            }
+            Vec::new()
+        } else {
+            if optim_end + 8 > body.len() {
+                return Err("no trainer state length".into());
+            }
+            let extra_len = u64_at(optim_end) as usize;
+            if (optim_end + 8).checked_add(extra_len) != Some(body.len()) {
+                return Err("trainer state length does not match the file".into());
+            }
+            body[optim_end + 8..].to_vec()
+        };
         Ok(Checkpoint {
             step,
             model: body[28..model_end].to_vec(),
-            optimizer: body[optim_start..].to_vec(),
+            optimizer: body[optim_start..optim_end].to_vec(),
+            extra,
         })
     }
 }
@@ -179,7 +203,28 @@ mod tests {
             step,
             model: vec![step as u8; 100],
             optimizer: vec![7; 33],
+            extra: vec![1, 2, 3],
         }
+    }
+
+    #[test]
+    fn version_1_checkpoints_load_without_trainer_state() {
+        // The version 1 layout: no trainer state section.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC);
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&9u64.to_le_bytes());
+        v1.extend_from_slice(&4u64.to_le_bytes());
+        v1.extend_from_slice(&[1, 2, 3, 4]);
+        v1.extend_from_slice(&2u64.to_le_bytes());
+        v1.extend_from_slice(&[5, 6]);
+        let hash = Sha256::digest(&v1);
+        v1.extend_from_slice(&hash);
+        let c = Checkpoint::from_bytes(&v1).unwrap();
+        assert_eq!(
+            (c.step, c.model, c.optimizer, c.extra),
+            (9, vec![1, 2, 3, 4], vec![5, 6], vec![])
+        );
     }
 
     #[test]

@@ -245,6 +245,7 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
         // Pretraining runs without learning-rate dropout (Faceswap++).
         lr_dropout: s.lr_dropout && !s.pretrain,
         clip_norm: (s.clip_norm > 0.0).then_some(s.clip_norm),
+        autoclip: s.autoclip,
         schedule: LrSchedule {
             base: s.lr,
             warmup: s.warmup,
@@ -568,6 +569,9 @@ pub fn run_training(
         trainer
             .restore_state(ck.model, ck.optimizer, ck.step)
             .map_err(|e| TrainError::State(req.model_dir.clone(), e.to_string()))?;
+        trainer
+            .restore_extra(&ck.extra)
+            .map_err(|e| TrainError::State(req.model_dir.clone(), e))?;
     }
     if trainer.step() == 0
         && let Some(dir) = &s.pretrained
@@ -659,6 +663,7 @@ pub fn run_training(
                 step: trainer.step(),
                 model,
                 optimizer,
+                extra: trainer.extra_state(),
             },
         )?;
         Ok(())
