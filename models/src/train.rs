@@ -524,6 +524,14 @@ mod tests {
         }
     }
 
+    /// How many values differ in their bits.
+    fn bit_differences(a: &[f32], b: &[f32]) -> usize {
+        a.iter()
+            .zip(b)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count()
+    }
+
     fn weights(t: &SaehdTrainer) -> Vec<f32> {
         t.weight_values()
     }
@@ -764,12 +772,7 @@ mod tests {
             resumed.train_step(&a, &b);
         }
         assert_eq!(resumed.extra_state(), straight.extra_state());
-        let differing = weights(&resumed)
-            .iter()
-            .zip(&weights(&straight))
-            .filter(|(x, y)| x.to_bits() != y.to_bits())
-            .count();
-        assert_eq!(differing, 0);
+        assert_eq!(bit_differences(&weights(&resumed), &weights(&straight)), 0);
         // Without the history the resumed run would clip differently.
         assert!(resumed.restore_extra(&[1, 2, 3]).is_err());
     }
@@ -798,11 +801,7 @@ mod tests {
         }
         assert_eq!(resumed.step(), 6);
         let (w1, w2) = (weights(&resumed), weights(&straight));
-        let differing = w1
-            .iter()
-            .zip(&w2)
-            .filter(|(x, y)| x.to_bits() != y.to_bits())
-            .count();
+        let differing = bit_differences(&w1, &w2);
         assert!(
             w1.len() == w2.len() && differing == 0,
             "{differing} of {} weights differ",

@@ -218,6 +218,19 @@ fn xseg_learns_faces_with_occluders_and_generalises_to_held_out_faces() {
     assert!(iou >= 0.85, "IoU {iou}");
 }
 
+/// Hopper and Collins extracted at 64 px under `root`, every face labelled with its hull
+/// (and, when `cut_mouth`, a box over the mouth excluded).
+fn labelled_pair(root: &Path, cut_mouth: bool) -> std::path::PathBuf {
+    let faceset = faceset_from_photos(
+        root,
+        &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
+        64,
+    )
+    .unwrap();
+    label_with_hulls(&faceset, cut_mouth);
+    faceset
+}
+
 /// Labels every face of a faceset with its landmark hull (and, when `cut_mouth`, excludes a
 /// box over the mouth).
 fn label_with_hulls(faceset: &Path, cut_mouth: bool) {
@@ -314,13 +327,7 @@ fn labelled_faces_train_resume_and_apply() {
 #[test]
 fn xseg_training_is_a_daemon_job() {
     let root = tempfile::tempdir().unwrap();
-    let faceset = faceset_from_photos(
-        root.path(),
-        &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
-        64,
-    )
-    .unwrap();
-    label_with_hulls(&faceset, false);
+    let faceset = labelled_pair(root.path(), false);
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
     let d = faceswap_tests::DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
     let model = root.path().join("xseg");
@@ -367,13 +374,7 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
     use faceswapd::train::checkpoint;
 
     let root = tempfile::tempdir().unwrap();
-    let faceset = faceset_from_photos(
-        root.path(),
-        &["grace_hopper.jpg", "eileen_collins_astronaut.png"],
-        64,
-    )
-    .unwrap();
-    label_with_hulls(&faceset, true);
+    let faceset = labelled_pair(root.path(), true);
     let settings = XsegSettings {
         resolution: 32,
         base: 8,

@@ -311,12 +311,9 @@ impl Worker<'_> {
         for (k, (face, shake)) in faces.into_iter().enumerate() {
             let file = self.write_face(&pyr, index, &name, k as u32, &face)?;
             stored.push(StoredFace {
-                face,
                 file: Some(file),
-                masks: Default::default(),
-                labels: Vec::new(),
-                track: None,
                 shake,
+                ..StoredFace::new(face)
             });
         }
         Ok(ProcessedFrame {

@@ -229,7 +229,31 @@ pub enum StoreError {
     },
 }
 
+impl StoredFace {
+    /// A face with nothing else yet: no file, masks, labels, track or shake.
+    pub fn new(face: Face) -> StoredFace {
+        StoredFace {
+            face,
+            file: None,
+            masks: BTreeMap::new(),
+            labels: Vec::new(),
+            track: None,
+            shake: None,
+        }
+    }
+}
+
 impl Alignments {
+    /// An empty store for `source`, extracted with default settings and no smoothing.
+    pub fn new(source: SourceInfo) -> Alignments {
+        Alignments {
+            source,
+            settings: ExtractSettings::default(),
+            frames: BTreeMap::new(),
+            smoothing: None,
+        }
+    }
+
     /// Writes the store atomically.
     pub fn save(&self, path: &Path) -> Result<(), StoreError> {
         let body =

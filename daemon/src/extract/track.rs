@@ -507,25 +507,13 @@ mod tests {
     #[test]
     fn tracks_survive_a_gap_and_stay_apart() {
         use crate::extract::store::{FrameEntry, StoredFace};
-        let mut store = Alignments {
-            source: crate::extract::store::SourceInfo {
-                path: "v.mp4".into(),
-                width: 640,
-                height: 360,
-                fps: Some(25.0),
-            },
-            settings: Default::default(),
-            frames: Default::default(),
-            smoothing: None,
-        };
-        let stored = |f: Face| StoredFace {
-            face: f,
-            file: None,
-            masks: Default::default(),
-            labels: Vec::new(),
-            track: None,
-            shake: None,
-        };
+        let mut store = Alignments::new(crate::extract::store::SourceInfo {
+            path: "v.mp4".into(),
+            width: 640,
+            height: 360,
+            fps: Some(25.0),
+        });
+        let stored = StoredFace::new;
         for i in 0..40u64 {
             let mut faces = vec![stored(face_at(400.0 - i as f64, 100.0, 30.0))];
             // The first face is hidden in frames 10-19, then returns a little further on.

@@ -209,12 +209,7 @@ pub fn store_from_fsa(
     info: crate::extract::store::SourceInfo,
     folder_files: &[std::path::PathBuf],
 ) -> (Alignments, Vec<String>) {
-    let mut store = Alignments {
-        source: info,
-        settings: Default::default(),
-        frames: BTreeMap::new(),
-        smoothing: None,
-    };
+    let mut store = Alignments::new(info);
     let mut skipped = Vec::new();
     for (name, faces) in &fsa.frames {
         let Some(index) = frame_index(name, folder_files) else {
@@ -231,12 +226,8 @@ pub fn store_from_fsa(
                 lm.copy_from_slice(&f.landmarks);
                 let [x, y, w, h] = f.rect;
                 StoredFace {
-                    face: Face::from_landmarks([x, y, x + w, y + h], &lm),
-                    file: None,
                     masks: f.masks.clone(),
-                    labels: Vec::new(),
-                    track: None,
-                    shake: None,
+                    ..StoredFace::new(Face::from_landmarks([x, y, x + w, y + h], &lm))
                 }
             })
             .collect();

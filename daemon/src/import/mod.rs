@@ -301,17 +301,12 @@ pub fn import_dfl_faceset(dfl_dir: &Path, faceset: &Path) -> Result<FacesetImpor
         }
     };
     let store_path = new_store_path(faceset)?;
-    let mut store = Alignments {
-        source: SourceInfo {
-            path: dfl_dir.display().to_string(),
-            width: 0,
-            height: 0,
-            fps: None,
-        },
-        settings: Default::default(),
-        frames: Default::default(),
-        smoothing: None,
-    };
+    let mut store = Alignments::new(SourceInfo {
+        path: dfl_dir.display().to_string(),
+        width: 0,
+        height: 0,
+        fps: None,
+    });
     let mut centering_seen: Option<Centering> = None;
     for (file, face) in read {
         let name = file.display();
@@ -428,12 +423,10 @@ pub fn import_dfl_faceset(dfl_dir: &Path, faceset: &Path) -> Result<FacesetImpor
             }
         }
         entry.faces.push(StoredFace {
-            face: stored_face,
             file: Some(rel),
             masks,
             labels,
-            track: None,
-            shake: None,
+            ..StoredFace::new(stored_face)
         });
         out.faces += 1;
     }

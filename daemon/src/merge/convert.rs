@@ -1361,36 +1361,22 @@ mod tests {
                 .take(68)
                 .map(|p| [x + p[0] * 100.0, 50.0 + p[1] * 100.0])
                 .collect();
+            let mut lm = [[0.0; 2]; 68];
+            lm.copy_from_slice(&landmarks);
             StoredFace {
-                face: crate::extract::pipeline::Face {
-                    bbox: [x, 50.0, x + 100.0, 150.0],
-                    score: 1.0,
-                    landmarks,
-                    presence: 1.0,
-                    legacy: crate::extract::geometry::Affine::IDENTITY,
-                    distance: 0.0,
-                    roll_deg: 0.0,
-                    rejected: None,
-                    mesh: Vec::new(),
-                },
-                file: None,
-                masks: Default::default(),
-                labels: Vec::new(),
                 track: Some(track),
-                shake: None,
+                ..StoredFace::new(crate::extract::pipeline::Face::from_landmarks(
+                    [x, 50.0, x + 100.0, 150.0],
+                    &lm,
+                ))
             }
         };
-        let mut store = Alignments {
-            source: SourceInfo {
-                path: "v.mp4".into(),
-                width: 640,
-                height: 360,
-                fps: Some(25.0),
-            },
-            settings: Default::default(),
-            frames: Default::default(),
-            smoothing: None,
-        };
+        let mut store = Alignments::new(SourceInfo {
+            path: "v.mp4".into(),
+            width: 640,
+            height: 360,
+            fps: Some(25.0),
+        });
         store.frames.insert(
             0,
             FrameEntry {
