@@ -934,19 +934,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Alignments(AlignmentsCommand::Tracks { faceset }) => {
-            let store = crate::extract::store::Alignments::load(
-                &faceset.join(crate::extract::ALIGNMENTS_FILE),
-            )?;
-            let reports = crate::extract::track::track_reports(&store);
-            if reports.is_empty() {
-                println!("no tracks (not a video faceset, or extracted before tracks)");
-            }
-            for r in reports {
-                println!("{}", r.line());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Alignments(c) => {
             use faceswap_protocol::ToolSpec;
             let abs = |p: &Path| absolute(p).map(|p| p.display().to_string());
@@ -989,7 +976,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 AlignmentsCommand::MultiFaces { faceset } => (faceset, ToolSpec::MultiFaces),
                 AlignmentsCommand::NoFaces { faceset } => (faceset, ToolSpec::NoFaces),
                 AlignmentsCommand::Spatial { faceset } => (faceset, ToolSpec::Spatial),
-                AlignmentsCommand::Tracks { .. } => bail!("alignments tracks is not a job"),
+                // A read of the store, not a job.
+                AlignmentsCommand::Tracks { faceset } => {
+                    let store = crate::extract::store::Alignments::load(
+                        &faceset.join(crate::extract::ALIGNMENTS_FILE),
+                    )?;
+                    let reports = crate::extract::track::track_reports(&store);
+                    if reports.is_empty() {
+                        println!("no tracks (not a video faceset, or extracted before tracks)");
+                    }
+                    for r in reports {
+                        println!("{}", r.line());
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
             };
             let faceset = abs(&faceset)?;
             let what = format!("{} on {faceset}", tool.name());

@@ -238,27 +238,11 @@ fn pyramid(x: Tensor<4>, levels: usize, kernel: &Tensor<4>) -> Vec<Tensor<4>> {
 /// Pads `[B, C, H, W]` by `p` on every side, repeating the edge pixels.
 fn replicate_pad(x: Tensor<4>, p: usize) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let rows = Tensor::cat(
-        (0..p)
-            .map(|_| {
-                x.clone()
-                    .slice([0..x.dims()[0], 0..x.dims()[1], 0..1, 0..w])
-            })
-            .chain(std::iter::once(x.clone()))
-            .chain((0..p).map(|_| {
-                x.clone()
-                    .slice([0..x.dims()[0], 0..x.dims()[1], h - 1..h, 0..w])
-            }))
-            .collect(),
-        2,
-    ); // [B, C, H+2p, W]
-    let [b, c, hp, _] = rows.dims();
+    let edge =
+        |x: &Tensor<4>, dim: usize, at: usize| x.clone().narrow(dim, at, 1).repeat_dim(dim, p);
+    let rows = Tensor::cat(vec![edge(&x, 2, 0), x.clone(), edge(&x, 2, h - 1)], 2); // [B, C, H+2p, W]
     Tensor::cat(
-        (0..p)
-            .map(|_| rows.clone().slice([0..b, 0..c, 0..hp, 0..1]))
-            .chain(std::iter::once(rows.clone()))
-            .chain((0..p).map(|_| rows.clone().slice([0..b, 0..c, 0..hp, w - 1..w])))
-            .collect(),
+        vec![edge(&rows, 3, 0), rows.clone(), edge(&rows, 3, w - 1)],
         3,
     ) // [B, C, H+2p, W+2p]
 }

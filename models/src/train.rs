@@ -302,9 +302,12 @@ impl SaehdTrainer {
     pub fn train_step(&mut self, a: &SideBatch, b: &SideBatch) -> StepStats {
         let _draws = random_draws();
         self.device.seed(step_seed(self.cfg.seed, self.step));
-        // Freezing is a function of the step, so a resumed run freezes exactly the same steps.
-        if let Some((parts, steps)) = &self.cfg.freeze {
-            let trainable = self.step >= *steps;
+        // Freezing is a function of the step, so a resumed run freezes exactly the same steps;
+        // parts are trainable by default, so only the frozen steps and the first after change.
+        if let Some((parts, steps)) = &self.cfg.freeze
+            && self.step <= *steps
+        {
+            let trainable = self.step == *steps;
             self.model = self.model.clone().with_parts_trainable(parts, trainable);
         }
         let batch = a.batch_size();
@@ -524,6 +527,13 @@ mod tests {
         }
     }
 
+    /// The total loss (A + B) of the first and the last of `steps` steps.
+    fn losses_over(t: &mut SaehdTrainer, a: &SideBatch, b: &SideBatch, steps: usize) -> (f32, f32) {
+        let first = t.train_step(a, b);
+        let last = (1..steps).fold(first, |_, _| t.train_step(a, b));
+        (first.loss_a + first.loss_b, last.loss_a + last.loss_b)
+    }
+
     /// How many values differ in their bits.
     fn bit_differences(a: &[f32], b: &[f32]) -> usize {
         a.iter()
@@ -564,12 +574,8 @@ mod tests {
             },
         );
         let (a, b) = (side(false, &device), side(true, &device));
-        let first = trainer.train_step(&a, &b);
-        let mut last = first;
-        for _ in 0..29 {
-            last = trainer.train_step(&a, &b);
-        }
-        assert!(last.loss_a + last.loss_b < 0.7 * (first.loss_a + first.loss_b));
+        let (f, l) = losses_over(&mut trainer, &a, &b, 30);
+        assert!(l < 0.7 * f);
     }
 
     #[test]
@@ -594,12 +600,7 @@ mod tests {
                 },
             );
             let (a, b) = (side(false, &device), side(true, &device));
-            let first = trainer.train_step(&a, &b);
-            let mut last = first;
-            for _ in 0..29 {
-                last = trainer.train_step(&a, &b);
-            }
-            let (f, l) = (first.loss_a + first.loss_b, last.loss_a + last.loss_b);
+            let (f, l) = losses_over(&mut trainer, &a, &b, 30);
             println!("{optimizer:?}: loss {f:.3} -> {l:.3}");
             assert!(
                 l.is_finite() && l < 0.8 * f,
@@ -693,12 +694,7 @@ mod tests {
             },
         );
         let (a, b) = (side(false, &device), side(true, &device));
-        let first = trainer.train_step(&a, &b);
-        let mut last = first;
-        for _ in 0..29 {
-            last = trainer.train_step(&a, &b);
-        }
-        let (f, l) = (first.loss_a + first.loss_b, last.loss_a + last.loss_b);
+        let (f, l) = losses_over(&mut trainer, &a, &b, 30);
         assert!(l.is_finite() && l < 0.7 * f, "loss {f} -> {l}");
     }
 

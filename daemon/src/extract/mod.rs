@@ -256,7 +256,8 @@ struct ProcessedFrame {
 /// Processes frames: one per thread, each with its own models and tracking state.
 struct Worker<'a> {
     req: &'a ExtractRequest,
-    stem: &'a str,
+    /// Where its face files go.
+    out: FaceOutput,
     extractor: Extractor,
     /// Faces of the last processed video frame, and frames since the detector last ran.
     previous: Vec<Face>,
@@ -284,21 +285,21 @@ impl Worker<'_> {
                 &mut self.since_detect,
                 &mut timings,
             )?;
-            self.previous = faces.clone();
             let smoothed = self.smoother.smooth(&faces);
-            let smoothing = self.req.smoothing.is_some();
-            faces
-                .iter()
-                .zip(smoothed)
-                .map(|(f, s)| {
-                    let face = if smoothing {
-                        self.extractor.realign(pyr.base(), f, &s.landmarks)
-                    } else {
-                        f.clone()
-                    };
-                    (face, s.shake.map(|v| v as f32))
-                })
-                .collect()
+            let shakes = smoothed.iter().map(|s| s.shake.map(|v| v as f32));
+            let out: Vec<(Face, Option<f32>)> = if self.req.smoothing.is_some() {
+                faces
+                    .iter()
+                    .zip(&smoothed)
+                    .map(|(f, s)| self.extractor.realign(pyr.base(), f, &s.landmarks))
+                    .zip(shakes)
+                    .collect()
+            } else {
+                faces.iter().cloned().zip(shakes).collect()
+            };
+            // Tracking follows the raw landmarks.
+            self.previous = faces;
+            out
         } else {
             self.extractor
                 .process(&pyr, &mut timings)?
@@ -309,7 +310,7 @@ impl Worker<'_> {
         let start = Instant::now();
         let mut stored = Vec::with_capacity(faces.len());
         for (k, (face, shake)) in faces.into_iter().enumerate() {
-            let file = self.write_face(&pyr, index, &name, k as u32, &face)?;
+            let file = write_aligned_face(&self.out, &pyr, index, &name, k as u32, &face)?;
             stored.push(StoredFace {
                 file: Some(file),
                 shake,
@@ -328,24 +329,6 @@ impl Worker<'_> {
             write: start.elapsed(),
         })
     }
-
-    fn write_face(
-        &self,
-        pyr: &Pyramid,
-        index: u64,
-        name: &str,
-        k: u32,
-        face: &Face,
-    ) -> Result<String, ExtractError> {
-        let out = FaceOutput {
-            source: self.req.input.display().to_string(),
-            folder: self.req.output.clone(),
-            stem: self.stem.to_string(),
-            size: self.req.size,
-            centering: self.req.centering,
-        };
-        write_aligned_face(&out, pyr, index, name, k, face)
-    }
 }
 
 /// Where and how aligned face files are written.
@@ -361,6 +344,22 @@ pub struct FaceOutput {
     pub size: u32,
     /// Crop centering.
     pub centering: Centering,
+}
+
+impl FaceOutput {
+    /// Faces of `source` into the faceset `folder`, named after the source's file stem.
+    pub fn new(source: &Path, folder: &Path, size: u32, centering: Centering) -> FaceOutput {
+        FaceOutput {
+            source: source.display().to_string(),
+            folder: folder.to_path_buf(),
+            stem: source
+                .file_stem()
+                .map(|s| s.to_string_lossy().replace(' ', "_"))
+                .unwrap_or_else(|| "frame".into()),
+            size,
+            centering,
+        }
+    }
 }
 
 /// Writes face `k` of frame `index` as an aligned PNG carrying its metadata; returns its path
@@ -495,18 +494,9 @@ pub fn run_extraction(
     } else {
         None
     };
-    let stem = req
-        .input
-        .file_stem()
-        .map(|s| s.to_string_lossy().replace(' ', "_"))
-        .unwrap_or_else(|| "frame".into());
-    let (mut info, files) = describe_source(&req.input)?;
+    let out = FaceOutput::new(&req.input, &req.output, req.size, req.centering);
+    let (mut info, files, total) = describe_source(&req.input)?;
     info.path = source_path;
-    let total = if is_dir {
-        Some(files.len() as u64)
-    } else {
-        media::probe(&req.input)?.frames
-    };
     let nth = req.every_nth.max(1) as u64;
     let frame_count = if is_dir { None } else { total };
     let total = total.map(|t| t.div_ceil(nth));
@@ -535,7 +525,7 @@ pub fn run_extraction(
         };
         let mut worker = Worker {
             req,
-            stem: &stem,
+            out: out.clone(),
             extractor,
             previous: Vec::new(),
             since_detect: 0,
@@ -581,7 +571,7 @@ pub fn run_extraction(
             for w in 0..workers as u64 {
                 let preloaded = if w == 0 { first_extractor.take() } else { None };
                 let tx = tx.clone();
-                let (stop, already, stem) = (&stop, &already, &stem);
+                let (stop, already, out) = (&stop, &already, &out);
                 let start = w * per;
                 let end = if w + 1 == workers as u64 {
                     u64::MAX
@@ -596,7 +586,7 @@ pub fn run_extraction(
                         };
                         let mut worker = Worker {
                             req,
-                            stem,
+                            out: out.clone(),
                             extractor,
                             previous: Vec::new(),
                             since_detect: 0,
@@ -666,7 +656,10 @@ pub fn run_extraction(
 
 /// What a source is: its size and rate, and the frame indices of its images (a folder's files
 /// in name order) — the numbering extraction uses.
-pub fn describe_source(source: &Path) -> Result<(SourceInfo, Vec<PathBuf>), ExtractError> {
+/// Also its frame count (a folder's images; a video's from its container, None when unknown).
+pub fn describe_source(
+    source: &Path,
+) -> Result<(SourceInfo, Vec<PathBuf>, Option<u64>), ExtractError> {
     if source.is_dir() {
         let files = image_files(source)?;
         let first = files.first().ok_or_else(|| {
@@ -680,7 +673,8 @@ pub fn describe_source(source: &Path) -> Result<(SourceInfo, Vec<PathBuf>), Extr
             height: img.height,
             fps: None,
         };
-        Ok((info, files))
+        let count = Some(files.len() as u64);
+        Ok((info, files, count))
     } else {
         let v = media::probe(source)?;
         let info = SourceInfo {
@@ -689,7 +683,7 @@ pub fn describe_source(source: &Path) -> Result<(SourceInfo, Vec<PathBuf>), Extr
             height: v.height,
             fps: Some(v.fps),
         };
-        Ok((info, Vec::new()))
+        Ok((info, Vec::new(), v.frames))
     }
 }
 
@@ -730,16 +724,7 @@ pub fn export_faces(
 ) -> Result<usize, ExtractError> {
     let store_path = faceset.join(ALIGNMENTS_FILE);
     let mut store = Alignments::load(&store_path)?;
-    let out = FaceOutput {
-        source: source.display().to_string(),
-        folder: faceset.to_path_buf(),
-        stem: source
-            .file_stem()
-            .map(|s| s.to_string_lossy().replace(' ', "_"))
-            .unwrap_or_else(|| "frame".into()),
-        size,
-        centering,
-    };
+    let out = FaceOutput::new(source, faceset, size, centering);
     let wanted = store.frames_with_faces();
     let mut written = 0;
     visit_frames(source, &wanted, |index, frame| {

@@ -176,6 +176,12 @@ fn ibug68(points: &[[f64; 2]]) -> [[f64; 2]; 68] {
     lm
 }
 
+/// BlazeFace's six keypoints (eyes, nose tip, mouth, ear tragions) taken from 68 landmarks,
+/// for faces followed or re-aligned from landmarks rather than detected.
+fn keypoints(lm: &[[f64; 2]; 68]) -> [[f64; 2]; 6] {
+    [lm[36], lm[45], lm[30], lm[62], lm[0], lm[16]]
+}
+
 /// The legacy matrix of 68 landmarks, their mean distance from the mean face (percent of the
 /// aligned face, faceswap's "distance") and the roll in degrees.
 pub fn face_geometry(lm: &[[f64; 2]; 68]) -> (Affine, f64, f64) {
@@ -314,7 +320,7 @@ impl Extractor {
             }
             let det = FrameDetection {
                 bbox: [lo[0], lo[1], hi[0], hi[1]],
-                keypoints: [lm[36], lm[45], lm[30], lm[62], lm[0], lm[16]],
+                keypoints: keypoints(&lm),
                 score: presence,
             };
             faces.push(self.align(pyr.base(), det, &mesh, presence));
@@ -588,7 +594,7 @@ impl Extractor {
     pub fn realign(&self, frame: &RgbFrame, face: &Face, lm: &[[f64; 2]; 68]) -> Face {
         let det = FrameDetection {
             bbox: face.bbox,
-            keypoints: [lm[36], lm[45], lm[30], lm[62], lm[0], lm[16]],
+            keypoints: keypoints(lm),
             score: face.score,
         };
         let mut out = self.align(frame, det, lm, face.presence);

@@ -230,6 +230,16 @@ pub enum StoreError {
 }
 
 impl StoredFace {
+    /// The stored mask `rules` pick for this face in `frame`, with its name.
+    pub fn mask_by_rules<'a>(
+        &'a self,
+        frame: u64,
+        rules: &'a crate::masks::rules::MaskRules,
+    ) -> Option<(&'a str, &'a crate::masks::StoredMask)> {
+        let name = rules.resolve(frame, |m| self.masks.contains_key(m))?;
+        Some((name, self.masks.get(name)?))
+    }
+
     /// A face with nothing else yet: no file, masks, labels, track or shake.
     pub fn new(face: Face) -> StoredFace {
         StoredFace {

@@ -54,6 +54,42 @@ pub struct DflFace {
     pub xseg_mask: Option<Vec<u8>>,
 }
 
+/// Where a DFL face sits in its frame.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Frame → aligned face pixels.
+    pub to_face: Affine,
+    /// Aligned face → frame pixels.
+    pub to_frame: Affine,
+    /// 68 landmarks in frame pixels.
+    pub landmarks: Vec<[f64; 2]>,
+    /// The frame file it came from.
+    pub source: String,
+}
+
+impl DflFace {
+    /// Its matrix both ways, frame landmarks (DFL's `source_landmarks`, else its aligned
+    /// landmarks mapped back) and frame name; an error says what the metadata lacks.
+    pub fn placement(&self) -> Result<Placement, String> {
+        let to_face = self
+            .image_to_face_mat
+            .ok_or("no image_to_face_mat to place it in its frame")?;
+        let to_frame = to_face.inverse().ok_or("image_to_face_mat is singular")?;
+        let landmarks = match (&self.source_landmarks, &self.landmarks) {
+            (Some(lm), _) if lm.len() == 68 => lm.clone(),
+            (_, Some(lm)) if lm.len() == 68 => lm.iter().map(|p| to_frame.apply(*p)).collect(),
+            _ => return Err("no 68 landmarks".into()),
+        };
+        let source = self.source_filename.clone().ok_or("no source_filename")?;
+        Ok(Placement {
+            to_face,
+            to_frame,
+            landmarks,
+            source,
+        })
+    }
+}
+
 /// Reads a DFL aligned face JPG's metadata.
 pub fn read_dfl_jpg(path: &Path) -> Result<DflFace, DflError> {
     let bytes = std::fs::read(path).map_err(|e| DflError::Io(path.to_path_buf(), e))?;

@@ -181,25 +181,45 @@ fn mask(m: &BTreeMap<HashableValue, Value>) -> Result<StoredMask, String> {
     Ok(StoredMask::new(&plane, matrix))
 }
 
-/// The frame index of a faceswap frame name: the image's position in the source folder, or
-/// for videos the number faceswap appends (`clip_000001.png` is frame 0).
-pub fn frame_index(name: &str, folder_files: &[std::path::PathBuf]) -> Option<u64> {
-    if !folder_files.is_empty() {
-        return folder_files
-            .iter()
-            .position(|p| p.file_name().is_some_and(|n| n.to_string_lossy() == name))
-            .map(|i| i as u64);
+/// How a source numbers its frames: a folder's images by name, or a video's frames.
+pub enum FrameNumbering {
+    /// Image file name → its position in the folder.
+    Folder(std::collections::HashMap<String, u64>),
+    /// faceswap names a video's frames `<stem>_NNNNNN.png`, counting from 1.
+    Video,
+}
+
+impl FrameNumbering {
+    /// The numbering of a source whose folder images are `folder_files` (empty: a video).
+    pub fn of(folder_files: &[std::path::PathBuf]) -> FrameNumbering {
+        if folder_files.is_empty() {
+            return FrameNumbering::Video;
+        }
+        FrameNumbering::Folder(
+            folder_files
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    Some((p.file_name()?.to_string_lossy().into_owned(), i as u64))
+                })
+                .collect(),
+        )
     }
-    let stem = Path::new(name).file_stem()?.to_string_lossy().into_owned();
-    let digits: String = stem
-        .chars()
-        .rev()
-        .take_while(|c| c.is_ascii_digit())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    digits.parse::<u64>().ok()?.checked_sub(1)
+
+    /// The frame index of a faceswap frame name (`clip_000001.png` is video frame 0).
+    pub fn index(&self, name: &str) -> Option<u64> {
+        match self {
+            FrameNumbering::Folder(by_name) => by_name.get(name).copied(),
+            FrameNumbering::Video => {
+                let stem = Path::new(name).file_stem()?.to_string_lossy().into_owned();
+                let digits = stem.len() - stem.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+                stem[stem.len() - digits..]
+                    .parse::<u64>()
+                    .ok()?
+                    .checked_sub(1)
+            }
+        }
+    }
 }
 
 /// An alignments store for `source` from a faceswap alignments file: every face with its
@@ -211,8 +231,9 @@ pub fn store_from_fsa(
 ) -> (Alignments, Vec<String>) {
     let mut store = Alignments::new(info);
     let mut skipped = Vec::new();
+    let numbering = FrameNumbering::of(folder_files);
     for (name, faces) in &fsa.frames {
-        let Some(index) = frame_index(name, folder_files) else {
+        let Some(index) = numbering.index(name) else {
             skipped.push(format!(
                 "frame {name}: not a frame of {}",
                 store.source.path
@@ -249,11 +270,12 @@ mod tests {
 
     #[test]
     fn frame_names_map_to_indices() {
-        assert_eq!(frame_index("clip_000001.png", &[]), Some(0));
-        assert_eq!(frame_index("my clip_000473.png", &[]), Some(472));
-        assert_eq!(frame_index("clip.png", &[]), None);
+        let video = FrameNumbering::of(&[]);
+        assert_eq!(video.index("clip_000001.png"), Some(0));
+        assert_eq!(video.index("my clip_000473.png"), Some(472));
+        assert_eq!(video.index("clip.png"), None);
         assert_eq!(
-            frame_index("clip_000000.png", &[]),
+            video.index("clip_000000.png"),
             None,
             "faceswap counts from 1"
         );
@@ -261,8 +283,9 @@ mod tests {
             std::path::PathBuf::from("/p/a.jpg"),
             std::path::PathBuf::from("/p/b.jpg"),
         ];
-        assert_eq!(frame_index("b.jpg", &files), Some(1));
-        assert_eq!(frame_index("c.jpg", &files), None);
+        let folder = FrameNumbering::of(&files);
+        assert_eq!(folder.index("b.jpg"), Some(1));
+        assert_eq!(folder.index("c.jpg"), None);
         assert!(parse(b"garbage").unwrap_err().contains("pickle"));
     }
 }

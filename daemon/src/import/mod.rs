@@ -56,29 +56,19 @@ pub fn import_dfl_labels(dfl_dir: &Path, faceset: &Path) -> Result<DflLabelImpor
             continue;
         }
         let name = file.display();
-        let Some(to_face) = face.image_to_face_mat else {
-            out.unmatched
-                .push(format!("{name}: no image_to_face_mat to place its labels"));
-            continue;
-        };
-        let Some(to_frame) = to_face.inverse() else {
-            out.unmatched
-                .push(format!("{name}: image_to_face_mat is singular"));
-            continue;
-        };
-        let landmarks = match (&face.source_landmarks, &face.landmarks) {
-            (Some(lm), _) if lm.len() == 68 => lm.clone(),
-            (_, Some(lm)) if lm.len() == 68 => lm.iter().map(|p| to_frame.apply(*p)).collect(),
-            _ => {
-                out.unmatched
-                    .push(format!("{name}: no 68 landmarks to match"));
+        let dfl::Placement {
+            to_face,
+            to_frame,
+            landmarks,
+            source,
+        } = match face.placement() {
+            Ok(p) => p,
+            Err(e) => {
+                out.unmatched.push(format!("{name}: {e}"));
                 continue;
             }
         };
-        let Some(source) = face.source_filename.as_deref() else {
-            out.unmatched.push(format!("{name}: no source_filename"));
-            continue;
-        };
+        let source = source.as_str();
         let stem = Path::new(source)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -235,7 +225,7 @@ pub fn import_fsa(
 ) -> Result<FacesetImport, String> {
     let file = fsa::read_fsa(fsa)?;
     let store_path = new_store_path(faceset)?;
-    let (info, folder_files) =
+    let (info, folder_files, _) =
         crate::extract::describe_source(source).map_err(|e| e.to_string())?;
     let (mut store, skipped) = fsa::store_from_fsa(&file, info, &folder_files);
     let tracks = if source.is_dir() {
@@ -329,22 +319,15 @@ pub fn import_dfl_faceset(dfl_dir: &Path, faceset: &Path) -> Result<FacesetImpor
             ));
             continue;
         }
-        let (Some(to_face), Some(source)) = (face.image_to_face_mat, face.source_filename.clone())
-        else {
-            out.skipped
-                .push(format!("{name}: no image_to_face_mat or source_filename"));
-            continue;
-        };
-        let Some(to_frame) = to_face.inverse() else {
-            out.skipped
-                .push(format!("{name}: image_to_face_mat is singular"));
-            continue;
-        };
-        let landmarks: Vec<[f64; 2]> = match (&face.source_landmarks, &face.landmarks) {
-            (Some(lm), _) if lm.len() == 68 => lm.clone(),
-            (_, Some(lm)) if lm.len() == 68 => lm.iter().map(|p| to_frame.apply(*p)).collect(),
-            _ => {
-                out.skipped.push(format!("{name}: no 68 landmarks"));
+        let dfl::Placement {
+            to_face,
+            to_frame,
+            landmarks,
+            source,
+        } = match face.placement() {
+            Ok(p) => p,
+            Err(e) => {
+                out.skipped.push(format!("{name}: {e}"));
                 continue;
             }
         };

@@ -333,9 +333,9 @@ pub fn review_grid(
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let scale = TILE as f64 / meta.size.max(1) as f64;
             let to_tile = Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]).then_after(&meta.crop);
-            let chosen = rules.resolve(*index, |m| f.masks.contains_key(m));
-            let mask = match chosen.and_then(|m| f.masks.get(m)) {
-                Some(sm) => Some(sm.project(&to_tile, TILE)?),
+            let chosen = f.mask_by_rules(*index, rules);
+            let mask = match chosen {
+                Some((_, sm)) => Some(sm.project(&to_tile, TILE)?),
                 None => None,
             };
             let mut tile = vec![0u8; TILE * TILE * 3];

@@ -16,7 +16,7 @@ use crate::extract::geometry::Affine;
 use crate::extract::store::Alignments;
 use crate::extract::{ALIGNMENTS_FILE, read_face_meta};
 use crate::train::augment::{
-    TransformRanges, WarpGrid, gaussian_blur, random_transform, shift_hsv,
+    TransformRanges, WarpGrid, gaussian_blur, random_transform, sample_plane, shift_hsv,
 };
 use crate::train::checkpoint::{self, Checkpoint};
 
@@ -275,29 +275,6 @@ pub fn train_xseg(
         }
     }
     Ok(summary)
-}
-
-/// Bilinear sample of an `r × r` plane at pixel-index coordinates: border replicated
-/// (`replicate`) or 0 outside.
-fn sample_plane(plane: &[f32], r: usize, p: [f64; 2], replicate: bool) -> f32 {
-    let max = (r - 1) as f64;
-    if !replicate && (p[0] < -1.0 || p[1] < -1.0 || p[0] > max + 1.0 || p[1] > max + 1.0) {
-        return 0.0;
-    }
-    let (x0, y0) = (p[0].floor(), p[1].floor());
-    let (fx, fy) = ((p[0] - x0) as f32, (p[1] - y0) as f32);
-    let at = |x: f64, y: f64| {
-        if replicate {
-            plane[y.clamp(0.0, max) as usize * r + x.clamp(0.0, max) as usize]
-        } else if x < 0.0 || y < 0.0 || x > max || y > max {
-            0.0
-        } else {
-            plane[y as usize * r + x as usize]
-        }
-    };
-    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
-    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
-    top * (1.0 - fy) + bottom * fy
 }
 
 /// `face` (planar RGB and mask) moved by `move_point` (output pixel → source pixel).

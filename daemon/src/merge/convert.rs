@@ -429,9 +429,8 @@ fn targets_by_frame(
                 let landmarks = stored.face.landmarks68();
                 // The stored mask the rules pick for this frame (the "stored" mask mode).
                 let mask = rules
-                    .and_then(|r| r.resolve(i, |m| stored.masks.contains_key(m)))
-                    .and_then(|m| stored.masks.get(m))
-                    .cloned();
+                    .and_then(|r| stored.mask_by_rules(i, r))
+                    .map(|(_, m)| m.clone());
                 let motion = face_centre(&landmarks)
                     .and_then(|c| Some((nearest(&prev, c)?, nearest(&next, c)?)))
                     .map(|(p, n)| Motion {

@@ -306,26 +306,41 @@ impl WarpGrid {
 /// `plane` (`r × r`) resampled through `from_out` (output pixel → source pixel, pixel centres at
 /// integers), bilinear, 0 outside.
 pub fn transform_plane(plane: &[f32], r: usize, from_out: &Affine) -> Vec<f32> {
-    let at = |x: isize, y: isize| {
-        if x < 0 || y < 0 || x >= r as isize || y >= r as isize {
+    let mut out = Vec::with_capacity(r * r);
+    for y in 0..r {
+        for x in 0..r {
+            out.push(sample_plane(
+                plane,
+                r,
+                from_out.apply([x as f64, y as f64]),
+                false,
+            ));
+        }
+    }
+    out
+}
+
+/// Bilinear sample of an `r × r` plane at pixel-index coordinates: border replicated
+/// (`replicate`) or 0 outside.
+pub fn sample_plane(plane: &[f32], r: usize, p: [f64; 2], replicate: bool) -> f32 {
+    let max = (r - 1) as f64;
+    if !replicate && (p[0] < -1.0 || p[1] < -1.0 || p[0] > max + 1.0 || p[1] > max + 1.0) {
+        return 0.0;
+    }
+    let (x0, y0) = (p[0].floor(), p[1].floor());
+    let (fx, fy) = ((p[0] - x0) as f32, (p[1] - y0) as f32);
+    let at = |x: f64, y: f64| {
+        if replicate {
+            plane[y.clamp(0.0, max) as usize * r + x.clamp(0.0, max) as usize]
+        } else if x < 0.0 || y < 0.0 || x > max || y > max {
             0.0
         } else {
             plane[y as usize * r + x as usize]
         }
     };
-    let mut out = Vec::with_capacity(r * r);
-    for y in 0..r {
-        for x in 0..r {
-            let p = from_out.apply([x as f64, y as f64]);
-            let (x0, y0) = (p[0].floor(), p[1].floor());
-            let (fx, fy) = ((p[0] - x0) as f32, (p[1] - y0) as f32);
-            let (x0, y0) = (x0 as isize, y0 as isize);
-            let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
-            let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
-            out.push(top * (1.0 - fy) + bottom * fy);
-        }
-    }
-    out
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+    top * (1.0 - fy) + bottom * fy
 }
 
 /// Bilinear RGB sample with border replicate, in [0, 1].

@@ -92,10 +92,10 @@ impl MaskSource {
         let Some((frame, face)) = self.faces.get(&name) else {
             return Ok(None);
         };
-        let Some(pick) = self.rules.resolve(*frame, |m| face.masks.contains_key(m)) else {
+        let Some((pick, stored)) = face.mask_by_rules(*frame, &self.rules) else {
             return Ok(None);
         };
-        let plane = face.masks[pick]
+        let plane = stored
             .project(&meta.crop_at(r), r)
             .map_err(|e| format!("{}: mask {pick}: {e}", file.display()))?;
         Ok(Some((pick.to_string(), plane.data)))
