@@ -179,6 +179,15 @@ pub fn wait_job(
     }
 }
 
+/// Waits until a job runs in this daemon (its record says running, so a kill now leaves it
+/// interrupted) with at least `steps` done, or has finished; progress from before a restart
+/// alone does not count.
+pub fn wait_running_past(c: &mut Connection, id: JobId, steps: u64) -> anyhow::Result<JobRecord> {
+    wait_job(c, id, Duration::from_secs(60), |r| {
+        r.state == JobState::Done || (r.state == JobState::Running && r.progress.done >= steps)
+    })
+}
+
 /// Waits until a job reaches `state`.
 pub fn wait_state(
     c: &mut Connection,

@@ -9,7 +9,8 @@ use faceswap_models::burn::tensor::Device;
 use faceswap_models::{ComputeBackend, SaehdTrainer, TrainerConfig};
 use faceswap_protocol::{JobSpec, JobState, Request, Response, TrainSettings};
 use faceswap_tests::{
-    DaemonUnderTest, job, kill_during_training, temp_files, test_asset, wait_state,
+    DaemonUnderTest, job, kill_during_training, temp_files, test_asset, wait_running_past,
+    wait_state,
 };
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::pipeline::ExtractSettings;
@@ -224,13 +225,8 @@ fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_wei
         if record.state == JobState::Done {
             break;
         }
-        let started = Instant::now();
-        let target = last_step + next(8);
-        while job(&mut c, id).unwrap().progress.done <= target
-            && started.elapsed() < Duration::from_secs(60)
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let target = last_step + 1 + next(8);
+        wait_running_past(&mut c, id, target).unwrap();
         if kills % 3 == 2 {
             let t = Instant::now();
             while temp_files(&model_dir) == 0 && t.elapsed() < Duration::from_secs(5) {}

@@ -369,7 +369,9 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
 
     use faceswap_models::ComputeBackend;
     use faceswap_protocol::{JobSpec, JobState, Request, Response, XsegSettings};
-    use faceswap_tests::{DaemonUnderTest, job, kill_during_training, temp_files, wait_state};
+    use faceswap_tests::{
+        DaemonUnderTest, job, kill_during_training, temp_files, wait_running_past, wait_state,
+    };
     use faceswapd::masks::xseg::{XsegTrainRequest, train_xseg};
     use faceswapd::train::checkpoint;
 
@@ -417,13 +419,8 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
     let mut rng = Rng(0x5eed);
     let (mut kills, mut mid_write, mut last_step) = (0, 0, 0u64);
     while kills < 6 {
-        let started = Instant::now();
         let target = last_step + 1 + (rng.next() * 6.0) as u64;
-        while job(&mut c, id).unwrap().progress.done < target
-            && started.elapsed() < Duration::from_secs(60)
-        {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_running_past(&mut c, id, target).unwrap();
         if kills % 2 == 1 {
             // The instant a checkpoint is being written.
             let t = Instant::now();
