@@ -660,12 +660,15 @@ pub struct TrainArgs {
     /// Model folder (created): model.toml, checkpoints, previews, loss.csv.
     #[arg(long)]
     pub model: PathBuf,
-    /// df or liae, with u/d/t options (e.g. liae-ud). Fixed when the model is created.
+    /// df or liae, with u/d/t options (e.g. liae-ud), or Phaze-A: `phaze-a` (faceswap's
+    /// defaults), `phaze-a:PRESET` (dfl-saehd-df, dfl-saehd-liae, iae, fspp-256) or
+    /// `phaze-a:FILE.toml`. Fixed when the model is created.
     #[arg(long, default_value = "df")]
     pub archi: String,
-    /// Face resolution (multiple of 16; 32 with d). Fixed at creation.
-    #[arg(long, default_value_t = 128)]
-    pub resolution: u32,
+    /// Face resolution (multiple of 16; 32 with d). Fixed at creation. Default: 128 for SAEHD,
+    /// the preset's for Phaze-A.
+    #[arg(long)]
+    pub resolution: Option<u32>,
     /// Autoencoder dims. Fixed at creation.
     #[arg(long, default_value_t = 256)]
     pub ae_dims: u32,
@@ -781,7 +784,14 @@ impl TrainArgs {
     fn settings(&self) -> faceswap_protocol::TrainSettings {
         faceswap_protocol::TrainSettings {
             archi: self.archi.clone(),
-            resolution: self.resolution,
+            // 0 asks for the Phaze-A preset's own size.
+            resolution: self
+                .resolution
+                .unwrap_or(if self.archi.starts_with("phaze-a") {
+                    0
+                } else {
+                    128
+                }),
             ae_dims: self.ae_dims,
             e_dims: self.e_dims,
             d_dims: self.d_dims,

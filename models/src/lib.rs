@@ -1,9 +1,8 @@
 //! Everything in Faceswap++ with learned weights.
 //!
-//! Today: choosing and probing the compute backend (burn `flex` on CPU, `cuda`, `vulkan`), ONNX
-//! Runtime, and the pretrained extractor nets it runs (MediaPipe BlazeFace and FaceMesh; optional
-//! S3FD and FAN). The
-//! swap networks, losses, optimisers and checkpoints arrive with the training engine.
+//! The compute backend (burn `flex` on CPU, `cuda`, `vulkan`), ONNX Runtime and the pretrained
+//! extractor nets it runs (MediaPipe BlazeFace and FaceMesh; optional S3FD, FAN, BiSeNet), and the
+//! learned parts: swap models (SAEHD, Phaze-A), XSeg, losses, optimisers and the trainer.
 
 /// The burn version these models are built with, for callers that build tensors.
 pub use burn;
@@ -11,12 +10,14 @@ pub use burn;
 pub mod backend;
 pub mod bisenet;
 pub mod blazeface;
+pub mod face_model;
 pub mod facemesh;
 pub mod faceswap_losses;
 pub mod fan;
 pub mod losses;
 pub mod onnx;
 pub mod optim;
+pub mod phaze_a;
 pub mod s3fd;
 pub mod saehd;
 pub mod train;
@@ -28,9 +29,11 @@ use burn::optim::{RecordState, StateSink, StateSource, join_index, join_path};
 
 pub use backend::{ComputeBackend, ProbeReport, compiled_backends, probe};
 pub use blazeface::{BlazeFace, BlazeFaceKind, RawDetection};
+pub use face_model::{FaceModel, ModelOptions};
 pub use facemesh::{FaceMesh, IBUG68_FROM_FACEMESH, MeshResult};
 pub use fan::{Fan, FanResult};
 pub use onnx::{OnnxModel, OnnxRuntimeError, load_onnx_runtime};
+pub use phaze_a::{PhazeA, PhazeAOptions};
 pub use s3fd::{S3fd, S3fdBox};
-pub use saehd::{Archi, Saehd, SaehdOptions, SaehdOutput, SwapOutput};
-pub use train::{OptimizerKind, SaehdTrainer, SideBatch, StepStats, TrainerConfig};
+pub use saehd::{Archi, FaceOutput, ModelPart, Saehd, SaehdOptions, SwapOutput};
+pub use train::{FaceTrainer, OptimizerKind, SideBatch, StepStats, TrainerConfig};

@@ -232,21 +232,23 @@ impl Upscale {
     }
 }
 
+/// Two 3×3 convs with LReLU 0.2 inside and after the skip (DFL ResidualBlock; faceswap's
+/// ResidualBlock is the same).
 #[derive(Module, Debug)]
-struct ResBlock {
+pub(crate) struct ResBlock {
     conv1: Conv2d,
     conv2: Conv2d,
 }
 
 impl ResBlock {
-    fn new(c: usize, device: &Device) -> Self {
+    pub(crate) fn new(c: usize, device: &Device) -> Self {
         ResBlock {
             conv1: conv(3, c, c, 1, device),
             conv2: conv(3, c, c, 1, device),
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, C, H, W] throughout
         let y = leaky_relu(self.conv1.forward(x.clone()), 0.2);
         leaky_relu(x + self.conv2.forward(y), 0.2)
@@ -440,7 +442,7 @@ pub struct Saehd {
 }
 
 /// Reconstructions and both swaps for one batch of each side.
-pub struct SaehdOutput {
+pub struct FaceOutput {
     /// A reconstructed, `[B, 3, R, R]`, and its mask `[B, 1, R, R]`.
     pub a: (Tensor<4>, Tensor<4>),
     /// B reconstructed and its mask.
@@ -534,11 +536,11 @@ impl Saehd {
     }
 
     /// Runs both sides and both swaps (src = A, dst = B in DFL's terms).
-    pub fn forward(&self, a: Tensor<4>, b: Tensor<4>) -> SaehdOutput {
+    pub fn forward(&self, a: Tensor<4>, b: Tensor<4>) -> FaceOutput {
         let codes = self.codes(a, b);
         let (za, zb) = Self::reconstruction_inputs(&codes);
         let (b_as_a, a_as_b) = self.swap_inputs(codes);
-        SaehdOutput {
+        FaceOutput {
             a: self.decoder_a.forward(za),
             b: self.decoder_for_b().forward(zb),
             b_to_a: self.decoder_a.forward(b_as_a),
@@ -562,10 +564,10 @@ pub struct SwapOutput {
 #[error("the weights do not fit this SAEHD architecture: {0}")]
 pub struct LoadError(pub String);
 
-/// A part of a SAEHD model that can be taken from a pretrained one and frozen (Faceswap++:
+/// A part of a swap model that can be taken from a pretrained one and frozen (Faceswap++:
 /// load only the encoder of a model pretrained on many faces to cut identity bleed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SaehdPart {
+pub enum ModelPart {
     /// The shared encoder.
     Encoder,
     /// The inter (DF) or both inters (LIAE).
@@ -576,95 +578,20 @@ pub enum SaehdPart {
     DecoderB,
 }
 
-impl SaehdPart {
+impl ModelPart {
     /// Parses `encoder`, `inter`, `decoder_a`, `decoder_b`.
-    pub fn parse(s: &str) -> Option<SaehdPart> {
+    pub fn parse(s: &str) -> Option<ModelPart> {
         Some(match s {
-            "encoder" => SaehdPart::Encoder,
-            "inter" => SaehdPart::Inter,
-            "decoder_a" | "decoder-a" => SaehdPart::DecoderA,
-            "decoder_b" | "decoder-b" => SaehdPart::DecoderB,
+            "encoder" => ModelPart::Encoder,
+            "inter" => ModelPart::Inter,
+            "decoder_a" | "decoder-a" => ModelPart::DecoderA,
+            "decoder_b" | "decoder-b" => ModelPart::DecoderB,
             _ => return None,
         })
     }
 }
 
 impl Saehd {
-    /// This model with `parts` taken from `from` (same architecture).
-    pub fn with_parts_of(mut self, from: &Saehd, parts: &[SaehdPart]) -> Saehd {
-        for part in parts {
-            match part {
-                SaehdPart::Encoder => self.encoder = from.encoder.clone(),
-                SaehdPart::Inter => {
-                    self.inter_ab = from.inter_ab.clone();
-                    self.inter_b = from.inter_b.clone();
-                }
-                SaehdPart::DecoderA => self.decoder_a = from.decoder_a.clone(),
-                SaehdPart::DecoderB => self.decoder_b = from.decoder_b.clone(),
-            }
-        }
-        self
-    }
-
-    /// This model with `parts` trainable or frozen (frozen parameters get no gradient, so
-    /// optimisers leave them bit-identical).
-    pub fn with_parts_trainable(mut self, parts: &[SaehdPart], trainable: bool) -> Saehd {
-        for part in parts {
-            match part {
-                SaehdPart::Encoder => {
-                    self.encoder = self.encoder.set_require_grad(trainable);
-                }
-                SaehdPart::Inter => {
-                    self.inter_ab = self.inter_ab.set_require_grad(trainable);
-                    self.inter_b = self.inter_b.map(|i| i.set_require_grad(trainable));
-                }
-                SaehdPart::DecoderA => {
-                    self.decoder_a = self.decoder_a.set_require_grad(trainable);
-                }
-                SaehdPart::DecoderB => {
-                    self.decoder_b = self.decoder_b.map(|d| d.set_require_grad(trainable));
-                }
-            }
-        }
-        self
-    }
-
-    /// Every weight value of one part, in visiting order.
-    pub fn part_values(&self, part: SaehdPart) -> Vec<f32> {
-        use crate::train::weight_values;
-        match part {
-            SaehdPart::Encoder => weight_values(&self.encoder),
-            SaehdPart::Inter => {
-                let mut v = weight_values(&self.inter_ab);
-                if let Some(b) = &self.inter_b {
-                    v.extend(weight_values(b));
-                }
-                v
-            }
-            SaehdPart::DecoderA => weight_values(&self.decoder_a),
-            SaehdPart::DecoderB => self
-                .decoder_b
-                .as_ref()
-                .map(weight_values)
-                .unwrap_or_default(),
-        }
-    }
-
-    /// Builds the networks of `opts` on `device` and loads `weights` (the burnpack bytes a
-    /// trainer's `save_state` wrote).
-    pub fn load(
-        opts: &SaehdOptions,
-        device: &Device,
-        weights: Vec<u8>,
-    ) -> Result<Saehd, LoadError> {
-        let record =
-            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights))
-                .map_err(|e| LoadError(e.to_string()))?;
-        opts.init(device)
-            .try_load_record(record)
-            .map_err(|e| LoadError(e.to_string()))
-    }
-
     /// Swaps destination (B) faces to A's identity, with both of DFL's learned masks — the
     /// merger's predictor (DFL `Model_SAEHD.AE_merge`).
     pub fn swap(&self, b: Tensor<4>) -> SwapOutput {

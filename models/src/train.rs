@@ -9,9 +9,9 @@ use burn::optim::{
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Tensor};
 
+use crate::face_model::{FaceModel, ModelOptions};
 use crate::losses::{SideLossOptions, saehd_side_loss};
 use crate::optim::{AdaBeliefConfig, LrSchedule};
-use crate::saehd::{Saehd, SaehdOptions};
 
 /// One side's training batch, all `[B, C, R, R]` with values in [0, 1].
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ pub struct TrainerConfig {
     pub seed: u64,
     /// Parts kept frozen (no updates) for the first this-many steps: the parts loaded from a
     /// pretrained model, so the rest can catch up before they move.
-    pub freeze: Option<(Vec<crate::saehd::SaehdPart>, u64)>,
+    pub freeze: Option<(Vec<crate::saehd::ModelPart>, u64)>,
 }
 
 impl Default for TrainerConfig {
@@ -132,9 +132,9 @@ pub enum TrainStateError {
     Pretrained(String),
 }
 
-/// A SAEHD model with its optimiser state and step counter.
-pub struct SaehdTrainer {
-    model: Saehd,
+/// A swap model (SAEHD or Phaze-A) with its optimiser state and step counter.
+pub struct FaceTrainer {
+    model: FaceModel,
     optimizer: ModuleOptimizer,
     cfg: TrainerConfig,
     resolution: usize,
@@ -209,10 +209,11 @@ pub fn weight_values<M: Module>(module: &M) -> Vec<f32> {
     c.0
 }
 
-impl SaehdTrainer {
+impl FaceTrainer {
     /// A fresh model on `device` (an autodiff device: `Device::flex().autodiff()` on the CPU),
     /// its weights drawn from `cfg.seed`.
-    pub fn new(opts: &SaehdOptions, device: &Device, cfg: TrainerConfig) -> Self {
+    pub fn new(opts: impl Into<ModelOptions>, device: &Device, cfg: TrainerConfig) -> Self {
+        let opts: ModelOptions = opts.into();
         let _draws = random_draws();
         device.seed(cfg.seed);
         let optimizer = match cfg.optimizer {
@@ -235,10 +236,10 @@ impl SaehdTrainer {
         };
         let model = opts.init(device);
         materialise(&model);
-        SaehdTrainer {
+        FaceTrainer {
             model,
             optimizer,
-            resolution: opts.resolution,
+            resolution: opts.resolution(),
             device: device.clone(),
             cfg,
             step: 0,
@@ -264,7 +265,7 @@ impl SaehdTrainer {
     }
 
     /// The model as trained so far.
-    pub fn model(&self) -> &Saehd {
+    pub fn model(&self) -> &FaceModel {
         &self.model
     }
 
@@ -272,18 +273,22 @@ impl SaehdTrainer {
     /// model; the other parts keep their fresh initialisation. Only before the first step.
     pub fn load_parts(
         &mut self,
-        opts: &SaehdOptions,
+        opts: impl Into<ModelOptions>,
         pretrained: Vec<u8>,
-        parts: &[crate::saehd::SaehdPart],
+        parts: &[crate::saehd::ModelPart],
     ) -> Result<(), TrainStateError> {
         if self.step != 0 {
             return Err(TrainStateError::Pretrained(
                 "they load into a new model only (this one has trained already)".into(),
             ));
         }
-        let from = Saehd::load(opts, &self.device, pretrained)
+        let from = FaceModel::load(&opts.into(), &self.device, pretrained)
             .map_err(|e| TrainStateError::Pretrained(e.to_string()))?;
-        self.model = self.model.clone().with_parts_of(&from, parts);
+        self.model = self
+            .model
+            .clone()
+            .with_parts_of(&from, parts)
+            .map_err(TrainStateError::Pretrained)?;
         Ok(())
     }
 
@@ -424,7 +429,7 @@ pub(crate) fn load_state<M: Module>(
 /// Scales every gradient by one factor when their global L2 norm exceeds the limit `limit`
 /// gives for that norm; returns the norm.
 fn clip_global_norm(
-    model: &Saehd,
+    model: &FaceModel,
     grads: &mut GradientsParams,
     limit: impl FnOnce(f32) -> Option<f32>,
 ) -> f32 {
@@ -475,6 +480,7 @@ fn clip_global_norm(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::saehd::SaehdOptions;
     use burn::tensor::TensorData;
 
     /// Smooth gradients as stand-in faces: side A horizontal, side B vertical; full masks.
@@ -501,9 +507,9 @@ mod tests {
         }
     }
 
-    fn trainer(device: &Device, cfg: TrainerConfig) -> SaehdTrainer {
+    fn trainer(device: &Device, cfg: TrainerConfig) -> FaceTrainer {
         let opts = SaehdOptions::parse("df", 32, 16, 4, 4, 2).unwrap();
-        SaehdTrainer::new(&opts, device, cfg)
+        FaceTrainer::new(&opts, device, cfg)
     }
 
     fn cfg() -> TrainerConfig {
@@ -528,7 +534,7 @@ mod tests {
     }
 
     /// The total loss (A + B) of the first and the last of `steps` steps.
-    fn losses_over(t: &mut SaehdTrainer, a: &SideBatch, b: &SideBatch, steps: usize) -> (f32, f32) {
+    fn losses_over(t: &mut FaceTrainer, a: &SideBatch, b: &SideBatch, steps: usize) -> (f32, f32) {
         let first = t.train_step(a, b);
         let last = (1..steps).fold(first, |_, _| t.train_step(a, b));
         (first.loss_a + first.loss_b, last.loss_a + last.loss_b)
@@ -542,7 +548,7 @@ mod tests {
             .count()
     }
 
-    fn weights(t: &SaehdTrainer) -> Vec<f32> {
+    fn weights(t: &FaceTrainer) -> Vec<f32> {
         t.weight_values()
     }
 
@@ -614,7 +620,7 @@ mod tests {
     /// start from the fresh model's own initialisation.
     #[test]
     fn a_pretrained_encoder_loads_alone_and_stays_frozen_for_n_steps() {
-        use crate::saehd::SaehdPart::{self, DecoderA, DecoderB, Encoder, Inter};
+        use crate::saehd::ModelPart::{self, DecoderA, DecoderB, Encoder, Inter};
         let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
         let device = Device::flex().autodiff();
         let (a, b) = (side(false, &device), side(true, &device));
@@ -628,7 +634,7 @@ mod tests {
             pre.train_step(&a, &b);
         }
         let (pretrained, _) = pre.save_state().unwrap();
-        let part = |t: &SaehdTrainer, p: SaehdPart| bits(t.model().part_values(p));
+        let part = |t: &FaceTrainer, p: ModelPart| bits(t.model().part_values(p));
         let fresh = trainer(&device, plain(2));
         let mut t = trainer(
             &device,

@@ -300,9 +300,10 @@ impl Default for ConvertSettings {
 /// when a model is created; the rest may change on each run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
-    /// `df` or `liae` with options `u`, `d`, `t` (e.g. `liae-ud`).
+    /// `df` or `liae` with options `u`, `d`, `t` (e.g. `liae-ud`), or `phaze-a`,
+    /// `phaze-a:PRESET`, `phaze-a:FILE.toml`.
     pub archi: String,
-    /// Face resolution in pixels (multiple of 16; of 32 with `d`).
+    /// Face resolution in pixels (multiple of 16; of 32 with `d`); 0 for a Phaze-A preset's own.
     pub resolution: u32,
     /// Autoencoder bottleneck width.
     pub ae_dims: u32,

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use faceswap_models::SaehdOptions;
 use faceswap_models::burn::tensor::{Device, Distribution, Tensor};
-use faceswap_models::train::{OptimizerKind, SaehdTrainer, SideBatch, TrainerConfig};
+use faceswap_models::train::{FaceTrainer, OptimizerKind, SideBatch, TrainerConfig};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let device = Device::flex().autodiff();
-    let mut trainer = SaehdTrainer::new(
+    let mut trainer = FaceTrainer::new(
         &opts,
         &device,
         TrainerConfig {

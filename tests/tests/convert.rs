@@ -16,7 +16,7 @@ use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::image::{Pyramid, load_image};
 use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
 use faceswapd::extract::store::Alignments;
-use faceswapd::merge::convert::{ConvertError, ConvertRequest, SaehdPredictor, run_convert};
+use faceswapd::merge::convert::{ConvertError, ConvertRequest, ModelPredictor, run_convert};
 use faceswapd::merge::{
     ColorTransfer, FacePredictor, MaskMode, MergeSettings, Motion, Plane, Prediction, Rgb,
     TargetFace, face_matrix, merge_frame,
@@ -226,7 +226,7 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
         toml.replace("resolution = 32", "resolution = 64"),
     )
     .unwrap();
-    let e = SaehdPredictor::open(&wrong, ComputeBackend::Cpu)
+    let e = ModelPredictor::open(&wrong, ComputeBackend::Cpu)
         .err()
         .expect("a model for another resolution is refused")
         .to_string();
@@ -239,7 +239,7 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
     let holes = root.path().join("holes");
     std::fs::create_dir_all(&holes).unwrap();
     store.save(&holes.join(ALIGNMENTS_FILE)).unwrap();
-    let mut model = SaehdPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let mut model = ModelPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
     let out = root.path().join("holes.mp4");
     let mut req = request(fx, out.clone(), first_frames(10));
     req.alignments = holes.clone();
@@ -323,7 +323,7 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
 fn image_sequences_carry_the_provenance_tag() {
     let fx = fixture();
     let root = tempfile::tempdir().unwrap();
-    let mut model = SaehdPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let mut model = ModelPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
     for format in ["png", "tiff"] {
         let out = root.path().join(format!("frames-{format}"));
         let settings = ConvertSettings {
@@ -600,7 +600,7 @@ fn convert_with_an_xseg_model() {
         |_, _| true,
     )
     .unwrap();
-    let model = SaehdPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let model = ModelPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
     let mut model = model.with_xseg(&xseg).unwrap();
     let out = root.path().join("xseg.mp4");
     let settings = ConvertSettings {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use faceswap_models::burn::tensor::Device;
-use faceswap_models::{ComputeBackend, SaehdTrainer, TrainerConfig};
+use faceswap_models::{ComputeBackend, FaceTrainer, TrainerConfig};
 use faceswap_protocol::{JobSpec, JobState, Request, Response, TrainSettings};
 use faceswap_tests::{
     DaemonUnderTest, job, kill_during_training, temp_files, test_asset, wait_running_past,
@@ -153,7 +153,7 @@ fn training_on_fixture_facesets_halves_the_loss_and_writes_previews_and_the_log(
 /// The weights stored in a checkpoint, as values (records carry per-build parameter ids).
 fn weights_of(ck: Checkpoint, settings: &TrainSettings) -> Vec<f32> {
     let opts = faceswapd::train::network_options(settings).unwrap();
-    let mut t = SaehdTrainer::new(&opts, &Device::flex().autodiff(), TrainerConfig::default());
+    let mut t = FaceTrainer::new(&opts, &Device::flex().autodiff(), TrainerConfig::default());
     t.restore_state(ck.model, ck.optimizer, ck.step).unwrap();
     t.weight_values()
 }
@@ -281,7 +281,7 @@ fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_wei
 /// --pretrained … --freeze-steps 2` does).
 #[test]
 fn pretrain_then_load_the_encoder_frozen_for_two_steps() {
-    use faceswap_models::saehd::SaehdPart;
+    use faceswap_models::saehd::ModelPart;
     let (_, b) = facesets();
     let settings = |steps| TrainSettings {
         resolution: 32,
@@ -320,10 +320,10 @@ fn pretrain_then_load_the_encoder_frozen_for_two_steps() {
         let (ck, _) = checkpoint::load_latest(dir).unwrap();
         let ck = ck.unwrap();
         let opts = faceswapd::train::network_options(&settings(1)).unwrap();
-        let mut t = SaehdTrainer::new(&opts, &Device::flex().autodiff(), TrainerConfig::default());
+        let mut t = FaceTrainer::new(&opts, &Device::flex().autodiff(), TrainerConfig::default());
         t.restore_state(ck.model, ck.optimizer, ck.step).unwrap();
         t.model()
-            .part_values(SaehdPart::Encoder)
+            .part_values(ModelPart::Encoder)
             .into_iter()
             .map(f32::to_bits)
             .collect::<Vec<_>>()
@@ -369,4 +369,98 @@ fn pretrain_then_load_the_encoder_frozen_for_two_steps() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("equal architectures"), "{e}");
+}
+
+/// A Phaze-A model from a preset file (small widths, G-block, an fc per side, one decoder)
+/// trains on the fixture facesets through the daemon's training job, records its options in
+/// model.toml, resumes, refuses another architecture in its folder, and serves merge.
+#[test]
+fn phaze_a_preset_file_trains_resumes_and_swaps() {
+    use faceswapd::merge::FacePredictor;
+    use faceswapd::merge::convert::ModelPredictor;
+    use faceswapd::train::{MODEL_FILE, ModelFile};
+
+    let (a, b) = facesets();
+    let dir = tempfile::tempdir().unwrap();
+    let preset = dir.path().join("small-gblock.toml");
+    std::fs::write(
+        &preset,
+        "# A small IAE-style model with a G-block, for tests.\n\
+         output_size = 64\nenc_scaling = 7\nfs_original_min_filters = 16\n\
+         fs_original_max_filters = 64\nbottleneck_size = 128\nfc_min_filters = 64\n\
+         fc_max_filters = 64\nfc_upsample_filters = 64\nfc_gblock_min_nodes = 64\n\
+         fc_gblock_max_nodes = 64\ndec_max_filters = 64\ndec_min_filters = 16\n",
+    )
+    .unwrap();
+    let model = dir.path().join("model");
+    let settings = |steps| TrainSettings {
+        archi: format!("phaze-a:{}", preset.display()),
+        resolution: 0,
+        optimizer: "adam".into(),
+        ..small_settings(steps)
+    };
+    let req = TrainRequest {
+        faceset_a: a.clone(),
+        faceset_b: b.clone(),
+        model_dir: model.clone(),
+        settings: settings(150),
+        backend: ComputeBackend::Cpu,
+    };
+    let summary = run_training(&req, |_| true).unwrap();
+    for line in summary.report() {
+        println!("{line}");
+    }
+    let ratio = summary.last_loss / summary.first_loss;
+    println!("Phaze-A loss ratio last/first = {ratio:.3}");
+    assert!(ratio <= 0.7, "loss fell only to {ratio:.3} of its start");
+
+    let file: ModelFile =
+        toml::from_str(&std::fs::read_to_string(model.join(MODEL_FILE)).unwrap()).unwrap();
+    let opts = file
+        .phaze_a
+        .clone()
+        .expect("model.toml keeps the Phaze-A options");
+    assert_eq!(
+        (file.resolution, opts.output_size, opts.bottleneck_size),
+        (64, 64, 128)
+    );
+    assert!(opts.enable_gblock && opts.split_fc);
+
+    // Later edits to the preset file do not change the model: it resumes from model.toml…
+    let again = run_training(
+        &TrainRequest {
+            settings: TrainSettings {
+                archi: "phaze-a:iae".into(),
+                ..settings(160)
+            },
+            ..req.clone()
+        },
+        |_| true,
+    );
+    let err = again.unwrap_err().to_string();
+    assert!(err.contains("was created as"), "{err}");
+    let resumed = run_training(
+        &TrainRequest {
+            settings: settings(160),
+            ..req.clone()
+        },
+        |_| true,
+    )
+    .unwrap();
+    assert_eq!((resumed.start_step, resumed.end_step), (150, 160));
+
+    // …and merge swaps faces with it.
+    let mut predictor = ModelPredictor::open(&model, ComputeBackend::Cpu).unwrap();
+    assert_eq!(predictor.resolution(), 64);
+    let face = vec![[0.5f32, 0.4, 0.3]; 64 * 64];
+    let out = predictor.predict(&[face]).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].face.len(), 64 * 64);
+    assert!(
+        out[0]
+            .face
+            .iter()
+            .flatten()
+            .all(|v| (0.0..=1.0).contains(v))
+    );
 }

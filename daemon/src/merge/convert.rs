@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
-use faceswap_models::{ComputeBackend, Saehd};
+use faceswap_models::{ComputeBackend, FaceModel};
 use faceswap_protocol::ConvertSettings;
 use ffmpeg_next as ffmpeg;
 
@@ -189,9 +189,9 @@ pub fn merge_settings(s: &ConvertSettings) -> Result<MergeSettings, ConvertError
     Ok(m)
 }
 
-/// A trained SAEHD model as merge's predictor.
-pub struct SaehdPredictor {
-    model: Saehd,
+/// A trained swap model (SAEHD or Phaze-A) as merge's predictor.
+pub struct ModelPredictor {
+    model: FaceModel,
     device: Device,
     resolution: usize,
     centering: Centering,
@@ -200,7 +200,7 @@ pub struct SaehdPredictor {
     pub step: u64,
 }
 
-impl SaehdPredictor {
+impl ModelPredictor {
     /// Loads the newest valid checkpoint of `model_dir` onto `backend`.
     pub fn open(model_dir: &Path, backend: ComputeBackend) -> Result<Self, ConvertError> {
         let fail = |reason: String| ConvertError::Model {
@@ -225,16 +225,16 @@ impl SaehdPredictor {
         let device = backend
             .device()
             .ok_or_else(|| fail(format!("the {} backend is not built in", backend.name())))?;
-        let model = Saehd::load(&opts, &device, ck.model).map_err(|e| {
+        let model = FaceModel::load(&opts, &device, ck.model).map_err(|e| {
             fail(format!(
                 "{e} — its checkpoint was not made for the {} in {MODEL_FILE}; restore the model.toml that came with it or retrain",
                 file.describe()
             ))
         })?;
-        Ok(SaehdPredictor {
+        Ok(ModelPredictor {
             model,
             device,
-            resolution: opts.resolution,
+            resolution: opts.resolution(),
             centering,
             xseg: None,
             step: ck.step,
@@ -254,7 +254,7 @@ impl SaehdPredictor {
     }
 }
 
-impl FacePredictor for SaehdPredictor {
+impl FacePredictor for ModelPredictor {
     fn resolution(&self) -> usize {
         self.resolution
     }
@@ -1295,7 +1295,7 @@ pub fn run_job(
         settings: (**settings).clone(),
         backend,
     };
-    let mut predictor = SaehdPredictor::open(&req.model_dir, backend)
+    let mut predictor = ModelPredictor::open(&req.model_dir, backend)
         .map_err(|e| JobError::Failed(e.to_string()))?;
     if let Some(dir) = &req.settings.xseg_model {
         predictor = predictor

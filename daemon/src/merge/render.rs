@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use faceswap_models::ComputeBackend;
 use faceswap_protocol::{PixelFormat, SlotHeader, SwapSettings, SwapTarget, SwapView};
 
-use super::convert::{SaehdPredictor, merge_settings};
+use super::convert::{ModelPredictor, merge_settings};
 use super::{Plane, TargetFace, merge_frame_with_mask};
 use crate::extract::image::Pyramid;
 use crate::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
@@ -20,7 +20,7 @@ use crate::train::checkpoint;
 
 /// A model loaded for rendering, with the checkpoint it came from.
 struct LoadedModel {
-    predictor: SaehdPredictor,
+    predictor: ModelPredictor,
     checkpoint_mtime: Option<SystemTime>,
 }
 
@@ -86,7 +86,7 @@ impl FrameSwapper {
             .is_none_or(|m| m.checkpoint_mtime != mtime);
         if stale {
             let mut predictor =
-                SaehdPredictor::open(dir, self.backend).map_err(|e| e.to_string())?;
+                ModelPredictor::open(dir, self.backend).map_err(|e| e.to_string())?;
             if let Some(x) = xseg {
                 predictor = predictor
                     .with_xseg(Path::new(x))

@@ -1,4 +1,4 @@
-//! The training job: facesets → background batches → SAEHD steps → checkpoints, previews and
+//! The training job: facesets → background batches → SAEHD or Phaze-A steps → checkpoints, previews and
 //! the loss log in the model folder; resumes bit-exactly from the newest checkpoint.
 
 pub mod augment;
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::losses::SideLossOptions;
 use faceswap_models::optim::{Cosine, LrSchedule};
-use faceswap_models::train::{OptimizerKind, SaehdTrainer, SideBatch, TrainerConfig};
-use faceswap_models::{ComputeBackend, SaehdOptions};
+use faceswap_models::train::{FaceTrainer, OptimizerKind, SideBatch, TrainerConfig};
+use faceswap_models::{ComputeBackend, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,7 @@ pub const PREVIEW: &str = "preview.png";
 /// What `model.toml` holds: the architecture and the seed, fixed when the model is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {
-    /// `df`/`liae` with `u`/`d`/`t`.
+    /// `df`/`liae` with `u`/`d`/`t`, or `phaze-a[:preset name or file]`.
     pub archi: String,
     /// Face resolution.
     pub resolution: u32,
@@ -56,13 +56,51 @@ pub struct ModelFile {
     /// merge crops destination faces the same way. Recorded by the first training run.
     #[serde(default)]
     pub centering: Option<String>,
+    /// Phaze-A: every option, resolved from the preset when the model was created (later
+    /// edits to the preset do not change this model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phaze_a: Option<PhazeAOptions>,
+}
+
+/// The Phaze-A options `archi` names (`phaze-a`: faceswap's defaults; `phaze-a:NAME`: a shipped
+/// preset; `phaze-a:PATH.toml`: a preset file), at `resolution` (0: the preset's); `None` for
+/// SAEHD.
+pub fn phaze_a_options(archi: &str, resolution: u32) -> Result<Option<PhazeAOptions>, String> {
+    let Some(rest) = archi.strip_prefix("phaze-a") else {
+        return Ok(None);
+    };
+    let opts = match rest.strip_prefix(':') {
+        None if rest.is_empty() => PhazeAOptions::default(),
+        None => {
+            return Err(format!(
+                "unknown architecture {archi:?}; use phaze-a or phaze-a:PRESET"
+            ));
+        }
+        Some(name) if name.ends_with(".toml") || name.contains(std::path::MAIN_SEPARATOR) => {
+            let text = std::fs::read_to_string(name)
+                .map_err(|e| format!("Phaze-A preset file {name}: {e}"))?;
+            PhazeAOptions::from_toml(&text).map_err(|e| format!("{name}: {e}"))?
+        }
+        Some(name) => PhazeAOptions::preset(name).map_err(|e| e.to_string())?,
+    };
+    let opts = if resolution == 0 || resolution as usize == opts.output_size {
+        opts
+    } else {
+        opts.at_resolution(resolution as usize)
+            .map_err(|e| e.to_string())?
+    };
+    opts.check().map_err(|e| e.to_string())?;
+    Ok(Some(opts))
 }
 
 impl ModelFile {
-    fn from_settings(s: &TrainSettings) -> ModelFile {
-        ModelFile {
+    fn from_settings(s: &TrainSettings) -> Result<ModelFile, String> {
+        let phaze_a = phaze_a_options(&s.archi, s.resolution)?;
+        Ok(ModelFile {
             archi: s.archi.clone(),
-            resolution: s.resolution,
+            resolution: phaze_a
+                .as_ref()
+                .map_or(s.resolution, |o| o.output_size as u32),
             ae_dims: s.ae_dims,
             e_dims: s.e_dims,
             d_dims: s.d_dims,
@@ -70,10 +108,14 @@ impl ModelFile {
             seed: s.seed,
             created_by: format!("Faceswap++ {}", env!("CARGO_PKG_VERSION")),
             centering: None,
-        }
+            phaze_a,
+        })
     }
 
     fn same_architecture(&self, other: &ModelFile) -> bool {
+        if self.phaze_a.is_some() || other.phaze_a.is_some() {
+            return self.phaze_a == other.phaze_a;
+        }
         (
             &self.archi,
             self.resolution,
@@ -107,6 +149,9 @@ impl ModelFile {
 
     /// One line naming the architecture.
     pub fn describe(&self) -> String {
+        if self.phaze_a.is_some() {
+            return format!("{} {} px", self.archi, self.resolution);
+        }
         format!(
             "{} {} px, ae {} e {} d {} mask {}",
             self.archi, self.resolution, self.ae_dims, self.e_dims, self.d_dims, self.d_mask_dims
@@ -114,7 +159,11 @@ impl ModelFile {
     }
 
     /// The network options.
-    pub fn options(&self) -> Result<SaehdOptions, String> {
+    pub fn options(&self) -> Result<ModelOptions, String> {
+        if let Some(o) = &self.phaze_a {
+            o.check().map_err(|e| e.to_string())?;
+            return Ok(ModelOptions::PhazeA(o.clone()));
+        }
         SaehdOptions::parse(
             &self.archi,
             self.resolution as usize,
@@ -123,12 +172,13 @@ impl ModelFile {
             self.d_dims as usize,
             self.d_mask_dims as usize,
         )
+        .map(ModelOptions::Saehd)
     }
 }
 
 /// The network options a job's settings ask for (an error names what is wrong).
-pub fn network_options(s: &TrainSettings) -> Result<SaehdOptions, String> {
-    ModelFile::from_settings(s).options()
+pub fn network_options(s: &TrainSettings) -> Result<ModelOptions, String> {
+    ModelFile::from_settings(s)?.options()
 }
 
 /// Why training stopped short.
@@ -274,7 +324,7 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
 fn open_model(dir: &Path, s: &TrainSettings) -> Result<ModelFile, TrainError> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::Io(dir.to_path_buf(), e))?;
     let path = dir.join(MODEL_FILE);
-    let wanted = ModelFile::from_settings(s);
+    let wanted = ModelFile::from_settings(s).map_err(TrainError::Settings)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let have: ModelFile = toml::from_str(&text).map_err(|e| {
@@ -457,17 +507,17 @@ pub fn training_backend(configured: &str) -> Result<ComputeBackend, String> {
 }
 
 /// The parts a new model takes from its pretrained model (the encoder when none are named).
-fn load_parts(s: &TrainSettings) -> Result<Vec<faceswap_models::saehd::SaehdPart>, TrainError> {
+fn load_parts(s: &TrainSettings) -> Result<Vec<faceswap_models::saehd::ModelPart>, TrainError> {
     if s.pretrained.is_none() {
         return Ok(Vec::new());
     }
     if s.load_parts.is_empty() {
-        return Ok(vec![faceswap_models::saehd::SaehdPart::Encoder]);
+        return Ok(vec![faceswap_models::saehd::ModelPart::Encoder]);
     }
     s.load_parts
         .iter()
         .map(|p| {
-            faceswap_models::saehd::SaehdPart::parse(p).ok_or_else(|| {
+            faceswap_models::saehd::ModelPart::parse(p).ok_or_else(|| {
                 TrainError::Settings(format!(
                     "unknown model part {p:?}: encoder, inter, decoder_a, decoder_b"
                 ))
@@ -522,7 +572,7 @@ pub fn run_training(
             s.micro_batches
         )));
     }
-    let r = opts.resolution;
+    let r = opts.resolution();
     let rules = s
         .mask_rules
         .as_deref()
@@ -562,7 +612,7 @@ pub fn run_training(
         .device()
         .ok_or_else(|| TrainError::Settings(format!("no {} backend", req.backend.name())))?
         .autodiff();
-    let mut trainer = SaehdTrainer::new(&opts, &device, cfg);
+    let mut trainer = FaceTrainer::new(&opts, &device, cfg);
     let (latest, warnings) = checkpoint::load_latest(&req.model_dir)?;
     summary.notes.extend(warnings);
     if let Some(ck) = latest {
@@ -653,7 +703,7 @@ pub fn run_training(
         threads,
     );
 
-    let save = |trainer: &SaehdTrainer| -> Result<(), TrainError> {
+    let save = |trainer: &FaceTrainer| -> Result<(), TrainError> {
         let (model, optimizer) = trainer
             .save_state()
             .map_err(|e| TrainError::State(req.model_dir.clone(), e.to_string()))?;
@@ -725,7 +775,7 @@ pub fn run_training(
 
 /// A preview grid: one row per face (up to 4 from each side), columns A, A→A, A→B, B, B→B, B→A.
 fn write_preview(
-    trainer: &SaehdTrainer,
+    trainer: &FaceTrainer,
     set_a: &Faceset,
     set_b: &Faceset,
     dir: &Path,
