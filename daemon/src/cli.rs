@@ -742,6 +742,10 @@ pub struct TrainArgs {
     /// faceswap's autoclip: clip gradients at the 10th percentile of the global norms so far.
     #[arg(long, conflicts_with = "clip_norm")]
     pub autoclip: bool,
+    /// Compute precision: f32, or mixed f16 / bf16 (half-precision compute, f32 master weights,
+    /// dynamic loss scaling; for GPUs with fast half precision).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
     /// Eyes-and-mouth priority.
     #[arg(long)]
     pub eyes_mouth_prio: bool,
@@ -820,6 +824,7 @@ impl TrainArgs {
             load_parts: self.load_parts.clone(),
             freeze_steps: self.freeze_steps,
             autoclip: self.autoclip,
+            precision: self.precision.clone(),
             eyes_mouth_prio: self.eyes_mouth_prio,
             learn_mask: !self.no_learn_mask,
             random_warp: !self.no_random_warp,

@@ -321,12 +321,13 @@ impl PhazeAOptions {
         toml::to_string(self).unwrap_or_default()
     }
 
-    /// The same model at another output size; the encoder input scales with it.
+    /// The same model at another output size; the encoder keeps its input size, as in faceswap
+    /// (`enc_scaling` is its own option).
     pub fn at_resolution(&self, resolution: usize) -> Result<PhazeAOptions, PhazeAError> {
-        let mut o = self.clone();
-        o.output_size = resolution;
-        let scaled = self.enc_scaling as f64 * resolution as f64 / self.output_size as f64;
-        o.enc_scaling = scaled.round().max(1.0) as u32;
+        let o = PhazeAOptions {
+            output_size: resolution,
+            ..self.clone()
+        };
         o.check()?;
         Ok(o)
     }
@@ -1611,7 +1612,7 @@ pub(crate) mod build_tests {
         }
         let o = PhazeAOptions::preset("fspp-256").unwrap();
         assert_eq!((o.output_size, o.input_size()), (256, 128));
-        assert_eq!(o.at_resolution(128).unwrap().input_size(), 64);
+        assert_eq!(o.at_resolution(128).unwrap().input_size(), 128);
         let err = PhazeAOptions::from_toml("output_size = 128\nfc_dimension = 4\n").unwrap_err();
         assert!(err.to_string().contains("fc_dimension"), "{err}");
         let err = PhazeAOptions::from_toml("output_size = 96\n").unwrap_err();

@@ -2,12 +2,12 @@
 //! micro-batches, clip by global norm, one Adam/AdaBelief step at the scheduled learning rate,
 //! and the trainer state as bytes for checkpoints. Data and the job around it live in the daemon.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, RmsPropConfig,
 };
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device, Tensor};
+use burn::tensor::{Bytes, Device, FloatDType, Tensor};
 
 use crate::face_model::{FaceModel, ModelOptions};
 use crate::losses::{SideLossOptions, saehd_side_loss};
@@ -85,6 +85,93 @@ pub struct TrainerConfig {
     /// Parts kept frozen (no updates) for the first this-many steps: the parts loaded from a
     /// pretrained model, so the rest can catch up before they move.
     pub freeze: Option<(Vec<crate::saehd::ModelPart>, u64)>,
+    /// Compute precision of the forward and backward passes; the weights and the optimiser stay
+    /// in f32.
+    pub precision: Precision,
+}
+
+/// Compute precision of a training step. Mixed precision (f16/bf16) runs the networks on a
+/// half-precision copy of the f32 master weights, takes the loss in f32, and scales it
+/// dynamically so small gradients survive half precision (faceswap `mixed_precision`, Keras'
+/// `LossScaleOptimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// f16 compute, f32 master weights, dynamic loss scaling.
+    F16,
+    /// bf16 compute, f32 master weights, dynamic loss scaling.
+    Bf16,
+}
+
+impl Precision {
+    /// Parses `f32`, `f16` (also `mixed`) or `bf16`.
+    pub fn parse(s: &str) -> Option<Precision> {
+        Some(match s {
+            "f32" | "full" => Precision::F32,
+            "f16" | "fp16" | "mixed" => Precision::F16,
+            "bf16" => Precision::Bf16,
+            _ => return None,
+        })
+    }
+
+    fn compute_dtype(self) -> Option<FloatDType> {
+        match self {
+            Precision::F32 => None,
+            Precision::F16 => Some(FloatDType::F16),
+            Precision::Bf16 => Some(FloatDType::BF16),
+        }
+    }
+}
+
+/// Dynamic loss scaling (Keras `LossScaleOptimizer`): start at 2^15, halve and skip the update
+/// when a gradient overflows, double after 2000 finite steps in a row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossScale {
+    /// The factor the loss is multiplied by before the backward pass.
+    pub scale: f32,
+    /// Finite steps since the scale last changed.
+    pub good_steps: u32,
+}
+
+impl Default for LossScale {
+    fn default() -> Self {
+        LossScale {
+            scale: 32768.0,
+            good_steps: 0,
+        }
+    }
+}
+
+impl LossScale {
+    const GROWTH_INTERVAL: u32 = 2000;
+
+    /// Records one step's gradients: `true` when they are finite and the update should happen.
+    pub fn update(&mut self, grads_finite: bool) -> bool {
+        if grads_finite {
+            self.good_steps += 1;
+            if self.good_steps >= Self::GROWTH_INTERVAL {
+                self.scale = (self.scale * 2.0).min(f32::MAX / 2.0);
+                self.good_steps = 0;
+            }
+        } else {
+            self.scale = (self.scale / 2.0).max(1.0);
+            self.good_steps = 0;
+        }
+        grads_finite
+    }
+}
+
+/// Casts every float parameter to the compute dtype; the cast is part of the autodiff graph, so
+/// gradients reach the f32 master parameters.
+struct CastParams(FloatDType);
+
+impl ModuleMapper for CastParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.0;
+        param.map(|t| t.cast(dtype))
+    }
 }
 
 impl Default for TrainerConfig {
@@ -104,6 +191,7 @@ impl Default for TrainerConfig {
             },
             seed: 0,
             freeze: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -119,6 +207,9 @@ pub struct StepStats {
     pub lr: f64,
     /// Global gradient norm before clipping (measured only when clipping is on).
     pub grad_norm: Option<f32>,
+    /// Mixed precision: the loss scale this step used, and whether its gradients overflowed
+    /// (then the update was skipped and the scale halved).
+    pub loss_scale: Option<(f32, bool)>,
 }
 
 /// The trainer could not save or restore its state.
@@ -142,7 +233,12 @@ pub struct FaceTrainer {
     step: u64,
     /// Autoclip's global gradient norms, oldest first.
     norms: std::collections::VecDeque<f32>,
+    /// Mixed precision's dynamic loss scale.
+    loss_scale: LossScale,
 }
+
+/// Tags the trainer state's second layout (loss scale, then autoclip's norms).
+const EXTRA_STATE_V2: &[u8; 8] = b"FSTRAIN2";
 
 /// Autoclip's percentile and history length (faceswap `lib/model/autoclip.py`).
 const AUTOCLIP_PERCENTILE: f64 = 10.0;
@@ -244,16 +340,33 @@ impl FaceTrainer {
             cfg,
             step: 0,
             norms: Default::default(),
+            loss_scale: LossScale::default(),
         }
     }
 
     /// The trainer's own state for the checkpoint: autoclip's norm history (little-endian f32s).
     pub fn extra_state(&self) -> Vec<u8> {
-        self.norms.iter().flat_map(|n| n.to_le_bytes()).collect()
+        let mut out = EXTRA_STATE_V2.to_vec();
+        out.extend(self.loss_scale.scale.to_le_bytes());
+        out.extend(self.loss_scale.good_steps.to_le_bytes());
+        out.extend(self.norms.iter().flat_map(|n| n.to_le_bytes()));
+        out
     }
 
     /// Restores [`Self::extra_state`]; empty bytes (older checkpoints) mean no history.
     pub fn restore_extra(&mut self, bytes: &[u8]) -> Result<(), String> {
+        // Version 1 was autoclip's norms alone; version 2 leads with a tag and the loss scale.
+        let bytes = match bytes.strip_prefix(EXTRA_STATE_V2.as_slice()) {
+            Some(rest) if rest.len() >= 8 => {
+                self.loss_scale = LossScale {
+                    scale: f32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
+                    good_steps: u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]),
+                };
+                &rest[8..]
+            }
+            Some(_) => return Err("trainer state is cut short".into()),
+            None => bytes,
+        };
         if !bytes.len().is_multiple_of(4) {
             return Err(format!("trainer state of {} bytes is damaged", bytes.len()));
         }
@@ -320,12 +433,32 @@ impl FaceTrainer {
         let per = batch / n;
         let mut acc = GradientsAccumulator::new();
         let (mut loss_a, mut loss_b) = (0.0f32, 0.0f32);
+        let half = self.cfg.precision.compute_dtype();
+        let scale = half.map(|_| self.loss_scale.scale);
         for k in 0..n {
             let len = if k + 1 == n { batch - per * k } else { per };
             let (ma, mb) = (a.narrow(per * k, len), b.narrow(per * k, len));
-            let (out_a, out_b) = self
-                .model
-                .forward_train(ma.warped.clone(), mb.warped.clone());
+            // Mixed precision: the networks run on a half-precision view of the master weights,
+            // cast afresh for each backward pass (burn's graph is consumed by one).
+            let compute = match half {
+                Some(dtype) => self.model.clone().map(&mut CastParams(dtype)),
+                None => self.model.clone(),
+            };
+            let (out_a, out_b) = match half {
+                Some(dtype) => {
+                    let (oa, ob) = compute.forward_train(
+                        ma.warped.clone().cast(dtype),
+                        mb.warped.clone().cast(dtype),
+                    );
+                    // The loss is taken in f32.
+                    let f32 = FloatDType::F32;
+                    (
+                        (oa.0.cast(f32), oa.1.cast(f32)),
+                        (ob.0.cast(f32), ob.1.cast(f32)),
+                    )
+                }
+                None => compute.forward_train(ma.warped.clone(), mb.warped.clone()),
+            };
             let share = len as f32 / batch as f32;
             // Each micro-batch's mean loss weighted by its share of the batch.
             let la = saehd_side_loss(out_a.0, out_a.1, &ma, self.resolution, self.cfg.loss)
@@ -334,10 +467,31 @@ impl FaceTrainer {
                 .mul_scalar(share);
             loss_a += la.clone().into_scalar::<f32>();
             loss_b += lb.clone().into_scalar::<f32>();
-            let grads = (la + lb).backward();
+            let loss = match scale {
+                Some(s) => (la + lb).mul_scalar(s),
+                None => la + lb,
+            };
+            let grads = loss.backward();
             acc.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
         }
         let mut grads = acc.grads();
+        let lr = self.cfg.schedule.at(self.step);
+        let loss_scale = scale.map(|s| {
+            scale_grads(&self.model, &mut grads, 1.0 / s);
+            let finite = global_norm(&self.model, &grads).is_finite();
+            (s, !self.loss_scale.update(finite))
+        });
+        if let Some((_, true)) = loss_scale {
+            // Overflowed: no update this step, a smaller scale next time.
+            self.step += 1;
+            return StepStats {
+                loss_a,
+                loss_b,
+                lr,
+                grad_norm: None,
+                loss_scale,
+            };
+        }
         let grad_norm = if self.cfg.autoclip {
             let norms = &mut self.norms;
             Some(clip_global_norm(&self.model, &mut grads, |norm| {
@@ -352,7 +506,6 @@ impl FaceTrainer {
                 .clip_norm
                 .map(|max| clip_global_norm(&self.model, &mut grads, |_| Some(max)))
         };
-        let lr = self.cfg.schedule.at(self.step);
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
         self.step += 1;
         StepStats {
@@ -360,6 +513,7 @@ impl FaceTrainer {
             loss_b,
             lr,
             grad_norm,
+            loss_scale,
         }
     }
 
@@ -424,15 +578,8 @@ pub(crate) fn load_state<M: Module>(
     Ok((model, optimizer))
 }
 
-/// Global L2 norm of all gradients; when `max` is set and exceeded, every gradient is scaled by
-/// `max / norm` (DFL clipgrad, TF `clip_by_global_norm`), which burn's per-tensor clip is not.
-/// Scales every gradient by one factor when their global L2 norm exceeds the limit `limit`
-/// gives for that norm; returns the norm.
-fn clip_global_norm(
-    model: &FaceModel,
-    grads: &mut GradientsParams,
-    limit: impl FnOnce(f32) -> Option<f32>,
-) -> f32 {
+/// Global L2 norm of all gradients (NaN or infinite when one overflowed).
+fn global_norm(model: &FaceModel, grads: &GradientsParams) -> f32 {
     // Summed on the device, read once: one synchronisation per step on a GPU, not one per tensor.
     struct SquaredNorm<'a> {
         grads: &'a GradientsParams,
@@ -449,6 +596,13 @@ fn clip_global_norm(
             }
         }
     }
+    let mut norm = SquaredNorm { grads, sum: None };
+    model.visit(&mut norm);
+    norm.sum.map_or(0.0, |s| s.into_scalar::<f32>().sqrt())
+}
+
+/// Multiplies every gradient by `factor`.
+fn scale_grads(model: &FaceModel, grads: &mut GradientsParams, factor: f32) {
     struct Scale<'a> {
         grads: &'a mut GradientsParams,
         factor: f32,
@@ -460,31 +614,36 @@ fn clip_global_norm(
             }
         }
     }
-    let mut norm = SquaredNorm { grads, sum: None };
-    model.visit(&mut norm);
-    let total = norm
-        .sum
-        .map_or(0.0, |s| s.into_scalar::<f32>().max(0.0).sqrt());
+    model.visit(&mut Scale { grads, factor });
+}
+
+/// Scales every gradient by one factor when their global L2 norm exceeds the limit `limit`
+/// gives for that norm (DFL clipgrad, TF `clip_by_global_norm`, which burn's per-tensor clip is
+/// not); returns the norm.
+fn clip_global_norm(
+    model: &FaceModel,
+    grads: &mut GradientsParams,
+    limit: impl FnOnce(f32) -> Option<f32>,
+) -> f32 {
+    let total = global_norm(model, grads);
     if let Some(max) = limit(total)
         && total > max
         && total.is_finite()
     {
-        model.visit(&mut Scale {
-            grads,
-            factor: max / total,
-        });
+        scale_grads(model, grads, max / total);
     }
     total
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
+    use crate::losses::SideLossOptions;
     use crate::saehd::SaehdOptions;
     use burn::tensor::TensorData;
 
     /// Smooth gradients as stand-in faces: side A horizontal, side B vertical; full masks.
-    fn side(vertical: bool, device: &Device) -> SideBatch {
+    pub(super) fn side(vertical: bool, device: &Device) -> SideBatch {
         let mut d = Vec::with_capacity(2 * 3 * 32 * 32);
         for _ in 0..2 {
             for c in 0..3 {
@@ -507,12 +666,12 @@ mod tests {
         }
     }
 
-    fn trainer(device: &Device, cfg: TrainerConfig) -> FaceTrainer {
+    pub(super) fn trainer(device: &Device, cfg: TrainerConfig) -> FaceTrainer {
         let opts = SaehdOptions::parse("df", 32, 16, 4, 4, 2).unwrap();
         FaceTrainer::new(&opts, device, cfg)
     }
 
-    fn cfg() -> TrainerConfig {
+    pub(super) fn cfg() -> TrainerConfig {
         TrainerConfig {
             schedule: LrSchedule {
                 base: 1e-3,
@@ -532,6 +691,26 @@ mod tests {
             ..TrainerConfig::default()
         }
     }
+
+    /// The dtype of every float parameter.
+    pub(super) fn param_dtypes(model: &FaceModel) -> Vec<burn::tensor::DType> {
+        struct D(Vec<burn::tensor::DType>);
+        impl ModuleVisitor for D {
+            fn visit_float<const N: usize>(&mut self, param: &Param<Tensor<N>>) {
+                self.0.push(param.val().dtype());
+            }
+        }
+        let mut d = D(Vec::new());
+        model.visit(&mut d);
+        d.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::saehd::SaehdOptions;
 
     /// The total loss (A + B) of the first and the last of `steps` steps.
     fn losses_over(t: &mut FaceTrainer, a: &SideBatch, b: &SideBatch, steps: usize) -> (f32, f32) {
@@ -759,7 +938,8 @@ mod tests {
         let norms: Vec<f32> = (0..6)
             .map(|_| straight.train_step(&a, &b).grad_norm.unwrap())
             .collect();
-        assert_eq!(straight.extra_state().len(), 6 * 4);
+        // Tag, loss scale and its count, then one f32 per step.
+        assert_eq!(straight.extra_state().len(), 8 + 8 + 6 * 4);
         println!("autoclip norms {norms:?}");
         let mut first = trainer(&device, auto());
         for _ in 0..3 {
@@ -811,5 +991,97 @@ mod tests {
         );
         // Garbage is refused, not a panic.
         assert!(resumed.restore_state(vec![1, 2, 3], vec![], 0).is_err());
+    }
+}
+
+#[cfg(test)]
+mod mixed_precision_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn loss_scale_halves_on_overflow_and_doubles_after_2000_good_steps() {
+        let mut s = LossScale::default();
+        assert!(!s.update(false));
+        assert_eq!(s.scale, 16384.0);
+        for _ in 0..1999 {
+            assert!(s.update(true));
+        }
+        assert_eq!(s.scale, 16384.0);
+        assert!(s.update(true));
+        assert_eq!((s.scale, s.good_steps), (32768.0, 0));
+    }
+
+    #[test]
+    fn mixed_precision_follows_the_f32_loss_and_keeps_f32_master_weights() {
+        let device = Device::flex().autodiff();
+        let (a, b) = (side(false, &device), side(true, &device));
+        let mut curves = Vec::new();
+        for precision in [Precision::F32, Precision::Bf16, Precision::F16] {
+            let mut t = trainer(
+                &device,
+                TrainerConfig {
+                    optimizer: OptimizerKind::Adam,
+                    lr_dropout: false,
+                    precision,
+                    ..cfg()
+                },
+            );
+            let losses: Vec<f32> = (0..30)
+                .map(|_| {
+                    let s = t.train_step(&a, &b);
+                    if precision != Precision::F32 {
+                        assert!(s.loss_scale.is_some());
+                    }
+                    s.loss_a + s.loss_b
+                })
+                .collect();
+            let dtypes = param_dtypes(t.model());
+            assert!(
+                dtypes.iter().all(|d| *d == burn::tensor::DType::F32),
+                "{dtypes:?}"
+            );
+            println!(
+                "{precision:?}: loss {:.4} → {:.4}, loss scale {}",
+                losses[0], losses[29], t.loss_scale.scale
+            );
+            curves.push(losses);
+        }
+        let f32_curve = &curves[0];
+        for half in &curves[1..] {
+            assert!(half[29] < 0.7 * half[0], "mixed precision learns: {half:?}");
+            let gap = (half[29] - f32_curve[29]).abs() / f32_curve[29];
+            assert!(
+                gap < 0.15,
+                "final loss {} vs f32 {}",
+                half[29],
+                f32_curve[29]
+            );
+        }
+    }
+
+    #[test]
+    fn an_overflowing_step_is_skipped_and_the_scale_halved() {
+        let device = Device::flex().autodiff();
+        let (a, b) = (side(false, &device), side(true, &device));
+        let mut t = trainer(
+            &device,
+            TrainerConfig {
+                precision: Precision::Bf16,
+                ..cfg()
+            },
+        );
+        t.loss_scale.scale = f32::MAX;
+        let before = t.weight_values();
+        let s = t.train_step(&a, &b);
+        assert_eq!(s.loss_scale, Some((f32::MAX, true)));
+        assert_eq!(t.weight_values(), before, "no update on overflow");
+        assert_eq!(t.loss_scale.scale, f32::MAX / 2.0);
+        // The scale round-trips through the checkpoint's trainer state.
+        let state = t.extra_state();
+        let mut u = trainer(&device, cfg());
+        u.restore_extra(&state).unwrap();
+        assert_eq!(u.loss_scale, t.loss_scale);
+        u.restore_extra(&[0u8; 8]).unwrap();
     }
 }

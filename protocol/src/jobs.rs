@@ -363,6 +363,9 @@ pub struct TrainSettings {
     /// of a fixed `clip_norm`.
     #[serde(default)]
     pub autoclip: bool,
+    /// Compute precision: `f32`, or mixed `f16` / `bf16` (f32 master weights, loss scaling).
+    #[serde(default)]
+    pub precision: String,
     /// Eyes-and-mouth priority.
     pub eyes_mouth_prio: bool,
     /// Train the learned mask.
@@ -416,6 +419,7 @@ impl Default for TrainSettings {
             load_parts: Vec::new(),
             freeze_steps: 0,
             autoclip: false,
+            precision: String::new(),
             eyes_mouth_prio: false,
             learn_mask: true,
             random_warp: true,

@@ -10,18 +10,9 @@
 //! cannot be had.
 
 use std::process::Command;
-use std::time::Instant;
 
 use faceswap_models::SaehdOptions;
-use faceswap_models::burn::tensor::{Device, Distribution, Tensor};
-use faceswap_models::train::{FaceTrainer, OptimizerKind, SideBatch, TrainerConfig};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use faceswap_tests::{env_or, time_train_steps};
 
 fn peak_rss_kb() -> i64 {
     // SAFETY: getrusage only writes the struct it is given.
@@ -50,33 +41,7 @@ fn main() -> anyhow::Result<()> {
         opts.expected_params()
     );
 
-    let device = Device::flex().autodiff();
-    let mut trainer = FaceTrainer::new(
-        &opts,
-        &device,
-        TrainerConfig {
-            optimizer: OptimizerKind::Adam,
-            ..TrainerConfig::default()
-        },
-    );
-    let side = || {
-        let img = Tensor::<4>::random([batch, 3, res, res], Distribution::Default, &device);
-        let ones = Tensor::<4>::ones([batch, 1, res, res], &device);
-        SideBatch {
-            warped: img.clone(),
-            target: img,
-            mask: ones.clone(),
-            loss_mask: ones.clone(),
-            em_mask: ones,
-        }
-    };
-    let (a, b) = (side(), side());
-    trainer.train_step(&a, &b);
-    let t = Instant::now();
-    for _ in 0..steps {
-        trainer.train_step(&a, &b);
-    }
-    let ours_ms = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    let (ours_ms, _) = time_train_steps(&opts, batch, steps);
     let ours_rss = peak_rss_kb();
     println!(
         "faceswap++ (burn flex, CPU): {ours_ms:.0} ms/step, peak RSS {} MiB",

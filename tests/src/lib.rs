@@ -424,3 +424,65 @@ pub fn tiny_photo_model(
     faceswapd::train::run_training(&req, |_| true).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(model)
 }
+
+/// A bench setting from the environment, or its default.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One side's training batch of random faces (`batch` × 3 × `res` × `res`) with full masks,
+/// for training benches.
+pub fn random_side(
+    batch: usize,
+    res: usize,
+    device: &faceswap_models::burn::tensor::Device,
+) -> faceswap_models::SideBatch {
+    use faceswap_models::burn::tensor::{Distribution, Tensor};
+    let img = Tensor::<4>::random([batch, 3, res, res], Distribution::Default, device);
+    let ones = Tensor::<4>::ones([batch, 1, res, res], device);
+    faceswap_models::SideBatch {
+        warped: img.clone(),
+        target: img,
+        mask: ones.clone(),
+        loss_mask: ones.clone(),
+        em_mask: ones,
+    }
+}
+
+/// Mean milliseconds per training step of a fresh Adam trainer for `opts` on random batches
+/// of `batch` faces per side: one untimed step, then `steps` timed ones. Returns the trainer
+/// too, for its parameter count.
+pub fn time_train_steps(
+    opts: impl Into<faceswap_models::ModelOptions>,
+    batch: usize,
+    steps: usize,
+) -> (f64, faceswap_models::FaceTrainer) {
+    use faceswap_models::train::{OptimizerKind, TrainerConfig};
+    let opts: faceswap_models::ModelOptions = opts.into();
+    let device = faceswap_models::burn::tensor::Device::flex().autodiff();
+    let res = opts.resolution();
+    let mut trainer = faceswap_models::FaceTrainer::new(
+        &opts,
+        &device,
+        TrainerConfig {
+            optimizer: OptimizerKind::Adam,
+            ..TrainerConfig::default()
+        },
+    );
+    let (a, b) = (
+        random_side(batch, res, &device),
+        random_side(batch, res, &device),
+    );
+    trainer.train_step(&a, &b);
+    let start = Instant::now();
+    for _ in 0..steps {
+        trainer.train_step(&a, &b);
+    }
+    (
+        start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64,
+        trainer,
+    )
+}

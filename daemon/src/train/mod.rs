@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::losses::SideLossOptions;
 use faceswap_models::optim::{Cosine, LrSchedule};
-use faceswap_models::train::{FaceTrainer, OptimizerKind, SideBatch, TrainerConfig};
+use faceswap_models::train::{FaceTrainer, OptimizerKind, Precision, SideBatch, TrainerConfig};
 use faceswap_models::{ComputeBackend, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
@@ -290,7 +290,18 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
             s.lr
         )));
     }
+    let precision = if s.precision.is_empty() {
+        Precision::F32
+    } else {
+        Precision::parse(&s.precision).ok_or_else(|| {
+            TrainError::Settings(format!(
+                "unknown precision {:?}; use f32, f16 or bf16",
+                s.precision
+            ))
+        })?
+    };
     Ok(TrainerConfig {
+        precision,
         optimizer,
         // Pretraining runs without learning-rate dropout (Faceswap++).
         lr_dropout: s.lr_dropout && !s.pretrain,
@@ -719,6 +730,7 @@ pub fn run_training(
         Ok(())
     };
     let (mut losses, mut waited) = (Vec::new(), Duration::ZERO);
+    let (mut overflows, mut last_scale) = (0u64, None);
     let run_start = Instant::now();
     while trainer.step() < s.steps {
         let wait = Instant::now();
@@ -730,6 +742,10 @@ pub fn run_training(
         let a = side_tensors(hb.a, batch, r, &device);
         let b = side_tensors(hb.b, batch, r, &device);
         let stats = trainer.train_step(&a, &b);
+        if let Some((scale, overflowed)) = stats.loss_scale {
+            overflows += u64::from(overflowed);
+            last_scale = Some(scale);
+        }
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let step = trainer.step();
         writeln!(
@@ -763,6 +779,12 @@ pub fn run_training(
         if !go_on {
             return Err(TrainError::Stopped(step));
         }
+    }
+    if let Some(scale) = last_scale {
+        summary.notes.push(format!(
+            "mixed precision ({}): {overflows} steps skipped on gradient overflow, loss scale now {scale}",
+            s.precision
+        ));
     }
     let n = losses.len();
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
