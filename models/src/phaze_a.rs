@@ -524,8 +524,10 @@ fn resize(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
 
 fn gaussian_noise(x: Tensor<4>) -> Tensor<4> {
     // Drawn from the device's generator, which the trainer seeds per step.
-    let noise = Tensor::random(x.shape(), Distribution::Normal(0.0, 1.0), &x.device());
-    x + noise
+    let noise = Tensor::<4>::random(x.shape(), Distribution::Normal(0.0, 1.0), &x.device());
+    // Drawn in f32; the sum stays in the compute precision (half under mixed precision).
+    let dtype = x.dtype();
+    x + noise.cast(dtype)
 }
 
 /// A norm over a feature map `[B, C, H, W]`.
@@ -560,9 +562,20 @@ impl FeatureNorm {
             FeatureNorm::Layer(n) => n.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2]),
             FeatureNorm::Rms(n) => n.forward(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2]),
             FeatureNorm::Instance(n) => n.forward(x),
-            FeatureNorm::Batch(n) => n.forward(x),
+            FeatureNorm::Batch(n) => batch_norm(n, x),
         }
     }
+}
+
+/// Batch norm computed in f32 whatever the compute precision (mixed precision keeps its
+/// parameters and running statistics in f32).
+fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let dtype = x.dtype();
+    if dtype == burn::tensor::DType::F32 {
+        return bn.forward(x);
+    }
+    bn.forward(x.cast(burn::tensor::FloatDType::F32))
+        .cast(dtype)
 }
 
 fn apply_norm(norm: &Option<FeatureNorm>, x: Tensor<4>) -> Tensor<4> {
@@ -588,7 +601,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        batch_norm(&self.bn, self.conv.forward(x))
     }
 }
 
@@ -1472,12 +1485,23 @@ pub(crate) mod build_tests {
     /// Builds `o`, checks every output's shape, takes one training step and returns the
     /// parameter count.
     fn build_and_step(name: &str, o: &PhazeAOptions) -> usize {
+        build_and_step_in(name, o, crate::train::Precision::F32)
+    }
+
+    fn build_and_step_in(
+        name: &str,
+        o: &PhazeAOptions,
+        precision: crate::train::Precision,
+    ) -> usize {
         let res = o.output_size;
         let device = Device::flex().autodiff();
         let mut t = FaceTrainer::new(
             ModelOptions::PhazeA(o.clone()),
             &device,
-            TrainerConfig::default(),
+            TrainerConfig {
+                precision,
+                ..TrainerConfig::default()
+            },
         );
         let crate::face_model::FaceModel::PhazeA(model) = t.model() else {
             panic!("not a Phaze-A model");
@@ -1492,7 +1516,14 @@ pub(crate) mod build_tests {
         let swap = model.swap(x);
         assert_eq!(swap.face.dims(), [1, 3, res, res], "{name}");
         let before = t.weight_values();
-        let stats = t.train_step(&batch(res, 0.0, &device), &batch(res, 1.0, &device));
+        let (a, b) = (batch(res, 0.0, &device), batch(res, 1.0, &device));
+        // Mixed precision skips steps whose gradients overflow, halving the loss scale (batch
+        // norms' running statistics still move in the forward pass, as in Keras).
+        let mut stats = t.train_step(&a, &b);
+        while stats.loss_scale.is_some_and(|(_, overflowed)| overflowed) {
+            assert!(t.step() < 8, "{name}: every step overflowed");
+            stats = t.train_step(&a, &b);
+        }
         assert!(
             stats.loss_a.is_finite() && stats.loss_b.is_finite(),
             "{name}: {stats:?}"
@@ -1601,6 +1632,55 @@ pub(crate) mod build_tests {
         for (name, o) in &combos {
             o.check().unwrap();
             build_and_step(name, o);
+        }
+    }
+
+    #[test]
+    fn every_norm_and_upscale_trains_in_mixed_precision() {
+        use crate::train::Precision;
+        let fspp = PhazeAOptions::preset("fspp-256").unwrap();
+        let combos = [
+            (
+                "EfficientNetV2 (batch norm, squeeze-excite), G-block noise, rms bottleneck",
+                PhazeAOptions {
+                    output_size: 64,
+                    enc_architecture: EncoderArch::EfficientNetV2B0,
+                    bottleneck_norm: NormKind::Rms,
+                    enc_scaling: 15,
+                    enc_width: 0.5,
+                    enc_depth: 0.5,
+                    ..small()
+                },
+            ),
+            (
+                "layer/instance/batch norms, resize-images and transpose upscales",
+                PhazeAOptions {
+                    bottleneck_norm: NormKind::Layer,
+                    bottleneck_type: BottleneckType::MaxPooling,
+                    dec_norm: NormKind::Batch,
+                    dec_upscale_method: UpscaleMethod::ResizeImages,
+                    fc_upsampler: UpscaleMethod::Transpose,
+                    ..small()
+                },
+            ),
+            (
+                "instance norm, bilinear upscales, decoder noise",
+                PhazeAOptions {
+                    bottleneck_norm: NormKind::Instance,
+                    bottleneck_in_encoder: false,
+                    dec_norm: NormKind::Instance,
+                    dec_upscale_method: UpscaleMethod::Upsample2d,
+                    dec_gaussian: true,
+                    ..small()
+                },
+            ),
+        ];
+        assert_eq!(fspp.enc_architecture, EncoderArch::EfficientNetV2B0);
+        for precision in [Precision::Bf16, Precision::F16] {
+            for (name, o) in &combos {
+                o.check().unwrap();
+                build_and_step_in(&format!("{name} ({precision:?})"), o, precision);
+            }
         }
     }
 

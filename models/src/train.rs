@@ -163,13 +163,29 @@ impl LossScale {
     }
 }
 
-/// Casts every float parameter to the compute dtype; the cast is part of the autodiff graph, so
-/// gradients reach the f32 master parameters.
-struct CastParams(FloatDType);
+/// Casts the float parameters to the compute dtype; the cast is part of the autodiff graph, so
+/// gradients reach the f32 master parameters. Batch norms stay in f32 (their running statistics
+/// are f32, and Keras' mixed policy keeps them there too).
+struct CastParams {
+    dtype: FloatDType,
+    /// Container types entered so far.
+    stack: Vec<String>,
+}
 
 impl ModuleMapper for CastParams {
+    fn enter_module(&mut self, _name: &str, container_type: &str) {
+        self.stack.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let dtype = self.0;
+        if self.stack.last().is_some_and(|c| c == "Struct:BatchNorm") {
+            return param;
+        }
+        let dtype = self.dtype;
         param.map(|t| t.cast(dtype))
     }
 }
@@ -441,7 +457,10 @@ impl FaceTrainer {
             // Mixed precision: the networks run on a half-precision view of the master weights,
             // cast afresh for each backward pass (burn's graph is consumed by one).
             let compute = match half {
-                Some(dtype) => self.model.clone().map(&mut CastParams(dtype)),
+                Some(dtype) => self.model.clone().map(&mut CastParams {
+                    dtype,
+                    stack: Vec::new(),
+                }),
                 None => self.model.clone(),
             };
             let (out_a, out_b) = match half {

@@ -3,6 +3,8 @@
 //! SAEHD-DF at the same resolution and batch (DFL's default dims): parameters, peak memory and
 //! ms per step, with the ratio.
 //!
+//! Then fspp-256 again with mixed precision (`FSPP_BENCH_PRECISION`, bf16; `f32` skips it).
+//!
 //! `cargo bench -p faceswap-tests --bench phaze_a`; `FSPP_BENCH_BATCH` (8 per side),
 //! `FSPP_BENCH_STEPS` (2 timed after one untimed), `FSPP_BENCH_SIZES` (64,128,256) for the
 //! preset matrix, `FSPP_BENCH_MATRIX=0` to skip it.
@@ -12,6 +14,7 @@ use std::time::Instant;
 use faceswap_models::FaceTrainer;
 use faceswap_models::burn::module::Module;
 use faceswap_models::phaze_a::PRESETS;
+use faceswap_models::train::Precision;
 use faceswap_models::{FaceModel, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_tests::{env_or, time_train_steps};
 
@@ -38,9 +41,14 @@ fn params(t: &FaceTrainer) -> usize {
 }
 
 /// Parameters, peak MiB and mean ms per step of `steps` timed steps after one untimed.
-fn measure(opts: &ModelOptions, batch: usize, steps: usize) -> (usize, f64, f64) {
+fn measure(
+    opts: &ModelOptions,
+    precision: Precision,
+    batch: usize,
+    steps: usize,
+) -> (usize, f64, f64) {
     reset_peak();
-    let (ms, t) = time_train_steps(opts, batch, steps);
+    let (ms, t) = time_train_steps(opts, precision, batch, steps);
     (params(&t), peak_mib(), ms)
 }
 
@@ -57,7 +65,7 @@ fn main() -> anyhow::Result<()> {
             for &res in &sizes {
                 let o = PhazeAOptions::preset(name)?.at_resolution(res)?;
                 let start = Instant::now();
-                let (p, _, _) = measure(&ModelOptions::PhazeA(o.clone()), 2, 0);
+                let (p, _, _) = measure(&ModelOptions::PhazeA(o.clone()), Precision::F32, 2, 0);
                 println!(
                     "{name:<17} {res:>4}  {:>10}  {p:>10}   {:.1} s",
                     o.input_size(),
@@ -68,14 +76,14 @@ fn main() -> anyhow::Result<()> {
     }
 
     let fspp = ModelOptions::PhazeA(PhazeAOptions::preset("fspp-256")?);
-    let (p_fspp, mem_fspp, ms_fspp) = measure(&fspp, batch, steps);
+    let (p_fspp, mem_fspp, ms_fspp) = measure(&fspp, Precision::F32, batch, steps);
     println!(
         "Phaze-A fspp-256, batch {batch}: {p_fspp} parameters, peak {mem_fspp:.0} MiB, {ms_fspp:.0} ms/step"
     );
     let df = ModelOptions::Saehd(
         SaehdOptions::parse("df", 256, 256, 64, 64, 22).map_err(anyhow::Error::msg)?,
     );
-    let (p_df, mem_df, ms_df) = measure(&df, batch, steps);
+    let (p_df, mem_df, ms_df) = measure(&df, Precision::F32, batch, steps);
     println!(
         "SAEHD-DF 256 px (ae 256 e 64 d 64 mask 22), batch {batch}: {p_df} parameters, peak {mem_df:.0} MiB, {ms_df:.0} ms/step"
     );
@@ -85,5 +93,14 @@ fn main() -> anyhow::Result<()> {
         mem_fspp / mem_df,
         p_fspp as f64 / p_df as f64
     );
+    let precision: String = env_or("FSPP_BENCH_PRECISION", "bf16".to_string());
+    if let Some(half) = Precision::parse(&precision).filter(|p| *p != Precision::F32) {
+        let (_, mem_half, ms_half) = measure(&fspp, half, batch, steps);
+        println!(
+            "fspp-256 mixed {precision}: peak {mem_half:.0} MiB, {ms_half:.0} ms/step; vs f32 {:.2}× memory, {:.2}× time",
+            mem_half / mem_fspp,
+            ms_half / ms_fspp
+        );
+    }
     Ok(())
 }

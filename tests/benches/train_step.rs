@@ -12,6 +12,7 @@
 use std::process::Command;
 
 use faceswap_models::SaehdOptions;
+use faceswap_models::train::Precision;
 use faceswap_tests::{env_or, time_train_steps};
 
 fn peak_rss_kb() -> i64 {
@@ -41,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         opts.expected_params()
     );
 
-    let (ours_ms, _) = time_train_steps(&opts, batch, steps);
+    let (ours_ms, _) = time_train_steps(&opts, Precision::F32, batch, steps);
     let ours_rss = peak_rss_kb();
     println!(
         "faceswap++ (burn flex, CPU): {ours_ms:.0} ms/step, peak RSS {} MiB",

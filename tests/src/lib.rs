@@ -457,6 +457,7 @@ pub fn random_side(
 /// too, for its parameter count.
 pub fn time_train_steps(
     opts: impl Into<faceswap_models::ModelOptions>,
+    precision: faceswap_models::train::Precision,
     batch: usize,
     steps: usize,
 ) -> (f64, faceswap_models::FaceTrainer) {
@@ -469,6 +470,7 @@ pub fn time_train_steps(
         &device,
         TrainerConfig {
             optimizer: OptimizerKind::Adam,
+            precision,
             ..TrainerConfig::default()
         },
     );

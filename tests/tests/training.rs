@@ -464,3 +464,50 @@ fn phaze_a_preset_file_trains_resumes_and_swaps() {
             .all(|v| (0.0..=1.0).contains(v))
     );
 }
+
+/// `--precision bf16` through the training job: mixed precision learns like f32 on the
+/// fixture facesets and the job reports its loss scale.
+#[test]
+fn mixed_precision_training_job_learns_and_reports_its_loss_scale() {
+    let (a, b) = facesets();
+    let mut finals = Vec::new();
+    for precision in ["f32", "bf16"] {
+        let dir = tempfile::tempdir().unwrap();
+        let req = TrainRequest {
+            faceset_a: a.clone(),
+            faceset_b: b.clone(),
+            model_dir: dir.path().to_path_buf(),
+            settings: TrainSettings {
+                precision: precision.into(),
+                ..small_settings(60)
+            },
+            backend: ComputeBackend::Cpu,
+        };
+        let summary = run_training(&req, |_| true).unwrap();
+        println!("{precision}: {}", summary.report().join(" | "));
+        assert!(
+            summary.last_loss < 0.8 * summary.first_loss,
+            "{precision} learns"
+        );
+        let noted = summary.notes.iter().any(|n| n.contains("loss scale"));
+        assert_eq!(noted, precision != "f32", "{:?}", summary.notes);
+        finals.push(summary.last_loss);
+    }
+    let gap = (finals[1] - finals[0]).abs() / finals[0];
+    println!("bf16 vs f32 final loss gap {:.1}%", gap * 100.0);
+    assert!(gap < 0.1, "bf16 {} vs f32 {}", finals[1], finals[0]);
+    let bad = run_training(
+        &TrainRequest {
+            faceset_a: a.clone(),
+            faceset_b: b.clone(),
+            model_dir: tempfile::tempdir().unwrap().path().join("m"),
+            settings: TrainSettings {
+                precision: "f8".into(),
+                ..small_settings(1)
+            },
+            backend: ComputeBackend::Cpu,
+        },
+        |_| true,
+    );
+    assert!(bad.unwrap_err().to_string().contains("f16 or bf16"));
+}
