@@ -51,9 +51,15 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Find, landmark and align faces in a video or image folder (a resumable daemon job).
     Extract(ExtractArgs),
-    /// Train a SAEHD swap model from two facesets (a resumable daemon job; run it again with
-    /// a higher --steps to go on).
+    /// Train a SAEHD or Phaze-A swap model from two facesets (a resumable daemon job; run it
+    /// again with a higher --steps to go on).
     Train(Box<TrainArgs>),
+    /// Print a shipped Phaze-A preset as TOML, a starting point for `--archi phaze-a:FILE.toml`
+    /// (no name: list them).
+    PhazeAPreset {
+        /// dfl-saehd-df, dfl-saehd-liae, iae or fspp-256.
+        name: Option<String>,
+    },
     /// Swap the faces of a video or image folder with a trained model and write the result
     /// (faceswap "convert", DFL "merge"): a video with the source's audio, or PNG/TIFF images.
     Convert(Box<ConvertArgs>),
@@ -903,6 +909,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ConfigCommand::Path => println!("{}", path.display()),
                 ConfigCommand::Default => print!("{}", Config::default_toml()),
                 ConfigCommand::Show => print!("{}", LoadedConfig::load(&path)?.show()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PhazeAPreset { name } => {
+            match name {
+                None => {
+                    for (name, _) in faceswap_models::phaze_a::PRESETS {
+                        println!("{name}");
+                    }
+                }
+                Some(name) => {
+                    let text = faceswap_models::phaze_a::PRESETS
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, text)| *text)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "{}",
+                                faceswap_models::PhazeAOptions::preset(&name)
+                                    .err()
+                                    .map_or_else(String::new, |e| e.to_string())
+                            )
+                        })?;
+                    print!("{text}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -511,3 +511,39 @@ fn mixed_precision_training_job_learns_and_reports_its_loss_scale() {
     );
     assert!(bad.unwrap_err().to_string().contains("f16 or bf16"));
 }
+
+/// `faceswapd phaze-a-preset` lists the presets and prints one as a file `--archi
+/// phaze-a:FILE` takes; an unknown name fails naming the presets.
+#[test]
+fn the_cli_prints_phaze_a_presets_to_edit() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let run = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let list = run(&["phaze-a-preset"]);
+    assert!(list.status.success());
+    let names = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["dfl-saehd-df", "dfl-saehd-liae", "iae", "fspp-256"]
+    );
+    let one = run(&["phaze-a-preset", "fspp-256"]);
+    assert!(one.status.success());
+    let text = String::from_utf8(one.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.toml");
+    std::fs::write(&file, &text).unwrap();
+    let opts = faceswapd::train::phaze_a_options(&format!("phaze-a:{}", file.display()), 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        opts,
+        faceswap_models::PhazeAOptions::preset("fspp-256").unwrap()
+    );
+    let bad = run(&["phaze-a-preset", "nope"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("fspp-256"));
+}
