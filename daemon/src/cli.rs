@@ -59,6 +59,10 @@ pub enum Command {
     PhazeAPreset {
         /// dfl-saehd-df, dfl-saehd-liae, iae or fspp-256.
         name: Option<String>,
+        /// Convert a faceswap Phaze-A preset (its GUI's JSON) instead; notes on what does not
+        /// carry over are printed as comments.
+        #[arg(long, conflicts_with = "name")]
+        from_faceswap: Option<PathBuf>,
     },
     /// Swap the faces of a video or image folder with a trained model and write the result
     /// (faceswap "convert", DFL "merge"): a video with the source's audio, or PNG/TIFF images.
@@ -912,14 +916,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::PhazeAPreset { name } => {
-            match name {
-                None => {
+        Command::PhazeAPreset {
+            name,
+            from_faceswap,
+        } => {
+            match (name, from_faceswap) {
+                (_, Some(path)) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let (opts, notes) = faceswap_models::PhazeAOptions::from_faceswap_json(&text)
+                        .with_context(|| path.display().to_string())?;
+                    println!("# Converted from faceswap preset {}", path.display());
+                    for note in notes {
+                        println!("# note: {note}");
+                    }
+                    print!("{}", opts.to_toml());
+                }
+                (None, None) => {
                     for (name, _) in faceswap_models::phaze_a::PRESETS {
                         println!("{name}");
                     }
                 }
-                Some(name) => {
+                (Some(name), None) => {
                     let text = faceswap_models::phaze_a::PRESETS
                         .iter()
                         .find(|(n, _)| *n == name)

@@ -30,6 +30,8 @@ const COLLECT: &[(&CStr, &str)] = &[
 const MODEL_SIZES: &[(&CStr, &str)] = &[
     (c"Small (trains on a CPU in minutes)", "small"),
     (c"DeepFaceLab defaults (GPU)", "dfl"),
+    // Appended, so saved projects keep their choice index.
+    (c"Phaze-A, Faceswap++ optimised (GPU)", "fspp"),
 ];
 
 /// The trainer's params.
@@ -78,7 +80,7 @@ pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
     ParamDef {
         name: c"modelSize",
         label: c"Model size",
-        hint: c"Small trains on a CPU; DeepFaceLab's defaults need a GPU",
+        hint: c"Small trains on a CPU; DeepFaceLab's defaults (SAEHD DF) and Phaze-A's optimised model (EfficientNetV2 encoder, G-block) need a GPU",
         kind: ParamKind::Choice {
             options: MODEL_SIZES,
             default: 0,
@@ -221,6 +223,10 @@ fn train_settings(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<Tr
                 batch: 6,
                 lr: 5e-4,
                 warmup: 20,
+                ..base
+            },
+            "fspp" => TrainSettings {
+                archi: "phaze-a:fspp-256".into(),
                 ..base
             },
             _ => base,

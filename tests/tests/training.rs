@@ -546,4 +546,33 @@ fn the_cli_prints_phaze_a_presets_to_edit() {
     let bad = run(&["phaze-a-preset", "nope"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("fspp-256"));
+
+    // A faceswap GUI preset (JSON) converts to ours, with notes as comments, and trains as is.
+    let toml_text = std::fs::read_to_string(&file).unwrap();
+    let as_json: serde_json::Value = toml::from_str::<serde_json::Value>(&toml_text).unwrap();
+    let mut json = as_json.as_object().unwrap().clone();
+    json.insert("__section".into(), "train|model|phaze_a".into());
+    json.insert("enc_load_weights".into(), true.into());
+    json.insert("load_layers".into(), "encoder".into());
+    json.remove("enc_width");
+    json.remove("enc_depth");
+    let json_file = dir.path().join("faceswap.json");
+    std::fs::write(&json_file, serde_json::Value::Object(json).to_string()).unwrap();
+    let converted = run(&[
+        "phaze-a-preset",
+        "--from-faceswap",
+        json_file.to_str().unwrap(),
+    ]);
+    assert!(converted.status.success(), "{converted:?}");
+    let text = String::from_utf8(converted.stdout).unwrap();
+    println!("{}", text.lines().take(4).collect::<Vec<_>>().join("\n"));
+    assert!(text.contains("# note: enc_load_weights"));
+    assert_eq!(
+        faceswap_models::PhazeAOptions::from_toml(&text).unwrap(),
+        opts
+    );
+    let direct = faceswapd::train::phaze_a_options(&format!("phaze-a:{}", json_file.display()), 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(direct, opts);
 }

@@ -63,8 +63,8 @@ pub struct ModelFile {
 }
 
 /// The Phaze-A options `archi` names (`phaze-a`: faceswap's defaults; `phaze-a:NAME`: a shipped
-/// preset; `phaze-a:PATH.toml`: a preset file), at `resolution` (0: the preset's); `None` for
-/// SAEHD.
+/// preset; `phaze-a:PATH.toml`: a preset file; `phaze-a:PATH.json`: a faceswap GUI preset), at
+/// `resolution` (0: the preset's); `None` for SAEHD.
 pub fn phaze_a_options(archi: &str, resolution: u32) -> Result<Option<PhazeAOptions>, String> {
     let Some(rest) = archi.strip_prefix("phaze-a") else {
         return Ok(None);
@@ -75,6 +75,16 @@ pub fn phaze_a_options(archi: &str, resolution: u32) -> Result<Option<PhazeAOpti
             return Err(format!(
                 "unknown architecture {archi:?}; use phaze-a or phaze-a:PRESET"
             ));
+        }
+        Some(name) if name.ends_with(".json") => {
+            let text = std::fs::read_to_string(name)
+                .map_err(|e| format!("faceswap preset file {name}: {e}"))?;
+            let (opts, notes) =
+                PhazeAOptions::from_faceswap_json(&text).map_err(|e| format!("{name}: {e}"))?;
+            for note in notes {
+                tracing::info!("{name}: {note}");
+            }
+            opts
         }
         Some(name) if name.ends_with(".toml") || name.contains(std::path::MAIN_SEPARATOR) => {
             let text = std::fs::read_to_string(name)
