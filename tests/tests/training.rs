@@ -439,6 +439,7 @@ fn phaze_a_preset_file_trains_resumes_and_swaps() {
     );
     let err = again.unwrap_err().to_string();
     assert!(err.contains("was created as"), "{err}");
+    std::fs::write(&preset, "output_size = 64\nbottleneck_size = 32\n").unwrap();
     let resumed = run_training(
         &TrainRequest {
             settings: settings(160),
@@ -448,6 +449,13 @@ fn phaze_a_preset_file_trains_resumes_and_swaps() {
     )
     .unwrap();
     assert_eq!((resumed.start_step, resumed.end_step), (150, 160));
+    let kept: ModelFile =
+        toml::from_str(&std::fs::read_to_string(model.join(MODEL_FILE)).unwrap()).unwrap();
+    assert_eq!(
+        kept.phaze_a.unwrap().bottleneck_size,
+        128,
+        "the edited preset changed nothing"
+    );
 
     // …and merge swaps faces with it.
     let mut predictor = ModelPredictor::open(&model, ComputeBackend::Cpu).unwrap();

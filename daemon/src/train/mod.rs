@@ -281,7 +281,12 @@ pub struct TrainRequest {
     pub backend: ComputeBackend,
 }
 
-fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainError> {
+/// The trainer's settings; `resolution` is the model's (a Phaze-A preset's when the job says 0).
+fn trainer_config(
+    s: &TrainSettings,
+    seed: u64,
+    resolution: usize,
+) -> Result<TrainerConfig, TrainError> {
     let optimizer = match s.optimizer.as_str() {
         "adabelief" => OptimizerKind::AdaBelief,
         "adam" => OptimizerKind::Adam,
@@ -331,7 +336,7 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
             masked: s.masked_training,
             eyes_mouth: s.eyes_mouth_prio,
             learn_mask: s.learn_mask,
-            image_losses: image_losses(&s.losses, s.resolution as usize)?,
+            image_losses: image_losses(&s.losses, resolution)?,
         },
         seed,
         freeze: match (load_parts(s)?, s.freeze_steps) {
@@ -345,7 +350,6 @@ fn trainer_config(s: &TrainSettings, seed: u64) -> Result<TrainerConfig, TrainEr
 fn open_model(dir: &Path, s: &TrainSettings) -> Result<ModelFile, TrainError> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::Io(dir.to_path_buf(), e))?;
     let path = dir.join(MODEL_FILE);
-    let wanted = ModelFile::from_settings(s).map_err(TrainError::Settings)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let have: ModelFile = toml::from_str(&text).map_err(|e| {
@@ -354,6 +358,15 @@ fn open_model(dir: &Path, s: &TrainSettings) -> Result<ModelFile, TrainError> {
                     path.display()
                 ))
             })?;
+            // A Phaze-A model resumes from the options model.toml keeps: the preset it names
+            // may have been edited or moved since.
+            if have.phaze_a.is_some()
+                && have.archi == s.archi
+                && (s.resolution == 0 || s.resolution == have.resolution)
+            {
+                return Ok(have);
+            }
+            let wanted = ModelFile::from_settings(s).map_err(TrainError::Settings)?;
             if !have.same_architecture(&wanted) {
                 return Err(TrainError::Settings(format!(
                     "model {} was created as {}, not {}; use the same options or a new model folder",
@@ -365,6 +378,7 @@ fn open_model(dir: &Path, s: &TrainSettings) -> Result<ModelFile, TrainError> {
             Ok(have)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let wanted = ModelFile::from_settings(s).map_err(TrainError::Settings)?;
             wanted.options().map_err(TrainError::Settings)?;
             let text = toml::to_string(&wanted)
                 .map_err(|e| TrainError::Settings(format!("model.toml: {e}")))?;
@@ -585,7 +599,7 @@ pub fn run_training(
     let s = &req.settings;
     let model_file = open_model(&req.model_dir, s)?;
     let opts = model_file.options().map_err(TrainError::Settings)?;
-    let cfg = trainer_config(s, model_file.seed)?;
+    let cfg = trainer_config(s, model_file.seed, opts.resolution())?;
     let batch = s.batch.max(1) as usize;
     if s.micro_batches as usize > batch {
         return Err(TrainError::Settings(format!(
