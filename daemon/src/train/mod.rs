@@ -919,10 +919,13 @@ pub fn run_job(
         settings: (**settings).clone(),
         backend,
     };
+    let size = match settings.resolution {
+        0 => "at the preset's size".to_string(),
+        r => format!("{r} px"),
+    };
     ctx.log(format!(
-        "training {} {} px on {} from {faceset_a} (A) and {faceset_b} (B) into {model_dir}",
+        "training {} {size} on {} from {faceset_a} (A) and {faceset_b} (B) into {model_dir}",
         settings.archi,
-        settings.resolution,
         backend.name()
     ));
     let result = run_training(&req, |r| {
