@@ -1,6 +1,7 @@
-//! The SAEHD optimisation step: DFL's loss on both sides, gradient accumulation over
-//! micro-batches, clip by global norm, one Adam/AdaBelief step at the scheduled learning rate,
-//! and the trainer state as bytes for checkpoints. Data and the job around it live in the daemon.
+//! The optimisation step of a swap model (SAEHD or Phaze-A): DFL's loss on both sides,
+//! gradient accumulation over micro-batches, optional mixed precision with loss scaling, clip by
+//! global norm or autoclip, one optimiser step at the scheduled learning rate, and the trainer
+//! state as bytes for checkpoints. Data and the job around it live in the daemon.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{
