@@ -938,19 +938,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 (Some(name), None) => {
-                    let text = faceswap_models::phaze_a::PRESETS
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, text)| *text)
-                        .ok_or_else(|| {
-                            anyhow::anyhow!(
-                                "{}",
-                                faceswap_models::PhazeAOptions::preset(&name)
-                                    .err()
-                                    .map_or_else(String::new, |e| e.to_string())
-                            )
-                        })?;
-                    print!("{text}");
+                    print!("{}", faceswap_models::phaze_a::preset_text(&name)?);
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -22,11 +22,10 @@
 //! learned (merge uses it). `transpose` is an upscale method of ours (one 3×3 stride-2 conv).
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, InstanceNorm, InstanceNormConfig, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig, PaddingConfig2d, PixelShuffle, PixelShuffleConfig, RmsNorm,
-    RmsNormConfig,
+    Linear, LinearConfig, PixelShuffle, PixelShuffleConfig, RmsNorm, RmsNormConfig,
 };
 use burn::tensor::activation::{leaky_relu, sigmoid, silu};
 use burn::tensor::module::interpolate;
@@ -34,7 +33,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::saehd::{FaceOutput, ResBlock, SwapOutput};
+use crate::saehd::{FaceOutput, ResBlock, SwapOutput, same_conv};
 
 /// Whether a shared fully-connected layer joins each side's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +289,21 @@ pub const PRESETS: [(&str, &str); 4] = [
     ("fspp-256", include_str!("../presets/phaze_a/fspp-256.toml")),
 ];
 
+/// The TOML of the shipped preset of this name.
+pub fn preset_text(name: &str) -> Result<&'static str, PhazeAError> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            PhazeAError(format!(
+                "no preset named {name:?}; the presets are {}, or give a preset file's path",
+                names.join(", ")
+            ))
+        })
+}
+
 /// Phaze-A options that cannot build a model.
 #[derive(Debug, thiserror::Error)]
 #[error("Phaze-A options: {0}")]
@@ -306,14 +320,7 @@ impl PhazeAOptions {
 
     /// The shipped preset of this name.
     pub fn preset(name: &str) -> Result<PhazeAOptions, PhazeAError> {
-        let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-            PhazeAError(format!(
-                "no preset named {name:?}; the presets are {}, or give a preset file's path",
-                names.join(", ")
-            ))
-        })?;
-        Self::from_toml(text)
+        Self::from_toml(preset_text(name)?)
     }
 
     /// The options as preset TOML.
@@ -409,21 +416,18 @@ impl PhazeAOptions {
 
     /// Builds the networks on `device` (call [`Self::check`] first; presets are checked).
     pub fn init(&self, device: &Device) -> PhazeA {
-        let encoder = PaEncoder::new(self, device);
-        let (enc_ch, enc_hw) = encoder.out_shape(self);
+        let (encoder, (enc_ch, enc_hw)) = PaEncoder::new(self, device);
         let fc = |device: &Device| FullyConnected::new(self, enc_ch, enc_hw, false, device);
-        let fc_a = fc(device);
-        let fc_b = self.split_fc.then(|| fc(device));
-        let fc_shared = (self.shared_fc == SharedFc::Full).then(|| fc(device));
-        let fc_out = fc_a.out_channels;
+        let (fc_a, fc_out) = fc(device);
+        let fc_b = self.split_fc.then(|| fc(device).0);
+        let fc_shared = (self.shared_fc == SharedFc::Full).then(|| fc(device).0);
         let inter_ch = if self.shared_fc == SharedFc::None {
             fc_out
         } else {
             2 * fc_out
         };
         let (fc_gblock, gblock_a, gblock_b) = if self.enable_gblock {
-            let f = FullyConnected::new(self, enc_ch, enc_hw, true, device);
-            let style = f.out_channels;
+            let (f, style) = FullyConnected::new(self, enc_ch, enc_hw, true, device);
             let g = |device: &Device| GBlock::new(inter_ch, style, device);
             (
                 Some(f),
@@ -553,30 +557,6 @@ pub fn curve(start: usize, end: usize, points: usize, scale: f32, mode: SlopeMod
             }
         }
     }
-}
-
-/// A TF "SAME" convolution (the extra padding of stride 2 goes after).
-fn same_conv(
-    k: usize,
-    i: usize,
-    o: usize,
-    stride: usize,
-    groups: usize,
-    bias: bool,
-    device: &Device,
-) -> Conv2d {
-    let total = k.saturating_sub(stride);
-    let (before, after) = if stride == 1 {
-        (k / 2, k / 2)
-    } else {
-        (total / 2, total - total / 2)
-    };
-    Conv2dConfig::new([i, o], [k, k])
-        .with_stride([stride, stride])
-        .with_groups(groups)
-        .with_bias(bias)
-        .with_padding(PaddingConfig2d::Explicit(before, before, after, after))
-        .init(device)
 }
 
 fn resize(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
@@ -915,12 +895,12 @@ struct PaEncoder {
     body: EncoderBody,
     bottleneck: Option<Bottleneck>,
     input_size: usize,
-    /// EfficientNetV2 expects inputs in [-1, 1].
-    signed_input: bool,
 }
 
 impl PaEncoder {
-    fn new(o: &PhazeAOptions, device: &Device) -> Self {
+    /// The encoder and the channels and width of its output (a bottleneck here makes it
+    /// `[N, 1, 1]`).
+    fn new(o: &PhazeAOptions, device: &Device) -> (Self, (usize, usize)) {
         let input_size = o.input_size();
         let (body, ch, hw) = match o.enc_architecture {
             EncoderArch::FsOriginal => {
@@ -948,39 +928,19 @@ impl PaEncoder {
                 (EncoderBody::EfficientNetV2(net), ch, input_size / 32)
             }
         };
-        let bottleneck = o
-            .bottleneck_in_encoder
-            .then(|| Bottleneck::new(o, ch, hw.max(1), device).0);
-        PaEncoder {
+        let hw = hw.max(1);
+        let (bottleneck, shape) = if o.bottleneck_in_encoder {
+            let (b, n) = Bottleneck::new(o, ch, hw, device);
+            (Some(b), (n, 1))
+        } else {
+            (None, (ch, hw))
+        };
+        let encoder = PaEncoder {
             body,
             bottleneck,
             input_size,
-            signed_input: o.enc_architecture != EncoderArch::FsOriginal,
-        }
-    }
-
-    /// Channels and width of the encoder output (a bottleneck here makes it `[N, 1, 1]`).
-    fn out_shape(&self, o: &PhazeAOptions) -> (usize, usize) {
-        let hw = match &self.body {
-            EncoderBody::FsOriginal(_) => self.input_size >> o.fs_original_depth,
-            EncoderBody::EfficientNetV2(_) => self.input_size / 32,
-        }
-        .max(1);
-        let ch = match &self.body {
-            EncoderBody::FsOriginal(f) => f.convs.last().map_or(3, |c| c.weight.dims()[0]),
-            EncoderBody::EfficientNetV2(n) => n.top.conv.weight.dims()[0],
         };
-        match &self.bottleneck {
-            Some(_) => (
-                if o.bottleneck_type == BottleneckType::Dense {
-                    o.bottleneck_size
-                } else {
-                    ch
-                },
-                1,
-            ),
-            None => (ch, hw),
-        }
+        (encoder, shape)
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -1105,11 +1065,17 @@ struct FullyConnected {
     ups: Vec<Upscaler>,
     lrelu_after: bool,
     dims: usize,
-    out_channels: usize,
 }
 
 impl FullyConnected {
-    fn new(o: &PhazeAOptions, ch: usize, hw: usize, gblock: bool, device: &Device) -> Self {
+    /// The fc and its output channels (the G-block's: its vector's length).
+    fn new(
+        o: &PhazeAOptions,
+        ch: usize,
+        hw: usize,
+        gblock: bool,
+        device: &Device,
+    ) -> (Self, usize) {
         let (bottleneck, mut width) = if o.bottleneck_in_encoder {
             (None, ch * hw * hw)
         } else {
@@ -1143,14 +1109,14 @@ impl FullyConnected {
             })
             .collect();
         if gblock {
-            return FullyConnected {
+            let fc = FullyConnected {
                 bottleneck,
                 denses,
                 ups: Vec::new(),
                 lrelu_after: false,
                 dims: 0,
-                out_channels: width,
             };
+            return (fc, width);
         }
         let mut c = width / (dims * dims);
         let ups = (0..o.fc_upsamples)
@@ -1160,14 +1126,14 @@ impl FullyConnected {
                 u
             })
             .collect();
-        FullyConnected {
+        let fc = FullyConnected {
             bottleneck,
             denses,
             ups,
             lrelu_after: o.fc_upsampler == UpscaleMethod::Upsample2d && o.fc_upsamples > 0,
             dims,
-            out_channels: c,
-        }
+        };
+        (fc, c)
     }
 
     fn forward_flat(&self, enc: Tensor<4>) -> Tensor<2> {
@@ -1312,42 +1278,35 @@ impl PaDecoder {
             o.dec_filter_slope,
             o.dec_slope_mode,
         );
+        // The face and mask branches upscale alike; `outs` are the channels after each upscale.
         let chain = |device: &Device| {
             let mut c = input;
-            let mut ups = Vec::new();
-            let mut norms = Vec::new();
+            let (mut ups, mut norms, mut outs) = (Vec::new(), Vec::new(), Vec::new());
             for &f in &filters {
                 let (u, out) = Upscaler::new(o.dec_upscale_method, c, f.max(8), device);
                 ups.push(u);
                 norms.push(FeatureNorm::new(o.dec_norm, out, device));
+                outs.push(out);
                 c = out;
             }
-            (ups, norms, c)
+            (ups, norms, outs)
         };
-        let (ups, norms, face_ch) = chain(device);
-        let (mask_ups, mask_norms, mask_ch) = chain(device);
-        let n = filters.len();
-        let res = ups
+        let (ups, norms, outs) = chain(device);
+        let (mask_ups, mask_norms, _) = chain(device);
+        let last = outs.len().saturating_sub(1);
+        let res = outs
             .iter()
-            .zip(&filters)
             .enumerate()
-            .map(|(i, (_, &f))| {
-                let skip = i + 1 == n && o.dec_skip_last_residual;
-                let c = if o.dec_upscale_method == UpscaleMethod::Upsample2d {
-                    // Bilinear keeps the channels it is given.
-                    input
+            .map(|(i, &c)| {
+                let blocks = if i == last && o.dec_skip_last_residual {
+                    0
                 } else {
-                    f.max(8)
+                    o.dec_res_blocks
                 };
-                if skip {
-                    Vec::new()
-                } else {
-                    (0..o.dec_res_blocks)
-                        .map(|_| ResBlock::new(c, device))
-                        .collect()
-                }
+                (0..blocks).map(|_| ResBlock::new(c, device)).collect()
             })
             .collect();
+        let out_ch = outs.last().copied().unwrap_or(input);
         let k = o.dec_output_kernel;
         PaDecoder {
             ups,
@@ -1355,8 +1314,8 @@ impl PaDecoder {
             res,
             mask_ups,
             mask_norms,
-            out: same_conv(k, face_ch, 3, 1, 1, true, device),
-            out_mask: same_conv(k, mask_ch, 1, 1, 1, true, device),
+            out: same_conv(k, out_ch, 3, 1, 1, true, device),
+            out_mask: same_conv(k, out_ch, 1, 1, 1, true, device),
             gaussian: o.dec_gaussian,
         }
     }

@@ -199,7 +199,20 @@ impl SaehdOptions {
 }
 
 fn conv(k: usize, i: usize, o: usize, stride: usize, device: &Device) -> Conv2d {
-    // TF "SAME": for stride 2 the extra row/column of padding goes after (bottom/right).
+    same_conv(k, i, o, stride, 1, true, device)
+}
+
+/// A TF "SAME" convolution, as DFL and faceswap build theirs: for stride 2 the extra row/column
+/// of padding goes after (bottom/right).
+pub(crate) fn same_conv(
+    k: usize,
+    i: usize,
+    o: usize,
+    stride: usize,
+    groups: usize,
+    bias: bool,
+    device: &Device,
+) -> Conv2d {
     let total = k.saturating_sub(stride);
     let (before, after) = if stride == 1 {
         (k / 2, k / 2)
@@ -208,6 +221,8 @@ fn conv(k: usize, i: usize, o: usize, stride: usize, device: &Device) -> Conv2d 
     };
     Conv2dConfig::new([i, o], [k, k])
         .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_bias(bias)
         .with_padding(PaddingConfig2d::Explicit(before, before, after, after))
         .init(device)
 }

@@ -169,21 +169,22 @@ impl LossScale {
 /// are f32, and Keras' mixed policy keeps them there too).
 struct CastParams {
     dtype: FloatDType,
-    /// Container types entered so far.
-    stack: Vec<String>,
+    /// For each module entered: whether it is a batch norm.
+    in_batch_norm: Vec<bool>,
 }
 
 impl ModuleMapper for CastParams {
     fn enter_module(&mut self, _name: &str, container_type: &str) {
-        self.stack.push(container_type.to_string());
+        self.in_batch_norm
+            .push(container_type == "Struct:BatchNorm");
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+        self.in_batch_norm.pop();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if self.stack.last().is_some_and(|c| c == "Struct:BatchNorm") {
+        if self.in_batch_norm.last() == Some(&true) {
             return param;
         }
         let dtype = self.dtype;
@@ -460,7 +461,7 @@ impl FaceTrainer {
             let compute = match half {
                 Some(dtype) => self.model.clone().map(&mut CastParams {
                     dtype,
-                    stack: Vec::new(),
+                    in_batch_norm: Vec::new(),
                 }),
                 None => self.model.clone(),
             };
@@ -496,10 +497,13 @@ impl FaceTrainer {
         }
         let mut grads = acc.grads();
         let lr = self.cfg.schedule.at(self.step);
+        // Loss scaling and clipping both need the global norm: one pass serves both.
+        let mut norm = None;
         let loss_scale = scale.map(|s| {
             scale_grads(&self.model, &mut grads, 1.0 / s);
-            let finite = global_norm(&self.model, &grads).is_finite();
-            (s, !self.loss_scale.update(finite))
+            let n = global_norm(&self.model, &grads);
+            norm = Some(n);
+            (s, !self.loss_scale.update(n.is_finite()))
         });
         if let Some((_, true)) = loss_scale {
             // Overflowed: no update this step, a smaller scale next time.
@@ -514,7 +518,7 @@ impl FaceTrainer {
         }
         let grad_norm = if self.cfg.autoclip {
             let norms = &mut self.norms;
-            Some(clip_global_norm(&self.model, &mut grads, |norm| {
+            Some(clip_global_norm(&self.model, &mut grads, norm, |norm| {
                 if norms.len() == AUTOCLIP_HISTORY {
                     norms.pop_front();
                 }
@@ -524,7 +528,7 @@ impl FaceTrainer {
         } else {
             self.cfg
                 .clip_norm
-                .map(|max| clip_global_norm(&self.model, &mut grads, |_| Some(max)))
+                .map(|max| clip_global_norm(&self.model, &mut grads, norm, |_| Some(max)))
         };
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
         self.step += 1;
@@ -637,15 +641,16 @@ fn scale_grads(model: &FaceModel, grads: &mut GradientsParams, factor: f32) {
     model.visit(&mut Scale { grads, factor });
 }
 
-/// Scales every gradient by one factor when their global L2 norm exceeds the limit `limit`
-/// gives for that norm (DFL clipgrad, TF `clip_by_global_norm`, which burn's per-tensor clip is
-/// not); returns the norm.
+/// Scales every gradient by one factor when their global L2 norm (`norm` when already known)
+/// exceeds the limit `limit` gives for that norm (DFL clipgrad, TF `clip_by_global_norm`, which
+/// burn's per-tensor clip is not); returns the norm.
 fn clip_global_norm(
     model: &FaceModel,
     grads: &mut GradientsParams,
+    norm: Option<f32>,
     limit: impl FnOnce(f32) -> Option<f32>,
 ) -> f32 {
-    let total = global_norm(model, grads);
+    let total = norm.unwrap_or_else(|| global_norm(model, grads));
     if let Some(max) = limit(total)
         && total > max
         && total.is_finite()
@@ -915,13 +920,13 @@ mod tests {
             GradientsParams::from_grads(loss.backward(), &t.model)
         };
         let mut clipped = grads();
-        let norm = clip_global_norm(&t.model, &mut clipped, |_| Some(1e-3));
+        let norm = clip_global_norm(&t.model, &mut clipped, None, |_| Some(1e-3));
         assert!(norm > 1e-3, "the test needs a norm above the limit: {norm}");
-        let new_norm = clip_global_norm(&t.model, &mut clipped, |_| None);
+        let new_norm = clip_global_norm(&t.model, &mut clipped, None, |_| None);
         assert!((new_norm - 1e-3).abs() < 1e-6, "{new_norm}");
         // Unchanged when below the limit.
         let mut same = grads();
-        let n2 = clip_global_norm(&t.model, &mut same, |_| Some(norm * 2.0));
+        let n2 = clip_global_norm(&t.model, &mut same, None, |_| Some(norm * 2.0));
         assert_eq!(n2, norm);
     }
 

@@ -11,11 +11,10 @@
 
 use std::time::Instant;
 
-use faceswap_models::FaceTrainer;
 use faceswap_models::burn::module::Module;
 use faceswap_models::phaze_a::PRESETS;
 use faceswap_models::train::Precision;
-use faceswap_models::{FaceModel, ModelOptions, PhazeAOptions, SaehdOptions};
+use faceswap_models::{ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_tests::{env_or, time_train_steps};
 
 /// Peak resident memory since the last [`reset_peak`], in MiB (Linux `VmHWM`).
@@ -33,13 +32,6 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn params(t: &FaceTrainer) -> usize {
-    match t.model() {
-        FaceModel::Saehd(m) => m.num_params(),
-        FaceModel::PhazeA(m) => m.num_params(),
-    }
-}
-
 /// Parameters, peak MiB and mean ms per step of `steps` timed steps after one untimed.
 fn measure(
     opts: &ModelOptions,
@@ -49,7 +41,7 @@ fn measure(
 ) -> (usize, f64, f64) {
     reset_peak();
     let (ms, t) = time_train_steps(opts, precision, batch, steps);
-    (params(&t), peak_mib(), ms)
+    (t.model().num_params(), peak_mib(), ms)
 }
 
 fn main() -> anyhow::Result<()> {

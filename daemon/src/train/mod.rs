@@ -70,7 +70,11 @@ pub fn phaze_a_options(archi: &str, resolution: u32) -> Result<Option<PhazeAOpti
         return Ok(None);
     };
     let opts = match rest.strip_prefix(':') {
-        None if rest.is_empty() => PhazeAOptions::default(),
+        None if rest.is_empty() => {
+            let o = PhazeAOptions::default();
+            o.check().map_err(|e| e.to_string())?;
+            o
+        }
         None => {
             return Err(format!(
                 "unknown architecture {archi:?}; use phaze-a or phaze-a:PRESET"
@@ -99,7 +103,7 @@ pub fn phaze_a_options(archi: &str, resolution: u32) -> Result<Option<PhazeAOpti
         opts.at_resolution(resolution as usize)
             .map_err(|e| e.to_string())?
     };
-    opts.check().map_err(|e| e.to_string())?;
+    // Presets, files and resizes are checked where they are made.
     Ok(Some(opts))
 }
 
