@@ -70,15 +70,7 @@ impl FaceModel {
         device: &Device,
         weights: Vec<u8>,
     ) -> Result<FaceModel, LoadError> {
-        let record =
-            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights))
-                .map_err(|e| LoadError(e.to_string()))?;
-        // Building draws initial weights (then replaced) from the process's one generator: under
-        // the trainers' lock, so a merge never shifts a concurrent training run's draws.
-        let _draws = crate::train::random_draws();
-        opts.init(device)
-            .try_load_record(record)
-            .map_err(|e| LoadError(e.to_string()))
+        crate::train::load_weights(|| opts.init(device), weights)
     }
 
     /// Reconstructs both sides as a training step needs: `(image, mask)` of A and of B.

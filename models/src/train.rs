@@ -285,6 +285,21 @@ pub(crate) fn random_draws() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A network built by `build` with the weights `weights` (burnpack bytes a trainer saved).
+/// Building draws throwaway initial weights from the process's one generator, so it happens
+/// under the trainers' lock: loading a model never shifts a concurrent training run's draws.
+pub(crate) fn load_weights<M: Module>(
+    build: impl FnOnce() -> M,
+    weights: Vec<u8>,
+) -> Result<M, crate::saehd::LoadError> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
+        .map_err(|e| crate::saehd::LoadError(e.to_string()))?;
+    let _draws = random_draws();
+    build()
+        .try_load_record(record)
+        .map_err(|e| crate::saehd::LoadError(e.to_string()))
+}
+
 /// A seed for step `step` of a run seeded `seed` (splitmix64 of both), so each step's random
 /// draws depend only on the run and the step.
 pub fn step_seed(seed: u64, step: u64) -> u64 {

@@ -238,12 +238,7 @@ impl XSeg {
         device: &Device,
         weights: Vec<u8>,
     ) -> Result<XSeg, crate::saehd::LoadError> {
-        let record =
-            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights))
-                .map_err(|e| crate::saehd::LoadError(e.to_string()))?;
-        opts.init(device)
-            .try_load_record(record)
-            .map_err(|e| crate::saehd::LoadError(e.to_string()))
+        crate::train::load_weights(|| opts.init(device), weights)
     }
 }
 
