@@ -99,19 +99,123 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
 /// may stop the walk by returning `Ok(false)`. Returns how many frames were decoded.
 pub fn decode_video<E: From<MediaError>>(
     path: &Path,
+    wanted: impl FnMut(u64) -> bool,
+    on_frame: impl FnMut(u64, Option<i64>, RgbFrame) -> Result<bool, E>,
+) -> Result<u64, E> {
+    decode_video_from(path, 0, wanted, on_frame)
+}
+
+/// Packets read past frame `first` when finding its timestamp: more than any codec's reorder
+/// depth (H.264/HEVC keep at most 16 frames), so every frame up to `first` has been seen.
+const REORDER_WINDOW: usize = 32;
+
+/// Where to start decoding for frame `first`: the timestamp (stream time base) of the last
+/// keyframe at or before it, and frame `first`'s own pts. Reads packets only, up to a little past
+/// `first` (or to the end). None when timestamps cannot number frames as sequential decoding
+/// does (a packet without pts, duplicate pts, packets an edit list discards), when the clip has
+/// no frame `first`, or when nothing would be skipped.
+fn seek_point(
+    ictx: &mut ffmpeg::format::context::Input,
+    stream: usize,
+    start_time: i64,
+    first: u64,
+) -> Option<(i64, i64)> {
+    let first = usize::try_from(first).ok()?;
+    let mut seen = Vec::with_capacity(first + REORDER_WINDOW + 1);
+    let mut keys = Vec::new();
+    for (s, packet) in ictx.packets() {
+        if s.index() != stream {
+            continue;
+        }
+        let pts = packet.pts()?;
+        if pts < start_time {
+            return None;
+        }
+        if packet.is_key() {
+            keys.push(pts);
+        }
+        seen.push(pts);
+        if seen.len() > first + REORDER_WINDOW {
+            break;
+        }
+    }
+    // Stopped early past the window, or read to the end: either way every frame up to `first`
+    // has been seen.
+    if seen.len() <= first {
+        return None;
+    }
+    seen.sort_unstable();
+    if seen.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
+    let target = seen[first];
+    let key = keys.into_iter().filter(|&k| k <= target).max()?;
+    (key > seen[0]).then_some((key, target))
+}
+
+/// Seeking could not be trusted to number frames; decode from the start instead.
+struct SeekMismatch;
+
+/// Like [`decode_video`], but frames before `first` are not needed: where the stream's
+/// timestamps allow, decoding starts at the keyframe before `first` instead of frame 0 (frame
+/// numbers stay those of sequential decoding, checked against frame `first`'s timestamp, else it
+/// decodes from the start). Returns one past the last frame index decoded.
+pub fn decode_video_from<E: From<MediaError>>(
+    path: &Path,
+    first: u64,
     mut wanted: impl FnMut(u64) -> bool,
     mut on_frame: impl FnMut(u64, Option<i64>, RgbFrame) -> Result<bool, E>,
 ) -> Result<u64, E> {
     init()?;
+    if first > 0 {
+        match decode_run(path, first, true, &mut wanted, &mut on_frame)? {
+            Ok(n) => return Ok(n),
+            Err(SeekMismatch) => {
+                tracing::debug!(
+                    "{}: seeking to frame {first} not exact; decoding from the start",
+                    path.display()
+                )
+            }
+        }
+    }
+    match decode_run(path, first, false, &mut wanted, &mut on_frame)? {
+        Ok(n) => Ok(n),
+        Err(SeekMismatch) => Err(unreadable(path, "frame numbering failed").into()),
+    }
+}
+
+/// One decoding pass; with `seek`, from the keyframe before `first` (Err(SeekMismatch) before
+/// any frame was handed out when the numbering cannot be trusted).
+fn decode_run<E: From<MediaError>>(
+    path: &Path,
+    first: u64,
+    seek: bool,
+    wanted: &mut impl FnMut(u64) -> bool,
+    on_frame: &mut impl FnMut(u64, Option<i64>, RgbFrame) -> Result<bool, E>,
+) -> Result<Result<u64, SeekMismatch>, E> {
     let mut ictx = ffmpeg::format::input(path).map_err(|e| unreadable(path, e))?;
     let stream = ictx
         .streams()
         .best(ffmpeg::media::Type::Video)
         .ok_or_else(|| MediaError::NoVideo(path.to_path_buf()))?;
     let index = stream.index();
+    let time_base = stream.time_base();
+    let start_time = stream.start_time();
     let mut decoder = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
         .and_then(|c| c.decoder().video())
         .map_err(|e| unreadable(path, e))?;
+    // Where numbering starts: frame 0, or frame `first` at the pts `target`.
+    let mut target = None;
+    if seek {
+        let Some((key, pts)) = seek_point(&mut ictx, index, start_time, first) else {
+            return Ok(Err(SeekMismatch));
+        };
+        let us = ffmpeg::Rescale::rescale(&key, time_base, ffmpeg::rescale::TIME_BASE);
+        if ictx.seek(us, ..us).is_err() {
+            return Ok(Err(SeekMismatch));
+        }
+        target = Some(pts);
+    }
     let (w, h) = (decoder.width(), decoder.height());
     let mut scaler = ffmpeg::software::scaling::Context::get(
         decoder.format(),
@@ -123,27 +227,36 @@ pub fn decode_video<E: From<MediaError>>(
         ffmpeg::software::scaling::Flags::BILINEAR,
     )
     .map_err(|e| unreadable(path, e))?;
-    let mut count = 0u64;
+    let mut count = if target.is_some() { first } else { 0 };
     let mut decoded = ffmpeg::frame::Video::empty();
     let mut rgb = ffmpeg::frame::Video::empty();
-    // Drains decoded frames; Ok(false) means the caller asked to stop.
-    let mut drain = |decoder: &mut ffmpeg::decoder::Video| -> Result<bool, E> {
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            let i = count;
-            count += 1;
-            if !wanted(i) {
-                continue;
+    // Drains decoded frames; Ok(Ok(false)) means the caller asked to stop.
+    let mut drain =
+        |decoder: &mut ffmpeg::decoder::Video| -> Result<Result<bool, SeekMismatch>, E> {
+            while decoder.receive_frame(&mut decoded).is_ok() {
+                if let Some(t) = target {
+                    // Before frame `first`: skipped. The first frame at or past it must be it.
+                    match decoded.pts() {
+                        Some(p) if p < t => continue,
+                        Some(p) if p == t => target = None,
+                        _ => return Ok(Err(SeekMismatch)),
+                    }
+                }
+                let i = count;
+                count += 1;
+                if !wanted(i) {
+                    continue;
+                }
+                scaler
+                    .run(&decoded, &mut rgb)
+                    .map_err(|e| unreadable(path, e))?;
+                let frame = packed_rgb(&rgb);
+                if !on_frame(i, decoded.pts(), frame)? {
+                    return Ok(Ok(false));
+                }
             }
-            scaler
-                .run(&decoded, &mut rgb)
-                .map_err(|e| unreadable(path, e))?;
-            let frame = packed_rgb(&rgb);
-            if !on_frame(i, decoded.pts(), frame)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    };
+            Ok(Ok(true))
+        };
     for (s, packet) in ictx.packets() {
         if s.index() != index {
             continue;
@@ -151,16 +264,24 @@ pub fn decode_video<E: From<MediaError>>(
         decoder
             .send_packet(&packet)
             .map_err(|e| unreadable(path, e))?;
-        if !drain(&mut decoder)? {
-            return Ok(count);
+        match drain(&mut decoder)? {
+            Ok(true) => {}
+            Ok(false) => return Ok(Ok(count)),
+            Err(m) => return Ok(Err(m)),
         }
     }
     decoder.send_eof().map_err(|e| unreadable(path, e))?;
-    drain(&mut decoder)?;
+    if let Err(m) = drain(&mut decoder)? {
+        return Ok(Err(m));
+    }
+    if target.is_some() {
+        // Frame `first` never came out.
+        return Ok(Err(SeekMismatch));
+    }
     if count == 0 {
         return Err(unreadable(path, "no frame could be decoded").into());
     }
-    Ok(count)
+    Ok(Ok(count))
 }
 
 /// An FFmpeg RGB24 frame's pixels without its row padding.

@@ -506,3 +506,83 @@ fn a_video_extracts_in_parallel_ranges_stops_and_resumes() {
     let recorded: usize = store.frames.values().map(|f| f.faces.len()).sum();
     assert_eq!(files, recorded, "one file per recorded face, no leftovers");
 }
+
+/// `(index, pts, pixel fingerprint)` of each frame at or after `first`, decoded with seeking.
+fn frames_from(video: &Path, first: u64) -> Vec<(u64, Option<i64>, u64)> {
+    let mut out = Vec::new();
+    faceswapd::media::decode_video_from::<faceswapd::media::MediaError>(
+        video,
+        first,
+        |i| i >= first,
+        |i, pts, f| {
+            out.push((i, pts, xxhash_rust::xxh3::xxh3_64(&f.data)));
+            Ok(true)
+        },
+    )
+    .unwrap();
+    out
+}
+
+fn ffmpeg(args: &[&str], out: &Path) {
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .output()
+        .expect("the ffmpeg command (Debian package ffmpeg; installers/deps.sh installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn decoding_from_a_frame_seeks_yet_numbers_and_decodes_frames_as_from_the_start() {
+    let root = tempfile::tempdir().unwrap();
+    // B-frames and open GOPs (leading pictures reference the GOP before the keyframe).
+    let open_gop = root.path().join("open_gop.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=24",
+            "-frames:v",
+            "120",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "3",
+            "-g",
+            "20",
+            "-x264-params",
+            "open-gop=1:scenecut=0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &open_gop,
+    );
+    // Cut off the start with stream copy: an edit list whose first packets are discarded.
+    let edit_list = root.path().join("edit_list.mp4");
+    let src = open_gop.display().to_string();
+    ffmpeg(&["-ss", "0.55", "-i", &src, "-c", "copy"], &edit_list);
+    let pexels = asset("WolfgangLanger_Pexels.mp4");
+    for (video, starts) in [
+        (&pexels, &[1u64, 71, 72, 73, 236, 300, 471][..]),
+        (&open_gop, &[19, 20, 21, 45, 61, 100, 119][..]),
+        (&edit_list, &[5, 30, 60][..]),
+    ] {
+        let all = frames_from(video, 0);
+        for &s in starts {
+            let from = frames_from(video, s);
+            assert_eq!(
+                from[..],
+                all[s as usize..],
+                "{}: frames from {s}",
+                video.display()
+            );
+        }
+        println!(
+            "{}: {} frames; {starts:?} match",
+            video.display(),
+            all.len()
+        );
+    }
+}

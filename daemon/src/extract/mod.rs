@@ -592,9 +592,15 @@ pub fn run_extraction(
                             since_detect: 0,
                             smoother: track::Smoother::new(req.smoothing, fps),
                         };
+                        // Decoding starts near the range's first frame still to do, not at 0.
+                        let first = (start..end)
+                            .take_while(|i| frame_count.is_none_or(|n| *i < n))
+                            .find(|i| i.is_multiple_of(nth) && !already.contains(i))
+                            .unwrap_or(start);
                         let mut t = Instant::now();
-                        media::decode_video::<ExtractError>(
+                        media::decode_video_from::<ExtractError>(
                             &req.input,
+                            first,
                             |i| {
                                 (start..end).contains(&i)
                                     && i.is_multiple_of(nth)
@@ -703,10 +709,14 @@ pub fn visit_frames(
             }
         }
     } else {
-        media::decode_video::<ExtractError>(
+        let (Some(&first), Some(&last)) = (wanted.iter().min(), wanted.iter().max()) else {
+            return Ok(());
+        };
+        media::decode_video_from::<ExtractError>(
             source,
+            first,
             |i| wanted.contains(&i),
-            |i, _, frame| f(i, frame).map(|()| true),
+            |i, _, frame| f(i, frame).map(|()| i < last),
         )?;
     }
     Ok(())
