@@ -257,27 +257,38 @@ impl Extractor {
         timings.detect += t.elapsed();
         let mut faces = Vec::with_capacity(dets.len());
         for det in dets {
-            let t = Instant::now();
-            let (mut landmarks, presence) = self.landmarks_from_detection(pyr, &det)?;
-            if self.settings.second_pass && presence >= 0.5 {
-                let (again, p2) = self.landmarks_from_landmarks(pyr, &landmarks)?;
-                if p2 >= 0.5 {
-                    landmarks = again;
-                }
-            }
-            timings.landmarks += t.elapsed();
-            let t = Instant::now();
-            let face = self.align(pyr.base(), det, &landmarks, presence);
-            timings.align += t.elapsed();
-            faces.push(face);
+            faces.push(self.landmarks_and_align(pyr, det, timings)?);
         }
         Ok(faces)
     }
 
+    /// A detection's landmarks (with the second pass), aligned and filtered.
+    fn landmarks_and_align(
+        &mut self,
+        pyr: &Pyramid,
+        det: FrameDetection,
+        timings: &mut StageTimings,
+    ) -> Result<Face, OnnxRuntimeError> {
+        let t = Instant::now();
+        let (mut landmarks, presence) = self.landmarks_from_detection(pyr, &det)?;
+        if self.settings.second_pass && presence >= 0.5 {
+            let (again, p2) = self.landmarks_from_landmarks(pyr, &landmarks)?;
+            if p2 >= 0.5 {
+                landmarks = again;
+            }
+        }
+        timings.landmarks += t.elapsed();
+        let t = Instant::now();
+        let face = self.align(pyr.base(), det, &landmarks, presence);
+        timings.align += t.elapsed();
+        Ok(face)
+    }
+
     /// Like [`Extractor::process`] for the next frame of a video: faces of the previous frame
     /// are followed from their landmarks, and the detector runs only every `redetect_every`
-    /// frames or when a followed face is lost. `since_detect` counts frames since the last
-    /// detection and is updated.
+    /// frames (to find faces that entered; the followed ones keep their followed landmarks) or
+    /// when a followed face is lost. `since_detect` counts frames since the last detection and
+    /// is updated.
     pub fn process_tracked(
         &mut self,
         pyr: &Pyramid,
@@ -289,11 +300,11 @@ impl Extractor {
             .iter()
             .filter(|f| f.presence >= 0.5 && !f.mesh.is_empty())
             .collect();
-        let due = *since_detect + 1 >= self.settings.redetect_every.max(1);
-        if !self.settings.track || followable.is_empty() || due {
+        if !self.settings.track || followable.is_empty() {
             *since_detect = 0;
             return self.process(pyr, timings);
         }
+        let due = *since_detect + 1 >= self.settings.redetect_every.max(1);
         let t = Instant::now();
         let mut followed = Vec::with_capacity(followable.len());
         for prev in followable {
@@ -326,7 +337,28 @@ impl Extractor {
             faces.push(self.align(pyr.base(), det, &mesh, presence));
         }
         timings.align += t.elapsed();
-        *since_detect += 1;
+        if !due {
+            *since_detect += 1;
+            return Ok(faces);
+        }
+        *since_detect = 0;
+        // Faces that entered: detections away from every followed face take the full path.
+        // Upright only: rotated retries are for frames where no face is known at all.
+        let t = Instant::now();
+        let dets = self.detect_upright(pyr, &Affine::IDENTITY)?;
+        timings.detect += t.elapsed();
+        let inside = |p: [f64; 2], b: &[f64; 4]| {
+            p[0] >= b[0] && p[0] <= b[2] && p[1] >= b[1] && p[1] <= b[3]
+        };
+        let centre = |b: &[f64; 4]| [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0];
+        for det in dets {
+            let known = faces
+                .iter()
+                .any(|f| inside(centre(&det.bbox), &f.bbox) || inside(centre(&f.bbox), &det.bbox));
+            if !known {
+                faces.push(self.landmarks_and_align(pyr, det, timings)?);
+            }
+        }
         Ok(faces)
     }
 
