@@ -7,7 +7,7 @@ use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::losses::{dssim, gaussian_window, ssim_parts};
+use crate::losses::{dssim, gaussian_filter, ssim_parts};
 
 /// One of the image losses.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -216,18 +216,11 @@ fn focal_frequency(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
 
 /// The Laplacian pyramid of images: `levels` band-pass images (image minus its 5 × 5 Gaussian
 /// blur, edges replicated), then the remaining low-pass image.
-fn pyramid(x: Tensor<4>, levels: usize, kernel: &Tensor<4>) -> Vec<Tensor<4>> {
-    let [_, ch, _, _] = x.dims();
+fn pyramid(x: Tensor<4>, levels: usize) -> Vec<Tensor<4>> {
     let mut out = Vec::with_capacity(levels + 1);
     let mut current = x;
     for _ in 0..levels {
-        let padded = replicate_pad(current.clone(), 2);
-        let blurred = conv2d(
-            padded,
-            kernel.clone(),
-            None,
-            ConvOptions::new([1, 1], [0, 0], [1, 1], ch),
-        );
+        let blurred = gaussian_filter(replicate_pad(current.clone(), 2), 5, 1.0);
         out.push(current - blurred.clone());
         current = avg_pool2d(blurred, AvgPoolOptions::new([2, 2]));
     }
@@ -250,15 +243,11 @@ fn replicate_pad(x: Tensor<4>, p: usize) -> Tensor<4> {
 /// faceswap's Laplacian pyramid loss: five levels (each blurred with edges replicated, then
 /// halved), L1 at each weighted by 2^(−2·level).
 fn laplacian_pyramid(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
-    let [_, ch, h, _] = pred.dims();
+    let [_, _, h, _] = pred.dims();
     let device = pred.device();
     // faceswap's five levels; fewer only when the image cannot be halved that often.
     let levels = (0..5).take_while(|l| h >> (l + 1) >= 1).count().max(1);
-    let kernel = gaussian_window(5, 1.0, ch, &device);
-    let (pp, pt) = (
-        pyramid(pred, levels, &kernel),
-        pyramid(target, levels, &kernel),
-    );
+    let (pp, pt) = (pyramid(pred, levels), pyramid(target, levels));
     pp.into_iter()
         .zip(pt)
         .enumerate()
