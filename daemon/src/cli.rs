@@ -1371,6 +1371,7 @@ fn connect(dirs: &Dirs, socket: &SocketPath, autostart: bool) -> anyhow::Result<
 }
 
 fn serve(dirs: &Dirs, socket: SocketPath) -> anyhow::Result<ExitCode> {
+    crate::memory::keep_freed_memory();
     let loaded = LoadedConfig::load(&dirs.config_file())?;
     crate::logging::init_service(&loaded.config.log, &dirs.logs())
         .with_context(|| format!("opening the log folder {}", dirs.logs().display()))?;

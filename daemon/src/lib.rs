@@ -18,6 +18,7 @@ pub mod lock;
 pub mod logging;
 pub mod masks;
 pub mod media;
+pub mod memory;
 pub mod merge;
 pub mod paths;
 pub mod project;

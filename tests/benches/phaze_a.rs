@@ -45,6 +45,8 @@ fn measure(
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the daemon runs training jobs.
+    faceswapd::memory::keep_freed_memory();
     let batch: usize = env_or("FSPP_BENCH_BATCH", 8);
     let steps: usize = env_or("FSPP_BENCH_STEPS", 2);
     let sizes: Vec<usize> = env_or("FSPP_BENCH_SIZES", "64,128,256".to_string())

@@ -23,6 +23,8 @@ fn peak_rss_kb() -> i64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the daemon runs training jobs.
+    faceswapd::memory::keep_freed_memory();
     let res: usize = env_or("FSPP_BENCH_RES", 128);
     let batch: usize = env_or("FSPP_BENCH_BATCH", 8);
     let steps: usize = env_or("FSPP_BENCH_STEPS", 3);
