@@ -703,6 +703,30 @@ mod tests {
     }
 
     #[test]
+    fn a_model_converted_before_recipes_counts_as_recipe_one_and_is_still_verified() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = dirs_in(root.path());
+        std::fs::create_dir_all(dirs.models()).unwrap();
+        let model = dirs.models().join("face_landmark.onnx");
+        std::fs::write(&model, b"converted bytes").unwrap();
+        let sha = sha256_file(&model).unwrap();
+        // A manifest as written before the recipe field existed.
+        let old = format!(
+            "[\"face_landmark.onnx\"]\nsha256 = \"{sha}\"\nsource_sha256 = \"{}\"\n",
+            "0".repeat(64)
+        );
+        std::fs::write(dirs.models().join(MANIFEST), old).unwrap();
+        let rec = load_manifest(&dirs).remove("face_landmark.onnx").unwrap();
+        assert_eq!(rec.recipe, 1);
+        assert!(
+            rec.recipe < CONVERSION_RECIPE,
+            "so `assets fetch` converts it again"
+        );
+        // Still a verified file until then (it works, only slower).
+        assert_eq!(verified_model(&dirs, "face_landmark.onnx").unwrap(), model);
+    }
+
+    #[test]
     fn names_are_unique_and_hashes_well_formed() {
         let mut names: Vec<_> = ASSETS.iter().map(|a| a.name).collect();
         names.sort();
