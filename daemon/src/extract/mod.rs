@@ -595,8 +595,14 @@ pub fn run_extraction(
                         // Decoding starts near the range's first frame still to do, not at 0.
                         let first = (start..end)
                             .take_while(|i| frame_count.is_none_or(|n| *i < n))
-                            .find(|i| i.is_multiple_of(nth) && !already.contains(i))
-                            .unwrap_or(start);
+                            .find(|i| i.is_multiple_of(nth) && !already.contains(i));
+                        let first = match first {
+                            Some(i) => i,
+                            // A resumed range with nothing left (the last range stays open:
+                            // the container's frame count may fall short).
+                            None if end != u64::MAX => return Ok(()),
+                            None => start,
+                        };
                         let mut t = Instant::now();
                         media::decode_video_from::<ExtractError>(
                             &req.input,
