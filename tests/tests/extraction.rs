@@ -465,6 +465,59 @@ fn tracking_follows_the_face_with_few_detector_runs() {
 }
 
 #[test]
+fn tracking_finds_faces_that_enter_at_the_next_redetection_without_doubling_followed_ones() {
+    let still = load_image(&asset("vladmandic_faceapi_sample3_multiface.jpg")).unwrap();
+    let mut ex = extractor(ExtractSettings::default());
+    let all = faces_in(&mut ex, still.clone());
+    assert_eq!(all.len(), 3);
+    // The same picture with two of the three people painted out: one face.
+    let mut one = still.clone();
+    for f in &all[1..] {
+        let [x0, y0, x1, y1] = f.bbox;
+        let (w, h) = (x1 - x0, y1 - y0);
+        let (xa, xb) = (
+            (x0 - 0.3 * w).max(0.0) as usize,
+            ((x1 + 0.3 * w) as usize).min(one.width as usize),
+        );
+        let (ya, yb) = (
+            (y0 - 0.5 * h).max(0.0) as usize,
+            ((y1 + 0.3 * h) as usize).min(one.height as usize),
+        );
+        for y in ya..yb {
+            let row = y * one.width as usize * 3;
+            one.data[row + xa * 3..row + xb * 3].fill(0);
+        }
+    }
+    assert_eq!(faces_in(&mut ex, one.clone()).len(), 1, "painted out");
+    let redetect = ExtractSettings::default().redetect_every as usize;
+    let (mut previous, mut since) = (Vec::new(), 0u32);
+    let mut counts = Vec::new();
+    for i in 0..3 * redetect {
+        let frame = if i < redetect + 2 {
+            one.clone()
+        } else {
+            still.clone()
+        };
+        let faces = ex
+            .process_tracked(
+                &Pyramid::new(frame),
+                &previous,
+                &mut since,
+                &mut StageTimings::default(),
+            )
+            .unwrap();
+        counts.push(faces.len());
+        previous = faces;
+    }
+    println!("faces per frame: {counts:?}");
+    // One face while one is there; the other two appear at the next re-detection (frame 2·N at
+    // the latest), and the followed face is never found twice.
+    assert!(counts[..redetect + 2].iter().all(|&c| c == 1), "{counts:?}");
+    assert!(counts.iter().all(|&c| c <= 3), "{counts:?}");
+    assert!(counts[2 * redetect..].iter().all(|&c| c == 3), "{counts:?}");
+}
+
+#[test]
 fn a_video_extracts_in_parallel_ranges_stops_and_resumes() {
     let video = asset("WolfgangLanger_Pexels.mp4");
     let root = tempfile::tempdir().unwrap();
