@@ -240,6 +240,18 @@ pub fn bench_venv(name: &str, requirement: &str) -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
+/// Runs the `ffmpeg` command (quiet, overwriting) with `args`, writing `out`; panics with
+/// FFmpeg's message on failure (test helper).
+pub fn ffmpeg<S: AsRef<std::ffi::OsStr>>(args: &[S], out: &Path) {
+    let o = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .output()
+        .expect("the ffmpeg command (Debian package ffmpeg; installers/deps.sh installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Copies the named fixture stills into `dir` (created).
 pub fn copy_fixtures(dir: &Path, names: &[&str]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;

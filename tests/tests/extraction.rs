@@ -576,22 +576,12 @@ fn frames_from(video: &Path, first: u64) -> Vec<(u64, Option<i64>, u64)> {
     out
 }
 
-fn ffmpeg(args: &[&str], out: &Path) {
-    let o = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y"])
-        .args(args)
-        .arg(out)
-        .output()
-        .expect("the ffmpeg command (Debian package ffmpeg; installers/deps.sh installs it)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn decoding_from_a_frame_seeks_yet_numbers_and_decodes_frames_as_from_the_start() {
     let root = tempfile::tempdir().unwrap();
     // B-frames and open GOPs (leading pictures reference the GOP before the keyframe).
     let open_gop = root.path().join("open_gop.mp4");
-    ffmpeg(
+    faceswap_tests::ffmpeg(
         &[
             "-f",
             "lavfi",
@@ -615,7 +605,7 @@ fn decoding_from_a_frame_seeks_yet_numbers_and_decodes_frames_as_from_the_start(
     // Cut off the start with stream copy: an edit list whose first packets are discarded.
     let edit_list = root.path().join("edit_list.mp4");
     let src = open_gop.display().to_string();
-    ffmpeg(&["-ss", "0.55", "-i", &src, "-c", "copy"], &edit_list);
+    faceswap_tests::ffmpeg(&["-ss", "0.55", "-i", &src, "-c", "copy"], &edit_list);
     let pexels = asset("WolfgangLanger_Pexels.mp4");
     for (video, starts) in [
         (&pexels, &[1u64, 71, 72, 73, 236, 300, 471][..]),

@@ -115,27 +115,21 @@ fn three_people_in_a_panning_shot_keep_three_tracks() {
     let video = root.path().join("pan.mp4");
     let still = test_asset("vladmandic_faceapi_sample3_multiface.jpg").unwrap();
     // Two seconds panning across the three-face still (all three stay in view).
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
-        .arg(&still)
-        .args([
-            "-vf",
-            "crop=1500:1055:'420-n*200/47':150,scale=640:450,format=yuv420p",
-            "-frames:v",
-            "48",
-            "-r",
-            "24",
-            "-c:v",
-            "libx264",
-        ])
-        .arg(&video)
-        .output()
-        .expect("the ffmpeg command (Debian package ffmpeg; installers/deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "-loop",
+        "1",
+        "-i",
+        still.to_str().unwrap(),
+        "-vf",
+        "crop=1500:1055:'420-n*200/47':150,scale=640:450,format=yuv420p",
+        "-frames:v",
+        "48",
+        "-r",
+        "24",
+        "-c:v",
+        "libx264",
+    ];
+    faceswap_tests::ffmpeg(&args, &video);
     let (summary, store) = extract(
         &video,
         &root.path().join("faces"),
