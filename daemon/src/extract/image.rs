@@ -17,57 +17,24 @@ pub struct Pyramid {
     halves: Vec<std::sync::OnceLock<RgbFrame>>,
 }
 
+/// Each 2×2 block averaged (rounded); an odd last row or column is dropped. Pyramid levels
+/// are only made from images at least 128 px on each side.
 fn halve(img: &RgbFrame) -> RgbFrame {
-    let (w, h) = ((img.width / 2).max(1), (img.height / 2).max(1));
+    let (w, h) = (img.width / 2, img.height / 2);
     let mut data = vec![0u8; w as usize * h as usize * 3];
-    let sw = img.width as usize;
-    if img.width >= 2 && img.height >= 2 {
-        // Every 2×2 block lies inside: row slices without per-sample clamps.
-        let (src_row, dst_row) = (sw * 3, w as usize * 3);
-        for (y, out) in data.chunks_exact_mut(dst_row).enumerate() {
-            let r0 = &img.data[2 * y * src_row..(2 * y + 1) * src_row];
-            let r1 = &img.data[(2 * y + 1) * src_row..(2 * y + 2) * src_row];
-            for ((o, a), b) in out
-                .chunks_exact_mut(3)
-                .zip(r0.chunks_exact(6))
-                .zip(r1.chunks_exact(6))
-            {
-                for c in 0..3 {
-                    let s = u16::from(a[c])
-                        + u16::from(a[3 + c])
-                        + u16::from(b[c])
-                        + u16::from(b[3 + c]);
-                    o[c] = ((s + 2) / 4) as u8;
-                }
-            }
-        }
-        return RgbFrame {
-            width: w,
-            height: h,
-            data,
-        };
-    }
-    halve_clamped(img)
-}
-
-/// [`halve`] for any size, edges clamped (a 1-pixel-wide image keeps its one column).
-fn halve_clamped(img: &RgbFrame) -> RgbFrame {
-    let (w, h) = ((img.width / 2).max(1), (img.height / 2).max(1));
-    let mut data = vec![0u8; w as usize * h as usize * 3];
-    let sw = img.width as usize;
-    for y in 0..h as usize {
-        let (y0, y1) = (
-            (2 * y).min(img.height as usize - 1),
-            (2 * y + 1).min(img.height as usize - 1),
-        );
-        for x in 0..w as usize {
-            let (x0, x1) = ((2 * x).min(sw - 1), (2 * x + 1).min(sw - 1));
+    let (src_row, dst_row) = (img.width as usize * 3, w as usize * 3);
+    for (y, out) in data.chunks_exact_mut(dst_row).enumerate() {
+        let r0 = &img.data[2 * y * src_row..(2 * y + 1) * src_row];
+        let r1 = &img.data[(2 * y + 1) * src_row..(2 * y + 2) * src_row];
+        for ((o, a), b) in out
+            .chunks_exact_mut(3)
+            .zip(r0.chunks_exact(6))
+            .zip(r1.chunks_exact(6))
+        {
             for c in 0..3 {
-                let s = img.data[(y0 * sw + x0) * 3 + c] as u32
-                    + img.data[(y0 * sw + x1) * 3 + c] as u32
-                    + img.data[(y1 * sw + x0) * 3 + c] as u32
-                    + img.data[(y1 * sw + x1) * 3 + c] as u32;
-                data[(y * w as usize + x) * 3 + c] = ((s + 2) / 4) as u8;
+                let s =
+                    u16::from(a[c]) + u16::from(a[3 + c]) + u16::from(b[c]) + u16::from(b[3 + c]);
+                o[c] = ((s + 2) / 4) as u8;
             }
         }
     }
@@ -364,6 +331,34 @@ mod tests {
                 (state >> 56) as u8
             })
             .collect();
+        RgbFrame {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// An independent halving with per-sample index arithmetic (the form `halve` replaced).
+    fn halve_clamped(img: &RgbFrame) -> RgbFrame {
+        let (w, h) = ((img.width / 2).max(1), (img.height / 2).max(1));
+        let mut data = vec![0u8; w as usize * h as usize * 3];
+        let sw = img.width as usize;
+        for y in 0..h as usize {
+            let (y0, y1) = (
+                (2 * y).min(img.height as usize - 1),
+                (2 * y + 1).min(img.height as usize - 1),
+            );
+            for x in 0..w as usize {
+                let (x0, x1) = ((2 * x).min(sw - 1), (2 * x + 1).min(sw - 1));
+                for c in 0..3 {
+                    let s = img.data[(y0 * sw + x0) * 3 + c] as u32
+                        + img.data[(y0 * sw + x1) * 3 + c] as u32
+                        + img.data[(y1 * sw + x0) * 3 + c] as u32
+                        + img.data[(y1 * sw + x1) * 3 + c] as u32;
+                    data[(y * w as usize + x) * 3 + c] = ((s + 2) / 4) as u8;
+                }
+            }
+        }
         RgbFrame {
             width: w,
             height: h,
