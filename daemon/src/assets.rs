@@ -508,8 +508,8 @@ pub const CONVERSION_RECIPE: u32 = 3;
 /// blocked (NCHWc) CPU kernels fuse (conv + relu, conv + add). ORT's own PRelu broadcasts its
 /// slope slowly and leaves the blocked layout: FaceMesh spent 72 % of its time there. Measured
 /// with ORT 1.32, one thread: 2.87 → 0.69 ms per FaceMesh run (TFLite + XNNPACK: 0.66 ms);
-/// outputs within 5e-5 of the original graph's. A slope that is not a per-channel constant takes
-/// `Relu(x) + a·(x − Relu(x))` (bit-identical, 0.98 ms). Runs in the converter's venv (`onnx`).
+/// outputs within 5e-5 of the original graph's. Every PRelu of the pinned models has a constant
+/// per-channel slope; anything else stops the conversion. Runs in the converter's venv (`onnx`).
 const PRELU_REWRITE: &str = r#"
 import sys, onnx, numpy as np
 from onnx import helper, numpy_helper
@@ -523,29 +523,22 @@ for n in m.graph.node:
         continue
     x, a = n.input
     y = n.output[0]
-    slope = numpy_helper.to_array(consts[a]).reshape(-1) if a in consts else None
-    if slope is not None and slope.size > 1:
-        c = slope.size
-        neg, pos, kept = y + "/negate_w", y + "/scale_w", y + "/scaled"
-        m.graph.initializer.extend([
-            numpy_helper.from_array(-np.ones((c, 1, 1, 1), np.float32), neg),
-            numpy_helper.from_array((1.0 - slope).reshape(c, 1, 1, 1).astype(np.float32), pos),
-        ])
-        nodes += [
-            helper.make_node("Conv", [x, neg], [y + "/negated"], group=c, kernel_shape=[1, 1]),
-            helper.make_node("Relu", [y + "/negated"], [y + "/negative_part"]),
-            helper.make_node("Conv", [y + "/negative_part", pos], [kept], group=c, kernel_shape=[1, 1]),
-            helper.make_node("Add", [kept, x], [y]),
-        ]
-        dropped.add(a)
-    else:
-        r = y + "/relu"
-        nodes += [
-            helper.make_node("Relu", [x], [r]),
-            helper.make_node("Sub", [x, r], [y + "/negative_part"]),
-            helper.make_node("Mul", [y + "/negative_part", a], [y + "/scaled"]),
-            helper.make_node("Add", [r, y + "/scaled"], [y]),
-        ]
+    if a not in consts or numpy_helper.to_array(consts[a]).size < 2:
+        sys.exit(f"{path}: PRelu {n.name} has no per-channel constant slope")
+    slope = numpy_helper.to_array(consts[a]).reshape(-1)
+    c = slope.size
+    neg, pos, kept = y + "/negate_w", y + "/scale_w", y + "/scaled"
+    m.graph.initializer.extend([
+        numpy_helper.from_array(-np.ones((c, 1, 1, 1), np.float32), neg),
+        numpy_helper.from_array((1.0 - slope).reshape(c, 1, 1, 1).astype(np.float32), pos),
+    ])
+    nodes += [
+        helper.make_node("Conv", [x, neg], [y + "/negated"], group=c, kernel_shape=[1, 1]),
+        helper.make_node("Relu", [y + "/negated"], [y + "/negative_part"]),
+        helper.make_node("Conv", [y + "/negative_part", pos], [kept], group=c, kernel_shape=[1, 1]),
+        helper.make_node("Add", [kept, x], [y]),
+    ]
+    dropped.add(a)
 del m.graph.node[:]
 m.graph.node.extend(nodes)
 used = {i for n in m.graph.node for i in n.input}
