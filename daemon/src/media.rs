@@ -168,7 +168,7 @@ pub fn decode_video_from<E: From<MediaError>>(
 ) -> Result<u64, E> {
     init()?;
     if first > 0 {
-        match decode_run(path, first, true, &mut wanted, &mut on_frame)? {
+        match decode_run(path, Some(first), &mut wanted, &mut on_frame)? {
             Ok(n) => return Ok(n),
             Err(SeekMismatch) => {
                 tracing::debug!(
@@ -178,18 +178,17 @@ pub fn decode_video_from<E: From<MediaError>>(
             }
         }
     }
-    match decode_run(path, first, false, &mut wanted, &mut on_frame)? {
+    match decode_run(path, None, &mut wanted, &mut on_frame)? {
         Ok(n) => Ok(n),
         Err(SeekMismatch) => Err(unreadable(path, "frame numbering failed").into()),
     }
 }
 
-/// One decoding pass; with `seek`, from the keyframe before `first` (Err(SeekMismatch) before
-/// any frame was handed out when the numbering cannot be trusted).
+/// One decoding pass: from the start, or from the keyframe before frame `seek_to`
+/// (Err(SeekMismatch) before any frame was handed out when the numbering cannot be trusted).
 fn decode_run<E: From<MediaError>>(
     path: &Path,
-    first: u64,
-    seek: bool,
+    seek_to: Option<u64>,
     wanted: &mut impl FnMut(u64) -> bool,
     on_frame: &mut impl FnMut(u64, Option<i64>, RgbFrame) -> Result<bool, E>,
 ) -> Result<Result<u64, SeekMismatch>, E> {
@@ -205,8 +204,8 @@ fn decode_run<E: From<MediaError>>(
         .and_then(|c| c.decoder().video())
         .map_err(|e| unreadable(path, e))?;
     // Where numbering starts: frame 0, or frame `first` at the pts `target`.
-    let mut target = None;
-    if seek {
+    let (mut target, mut count) = (None, 0u64);
+    if let Some(first) = seek_to {
         let Some((key, pts)) = seek_point(&mut ictx, index, start_time, first) else {
             return Ok(Err(SeekMismatch));
         };
@@ -214,7 +213,7 @@ fn decode_run<E: From<MediaError>>(
         if ictx.seek(us, ..us).is_err() {
             return Ok(Err(SeekMismatch));
         }
-        target = Some(pts);
+        (target, count) = (Some(pts), first);
     }
     let (w, h) = (decoder.width(), decoder.height());
     let mut scaler = ffmpeg::software::scaling::Context::get(
@@ -227,7 +226,6 @@ fn decode_run<E: From<MediaError>>(
         ffmpeg::software::scaling::Flags::BILINEAR,
     )
     .map_err(|e| unreadable(path, e))?;
-    let mut count = if target.is_some() { first } else { 0 };
     let mut decoded = ffmpeg::frame::Video::empty();
     let mut rgb = ffmpeg::frame::Video::empty();
     // Drains decoded frames; Ok(Ok(false)) means the caller asked to stop.
