@@ -473,6 +473,10 @@ pub struct ExtractArgs {
     /// Videos: keep the raw landmarks of every frame (no temporal smoothing).
     #[arg(long)]
     pub no_smoothing: bool,
+    /// At most this many faces per frame, the largest (DFL's max faces from image); 0: all.
+    /// Tracking a video with this many faces skips the periodic re-detection.
+    #[arg(long, default_value_t = 0)]
+    pub max_faces: u32,
     /// Return once queued instead of following progress.
     #[arg(long)]
     pub detach: bool,
@@ -1124,6 +1128,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 second_pass: !a.no_second_pass,
                 refeed: a.refeed,
                 smoothing: !a.no_smoothing,
+                max_faces: a.max_faces,
             };
             let what = format!(
                 "extract faces from {} into {}",

@@ -40,6 +40,9 @@ pub enum JobSpec {
         /// Smooth landmarks over time in videos (One-Euro per face).
         #[serde(default = "default_true")]
         smoothing: bool,
+        /// At most this many faces per frame, the largest (DFL's max faces from image); 0: all.
+        #[serde(default)]
+        max_faces: u32,
     },
     /// Train a SAEHD swap model from faceset A (the identity to put in) and faceset B (the
     /// faces to replace) into `model_dir`, until `settings.steps` optimiser steps are done.

@@ -518,6 +518,49 @@ fn tracking_finds_faces_that_enter_at_the_next_redetection_without_doubling_foll
 }
 
 #[test]
+fn a_face_limit_keeps_the_largest_faces_and_stops_re_detection_once_reached() {
+    let still = load_image(&asset("vladmandic_faceapi_sample3_multiface.jpg")).unwrap();
+    let area = |f: &Face| (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]);
+    let mut all = faces_in(&mut extractor(ExtractSettings::default()), still.clone());
+    assert_eq!(all.len(), 3);
+    all.sort_by(|a, b| area(b).total_cmp(&area(a)));
+    let limited = |max_faces| ExtractSettings {
+        max_faces,
+        ..ExtractSettings::default()
+    };
+    let two = faces_in(&mut extractor(limited(2)), still.clone());
+    assert_eq!(two.len(), 2);
+    for f in &two {
+        assert!(
+            all[..2].iter().any(|a| (a.bbox[0] - f.bbox[0]).abs() < 1.0),
+            "kept a face that is not among the two largest: {:?}",
+            f.bbox
+        );
+    }
+    // Tracking 3 faces over 3·N frames: the detector runs at the start and then only while
+    // fewer than the limit are followed.
+    let redetect = ExtractSettings::default().redetect_every;
+    for (max_faces, faces, runs) in [(1, 1, 1), (3, 3, 1), (0, 3, 4), (4, 3, 4)] {
+        let mut ex = extractor(limited(max_faces));
+        let (mut previous, mut since, mut detector_runs) = (Vec::new(), 0u32, 0);
+        for _ in 0..3 * redetect + 1 {
+            let mut t = StageTimings::default();
+            let found = ex
+                .process_tracked(&Pyramid::new(still.clone()), &previous, &mut since, &mut t)
+                .unwrap();
+            assert_eq!(found.len(), faces, "limit {max_faces}");
+            detector_runs += usize::from(!t.detect.is_zero());
+            previous = found;
+        }
+        println!("limit {max_faces}: {faces} faces, {detector_runs} detector runs");
+        assert_eq!(detector_runs, runs, "limit {max_faces}");
+        if max_faces == 1 {
+            assert!((previous[0].bbox[0] - all[0].bbox[0]).abs() < 0.1 * area(&all[0]).sqrt());
+        }
+    }
+}
+
+#[test]
 fn a_video_extracts_in_parallel_ranges_stops_and_resumes() {
     let video = asset("WolfgangLanger_Pexels.mp4");
     let root = tempfile::tempdir().unwrap();

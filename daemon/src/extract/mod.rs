@@ -818,6 +818,7 @@ pub fn run_job(
         second_pass,
         refeed,
         smoothing,
+        max_faces,
     } = spec
     else {
         return Err(JobError::Failed("not an extract job".into()));
@@ -849,6 +850,7 @@ pub fn run_job(
         settings: ExtractSettings {
             second_pass: *second_pass,
             refeed: *refeed,
+            max_faces: *max_faces,
             ..ExtractSettings::default()
         },
         smoothing: smoothing.then(track::Smoothing::default),

@@ -42,6 +42,11 @@ pub struct ExtractSettings {
     pub track: bool,
     /// Full detection at least this often while tracking (finds faces that enter the shot).
     pub redetect_every: u32,
+    /// At most this many faces per frame, the largest kept (DFL's `--max-faces-from-image`);
+    /// 0: no limit. While tracking, a frame that already follows this many faces runs no
+    /// re-detection (MediaPipe's `max_num_faces` rule: the detector runs only for lost faces).
+    #[serde(default)]
+    pub max_faces: u32,
 }
 
 impl Default for ExtractSettings {
@@ -57,6 +62,7 @@ impl Default for ExtractSettings {
             rotate_retry: true,
             track: true,
             redetect_every: 10,
+            max_faces: 0,
         }
     }
 }
@@ -253,7 +259,8 @@ impl Extractor {
         timings: &mut StageTimings,
     ) -> Result<Vec<Face>, OnnxRuntimeError> {
         let t = Instant::now();
-        let dets = self.detect(pyr)?;
+        let mut dets = self.detect(pyr)?;
+        self.keep_largest(&mut dets, 0);
         timings.detect += t.elapsed();
         let mut faces = Vec::with_capacity(dets.len());
         for det in dets {
@@ -337,8 +344,9 @@ impl Extractor {
             faces.push(self.align(pyr.base(), det, &mesh, presence));
         }
         timings.align += t.elapsed();
-        if !due {
-            *since_detect += 1;
+        let max = self.settings.max_faces as usize;
+        if !due || (max > 0 && faces.len() >= max) {
+            *since_detect = since_detect.saturating_add(1);
             return Ok(faces);
         }
         *since_detect = 0;
@@ -351,15 +359,33 @@ impl Extractor {
             p[0] >= b[0] && p[0] <= b[2] && p[1] >= b[1] && p[1] <= b[3]
         };
         let centre = |b: &[f64; 4]| [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0];
-        for det in dets {
-            let known = faces
-                .iter()
-                .any(|f| inside(centre(&det.bbox), &f.bbox) || inside(centre(&f.bbox), &det.bbox));
-            if !known {
-                faces.push(self.landmarks_and_align(pyr, det, timings)?);
-            }
+        let mut entered: Vec<FrameDetection> = dets
+            .into_iter()
+            .filter(|det| {
+                !faces.iter().any(|f| {
+                    inside(centre(&det.bbox), &f.bbox) || inside(centre(&f.bbox), &det.bbox)
+                })
+            })
+            .collect();
+        self.keep_largest(&mut entered, faces.len());
+        for det in entered {
+            faces.push(self.landmarks_and_align(pyr, det, timings)?);
         }
         Ok(faces)
+    }
+
+    /// Under a face limit, keeps the largest detections that fit beside `already` faces.
+    fn keep_largest(&self, dets: &mut Vec<FrameDetection>, already: usize) {
+        let max = self.settings.max_faces as usize;
+        if max == 0 {
+            return;
+        }
+        let room = max.saturating_sub(already);
+        if dets.len() > room {
+            let area = |d: &FrameDetection| (d.bbox[2] - d.bbox[0]) * (d.bbox[3] - d.bbox[1]);
+            dets.sort_by(|a, b| area(b).total_cmp(&area(a)));
+            dets.truncate(room);
+        }
     }
 
     fn run_detector(
