@@ -10,6 +10,7 @@ pub use burn;
 pub mod backend;
 pub mod bisenet;
 pub mod blazeface;
+pub mod conv;
 pub mod face_model;
 pub mod facemesh;
 pub mod faceswap_losses;

@@ -33,6 +33,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::conv;
 use crate::saehd::{FaceOutput, ResBlock, SwapOutput, same_conv};
 
 /// Whether a shared fully-connected layer joins each side's own.
@@ -647,7 +648,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        batch_norm(&self.bn, self.conv.forward(x))
+        batch_norm(&self.bn, conv::forward(&self.conv, x))
     }
 }
 
@@ -661,7 +662,10 @@ impl SqueezeExcite {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, C, H, W] → [B, C, 1, 1] gates
         let s = x.clone().mean_dim(2).mean_dim(3);
-        let s = sigmoid(self.expand.forward(silu(self.reduce.forward(s))));
+        let s = sigmoid(conv::forward(
+            &self.expand,
+            silu(conv::forward(&self.reduce, s)),
+        ));
         x * s
     }
 }
@@ -954,7 +958,7 @@ impl PaEncoder {
         x = match &self.body {
             EncoderBody::FsOriginal(f) => {
                 for c in &f.convs {
-                    x = leaky_relu(c.forward(x), 0.1);
+                    x = leaky_relu(conv::forward(c, x), 0.1);
                 }
                 x
             }
@@ -1045,9 +1049,11 @@ impl Upscaler {
         // [B, I, H, W] → [B, O, 2H, 2W]
         let [_, _, h, w] = x.dims();
         match self {
-            Upscaler::Subpixel(u) => u.shuffle.forward(leaky_relu(u.conv.forward(x), 0.1)),
+            Upscaler::Subpixel(u) => u
+                .shuffle
+                .forward(leaky_relu(conv::forward(&u.conv, x), 0.1)),
             Upscaler::ResizeImages(u) => {
-                let sr = u.conv.forward(resize(x.clone(), [2 * h, 2 * w]));
+                let sr = conv::forward(&u.conv, resize(x.clone(), [2 * h, 2 * w]));
                 leaky_relu(sr + u.transpose.forward(x), 0.2)
             }
             Upscaler::Transpose(u) => leaky_relu(u.transpose.forward(x), 0.1),
@@ -1217,7 +1223,7 @@ impl GBlock {
                 s = leaky_relu(s, 0.1);
             }
         }
-        let mut x = self.conv_in.forward(x);
+        let mut x = conv::forward(&self.conv_in, x);
         if noise {
             x = gaussian_noise(x);
         }
@@ -1228,9 +1234,9 @@ impl GBlock {
             } else {
                 x.clone()
             };
-            let n = level.noise_conv.forward(n);
+            let n = conv::forward(&level.noise_conv, n);
             if let Some(conv) = &level.conv {
-                x = conv.forward(x);
+                x = conv::forward(conv, x);
             }
             let beta: Tensor<4> = level.beta.forward(s.clone()).reshape([b, c, 1, 1]);
             let gamma: Tensor<4> = level.gamma.forward(s.clone()).reshape([b, c, 1, 1]);
@@ -1343,8 +1349,8 @@ impl PaDecoder {
             m = leaky_relu(apply_norm(norm, u.forward(m)), 0.1);
         }
         (
-            sigmoid(self.out.forward(x)),
-            sigmoid(self.out_mask.forward(m)),
+            sigmoid(conv::forward(&self.out, x)),
+            sigmoid(conv::forward(&self.out_mask, m)),
         )
     }
 }

@@ -21,6 +21,8 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d, PixelShuffle, PixelShuffle
 use burn::tensor::activation::{leaky_relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
+use crate::conv;
+
 /// SAEHD architecture family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Archi {
@@ -243,7 +245,8 @@ impl Upscale {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, C, H, W] → [B, 4·O, H, W] → [B, O, 2H, 2W]
-        self.shuffle.forward(leaky_relu(self.conv.forward(x), 0.1))
+        self.shuffle
+            .forward(leaky_relu(conv::forward(&self.conv, x), 0.1))
     }
 }
 
@@ -265,8 +268,8 @@ impl ResBlock {
 
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, C, H, W] throughout
-        let y = leaky_relu(self.conv1.forward(x.clone()), 0.2);
-        leaky_relu(x + self.conv2.forward(y), 0.2)
+        let y = leaky_relu(conv::forward(&self.conv1, x.clone()), 0.2);
+        leaky_relu(x + conv::forward(&self.conv2, y), 0.2)
     }
 }
 
@@ -306,7 +309,7 @@ impl Encoder {
     fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         // [B, 3, R, R] → [B, 8e, R/16, R/16] (R/32 with t) → [B, code]
         for (i, down) in self.downs.iter().enumerate() {
-            x = leaky_relu(down.forward(x), 0.1);
+            x = leaky_relu(conv::forward(down, x), 0.1);
             if i == 0
                 && let Some(r) = &self.res_first
             {
@@ -426,18 +429,18 @@ impl Decoder {
             x = r.forward(u.forward(x));
         }
         let image = if self.out_convs_d.is_empty() {
-            sigmoid(self.out_conv.forward(x))
+            sigmoid(conv::forward(&self.out_conv, x))
         } else {
             // [B, 12, R/2, R/2] → [B, 3, R, R]
-            let mut parts = vec![self.out_conv.forward(x.clone())];
-            parts.extend(self.out_convs_d.iter().map(|c| c.forward(x.clone())));
+            let mut parts = vec![conv::forward(&self.out_conv, x.clone())];
+            parts.extend(self.out_convs_d.iter().map(|c| conv::forward(c, x.clone())));
             sigmoid(self.shuffle.forward(Tensor::cat(parts, 1)))
         };
         let mut m = z;
         for u in &self.mask_ups {
             m = u.forward(m);
         }
-        (image, sigmoid(self.out_conv_mask.forward(m)))
+        (image, sigmoid(conv::forward(&self.out_conv_mask, m)))
     }
 }
 

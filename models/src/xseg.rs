@@ -7,6 +7,7 @@
 //! form of BlurPool), the bottleneck is convolutional, and upsampling is conv + depth-to-space
 //! (as SAEHD's decoder). Output: one sigmoid channel, the probability of "face".
 
+use crate::conv;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
@@ -69,8 +70,8 @@ impl Block {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, I, H, W] → [B, O, H, W]
-        let x = leaky_relu(self.norm1.forward(self.conv1.forward(x)), 0.1);
-        leaky_relu(self.norm2.forward(self.conv2.forward(x)), 0.1)
+        let x = leaky_relu(self.norm1.forward(conv::forward(&self.conv1, x)), 0.1);
+        leaky_relu(self.norm2.forward(conv::forward(&self.conv2, x)), 0.1)
     }
 }
 
@@ -90,7 +91,8 @@ impl Up {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, I, H, W] → [B, 4·O, H, W] → [B, O, 2H, 2W]
-        self.shuffle.forward(leaky_relu(self.conv.forward(x), 0.1))
+        self.shuffle
+            .forward(leaky_relu(conv::forward(&self.conv, x), 0.1))
     }
 }
 
@@ -148,7 +150,7 @@ impl XSeg {
             x = up.forward(x); // [B, C_l, H_l, W_l]
             x = merge.forward(Tensor::cat(vec![x, skip], 1)); // [B, C_l, H_l, W_l]
         }
-        sigmoid(self.out.forward(x)) // [B, 1, R, R]
+        sigmoid(conv::forward(&self.out, x)) // [B, 1, R, R]
     }
 }
 
