@@ -7,7 +7,6 @@
 //! form of BlurPool), the bottleneck is convolutional, and upsampling is conv + depth-to-space
 //! (as SAEHD's decoder). Output: one sigmoid channel, the probability of "face".
 
-use crate::conv;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
@@ -15,6 +14,8 @@ use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d, PixelShuffle, PixelS
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::{leaky_relu, sigmoid};
 use burn::tensor::{Device, Tensor};
+
+use crate::conv;
 
 /// Network size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
