@@ -1500,6 +1500,8 @@ pub(crate) mod build_tests {
     use crate::train::{FaceTrainer, SideBatch, TrainerConfig};
 
     pub(crate) fn batch(res: usize, seed: f32, device: &Device) -> SideBatch {
+        // Drawn under the trainers' lock: tests comparing seeded runs share the generator.
+        let _draws = crate::train::random_draws();
         let img = Tensor::<4>::random([2, 3, res, res], Distribution::Uniform(0.0, 1.0), device)
             .mul_scalar(0.5)
             .add_scalar(seed * 0.25);
