@@ -4,10 +4,12 @@
 //! as a transposed convolution and its weight gradient as another convolution whose output is
 //! only k×k wide, where gemm runs its narrow 16-row kernel (45 % of a SAEHD-DF 128 px step,
 //! perf, train_step bench). Here, on burn-flex under autodiff in f32 with groups 1, all three
-//! are one whole-sample GEMM each over the sample's column matrix `col(x_b)` `[Ci·k², L]`:
-//! `Y_b = W · col(x_b)`, `dx_b = col2im(Wᵀ · dY_b)`, `dW += dY_b · col(x_b)ᵀ` (a custom autodiff
-//! op; conv_layers bench: 0.58× burn's time over SAEHD's layer shapes). Every other backend,
-//! dtype or grouped convolution goes through burn's own `conv2d` unchanged.
+//! are whole-sample GEMMs (a custom autodiff op): over the sample's column matrix `col(x_b)`
+//! `[Ci·k², L]` — `Y_b = W · col(x_b)`, `dx_b = col2im(Wᵀ · dY_b)`, `dW += dY_b · col(x_b)ᵀ` —
+//! or, for a stride-1 convolution whose column matrix would be large, one GEMM per kernel tap
+//! over the zero-padded sample (`Shifted`). conv_layers bench: 0.53× burn's time over
+//! SAEHD's layer shapes. Every other backend, dtype or grouped convolution goes through burn's
+//! own `conv2d` unchanged.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -51,7 +53,7 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// TensorFlow's "SAME" padding of one axis: output `ceil(n / stride)`, the odd pixel at the end.
-fn same_padding(kernel: usize, stride: usize, n: usize) -> (usize, usize) {
+pub fn same_padding(kernel: usize, stride: usize, n: usize) -> (usize, usize) {
     let out = n.div_ceil(stride);
     let total = if out > 0 {
         ((out - 1) * stride + kernel).saturating_sub(n)
@@ -429,6 +431,11 @@ impl Shifted {
         self.g.kh * self.g.kw
     }
 
+    /// Where input row `y` starts in a padded channel.
+    fn padded_row(&self, y: usize) -> usize {
+        (y + self.g.pt) * self.wp + self.g.pl
+    }
+
     /// One sample `[Ci, H, W]` zero-padded into `buf` `[Ci, stride]`.
     fn pad<'a>(&self, xb: &[f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
         let g = &self.g;
@@ -438,7 +445,7 @@ impl Shifted {
             .zip(padded.chunks_exact_mut(self.stride))
         {
             for (y, row) in plane.chunks_exact(g.w).enumerate() {
-                let at = (y + g.pt) * self.wp + g.pl;
+                let at = self.padded_row(y);
                 dst[at..at + g.w].copy_from_slice(row);
             }
         }
@@ -526,7 +533,7 @@ impl Shifted {
             .zip(dxp.chunks_exact(self.stride))
         {
             for (y, row) in plane.chunks_exact_mut(g.w).enumerate() {
-                let at = (y + g.pt) * self.wp + g.pl;
+                let at = self.padded_row(y);
                 row.copy_from_slice(&padded[at..at + g.w]);
             }
         }

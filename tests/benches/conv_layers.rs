@@ -29,16 +29,10 @@ const LAYERS: [Layer; 11] = [
     ("output (1×1)", 128, 3, 1, 1, 128),
 ];
 
-/// TensorFlow "SAME" padding of one axis.
-fn same(k: usize, s: usize, n: usize) -> (usize, usize) {
-    let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
-    (total / 2, total - total / 2)
-}
-
 /// Milliseconds for one forward + backward of `layer` through `ours` or burn's convolution.
 fn time_layer(layer: &Layer, batch: usize, ours: bool, device: &Device) -> f64 {
     let &(_, ci, co, k, s, n) = layer;
-    let pad = same(k, s, n);
+    let pad = faceswap_models::conv::same_padding(k, s, n);
     let options = ConvOptions::new_with_padding([s, s], [pad, pad], [1, 1], 1);
     let x = Tensor::<4>::random([batch, ci, n, n], Distribution::Normal(0.0, 1.0), device)
         .require_grad();
