@@ -18,7 +18,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
-use burn::tensor::activation::{leaky_relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::conv;
@@ -246,7 +246,7 @@ impl Upscale {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, C, H, W] → [B, 4·O, H, W] → [B, O, 2H, 2W]
         self.shuffle
-            .forward(leaky_relu(conv::forward(&self.conv, x), 0.1))
+            .forward(conv::forward_leaky(&self.conv, x, None, 0.1))
     }
 }
 
@@ -268,8 +268,8 @@ impl ResBlock {
 
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // [B, C, H, W] throughout
-        let y = leaky_relu(conv::forward(&self.conv1, x.clone()), 0.2);
-        leaky_relu(x + conv::forward(&self.conv2, y), 0.2)
+        let y = conv::forward_leaky(&self.conv1, x.clone(), None, 0.2);
+        conv::forward_leaky(&self.conv2, y, Some(x), 0.2)
     }
 }
 
@@ -309,7 +309,7 @@ impl Encoder {
     fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         // [B, 3, R, R] → [B, 8e, R/16, R/16] (R/32 with t) → [B, code]
         for (i, down) in self.downs.iter().enumerate() {
-            x = leaky_relu(conv::forward(down, x), 0.1);
+            x = conv::forward_leaky(down, x, None, 0.1);
             if i == 0
                 && let Some(r) = &self.res_first
             {
