@@ -542,6 +542,7 @@ fn worker_loop(shared: Arc<Shared>) {
                     "the job crashed (a bug; see the daemon log)".into(),
                 ))
             });
+        faceswap_models::conv::release_scratch();
         crate::memory::release_freed_memory();
         let mut st = shared.lock();
         st.stops.remove(&id);

@@ -33,7 +33,13 @@ use burn_dispatch::{
 };
 use rayon::prelude::*;
 
+mod scratch;
 mod winograd;
+
+/// Frees the scratch buffers kept between convolutions (call when training stops).
+pub fn release_scratch() {
+    scratch::release();
+}
 
 /// The autodiff backend our CPU training tensors live on (no gradient checkpointing).
 type FlexAutodiff = Autodiff<Flex, NoCheckpointing>;
@@ -883,7 +889,9 @@ fn conv_forward(
     let (xs, ws) = (x.storage::<f32>(), weight.storage::<f32>());
     let mut y = vec![0f32; g.batch * g.co * l];
     if let Some(c) = winograd_forward(&g, path) {
-        c.run(xs, &winograd::kernel_forward(ws, g.co, g.ci), &mut y);
+        let u = winograd::kernel_forward(ws, g.co, g.ci);
+        c.run(xs, &u, &mut y);
+        scratch::give(u);
         return flex_f32(y, vec![g.batch, g.co, g.ho, g.wo]);
     }
     let shifted = plan(g, path);
@@ -926,7 +934,9 @@ fn input_grad(
     let (ws, gs) = (weight.storage::<f32>(), grad.storage::<f32>());
     let mut dx = vec![0f32; g.batch * g.ci * g.h * g.w];
     if let Some(c) = winograd_input_grad(&g, path) {
-        c.run(gs, &winograd::kernel_input_grad(ws, g.co, g.ci), &mut dx);
+        let u = winograd::kernel_input_grad(ws, g.co, g.ci);
+        c.run(gs, &u, &mut dx);
+        scratch::give(u);
         return flex_f32(dx, x_dims.to_vec());
     }
     let shifted = plan(g, path);

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm_into;
+use super::{gemm_into, scratch};
 
 /// Winograd positions per tile: the 6×6 transformed patch.
 const POSITIONS: usize = 36;
@@ -51,10 +51,10 @@ impl Correlation {
     pub fn run(&self, x: &[f32], kernel: &[f32], y: &mut [f32]) {
         let n = self.tiles();
         // V [Cin, 36, N]
-        let mut v = vec![0f32; self.cin * POSITIONS * n];
+        let mut v = scratch::take(self.cin * POSITIONS * n);
         self.transform_input(x, &mut v);
-        // M [Cout, 36, N]
-        let mut m = vec![0f32; self.cout * POSITIONS * n];
+        // M [Cout, 36, N]; the GEMMs overwrite it (they never read the destination).
+        let mut m = scratch::take(self.cout * POSITIONS * n);
         let m_at = SendPtr(m.as_mut_ptr());
         let (cin, cout) = (self.cin, self.cout);
         (0..POSITIONS).into_par_iter().for_each(|p| {
@@ -76,6 +76,8 @@ impl Correlation {
             }
         });
         self.transform_output(&m, y);
+        scratch::give(v);
+        scratch::give(m);
     }
 
     /// Every 6×6 input patch (zero outside the image) as `Bᵀ d B`, into `v` `[Cin, 36, N]`.
@@ -187,13 +189,13 @@ impl Correlation {
         let n = self.tiles();
         let (cin, cout) = (self.cin, self.cout);
         // V [Cin, 36, N]
-        let mut v = vec![0f32; cin * POSITIONS * n];
+        let mut v = scratch::take(cin * POSITIONS * n);
         self.transform_input(x, &mut v);
         // E [Cout, 36, N] = A dY Aᵀ per tile
-        let mut e = vec![0f32; cout * POSITIONS * n];
+        let mut e = scratch::take(cout * POSITIONS * n);
         self.transform_output_grad(dy, &mut e);
-        // dU [Cout, 36, Cin]
-        let mut du = vec![0f32; cout * POSITIONS * cin];
+        // dU [Cout, 36, Cin]; the GEMMs overwrite it.
+        let mut du = scratch::take(cout * POSITIONS * cin);
         let du_at = SendPtr(du.as_mut_ptr());
         (0..POSITIONS).into_par_iter().for_each(|p| {
             let du_at = &du_at;
@@ -221,6 +223,9 @@ impl Correlation {
                 g.copy_from_slice(&kernel_tile_grad(&u));
             }
         });
+        scratch::give(v);
+        scratch::give(e);
+        scratch::give(du);
         dw
     }
 
@@ -381,7 +386,8 @@ fn transform_kernel(
     cin: usize,
     kernel: impl Fn(usize, usize) -> [f32; 9] + Sync,
 ) -> Vec<f32> {
-    let mut u = vec![0f32; cout * POSITIONS * cin];
+    // Every element is written below.
+    let mut u = scratch::take(cout * POSITIONS * cin);
     u.par_chunks_mut(POSITIONS * cin)
         .enumerate()
         .for_each(|(o, uo)| {
