@@ -841,7 +841,8 @@ fn winograd_forward(g: &Geometry, path: Path) -> Option<winograd::Correlation> {
 /// The Winograd correlation for `g`'s input gradient: `dY` with the kernel turned 180°, the
 /// padding mirrored (`2 − p`).
 fn winograd_input_grad(g: &Geometry, path: Path) -> Option<winograd::Correlation> {
-    winograd_applies(g, path).then_some(winograd::Correlation {
+    // Lazily: `2 − p` underflows where Winograd does not apply.
+    winograd_applies(g, path).then(|| winograd::Correlation {
         batch: g.batch,
         cin: g.co,
         h: g.ho,

@@ -24,6 +24,9 @@ pub mod saehd;
 pub mod train;
 pub mod xseg;
 
+#[cfg(all(test, any(feature = "vulkan", feature = "cuda")))]
+mod gpu_smoke;
+
 // burn's RecordState derive refers to these through `crate::`.
 #[allow(unused_imports)]
 use burn::optim::{RecordState, StateSink, StateSource, join_index, join_path};
