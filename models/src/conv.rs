@@ -9,7 +9,7 @@
 //! or, for a stride-1 convolution whose column matrix would be large, one GEMM per kernel tap
 //! over the zero-padded sample (`Shifted`). A 3×3 stride-1 convolution (most of SAEHD's
 //! decoder) takes all three through Winograd F(4×4, 3×3) instead (`conv::winograd`), 4× fewer
-//! multiplications. conv_layers bench: 0.34× burn's time over SAEHD's layer shapes (0.53×
+//! multiplications. conv_layers bench: 0.27× burn's time over SAEHD's layer shapes (0.53×
 //! before Winograd). [`forward_leaky`] fuses the bias, a residual and the leaky ReLU after
 //! it. Every other backend, dtype or grouped convolution goes through burn's own `conv2d`
 //! unchanged.
