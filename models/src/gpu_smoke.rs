@@ -22,15 +22,9 @@ fn side(seed: f32, device: &Device) -> SideBatch {
     let values: Vec<f32> = (0..BATCH * 3 * RES * RES)
         .map(|i| 0.5 + 0.4 * (i as f32 * 0.0137 + seed).sin() * (i as f32 * 0.00071).cos())
         .collect();
-    let img = Tensor::<1>::from_floats(values.as_slice(), device).reshape([BATCH, 3, RES, RES]);
-    let ones = Tensor::<4>::ones([BATCH, 1, RES, RES], device);
-    SideBatch {
-        warped: img.clone(),
-        target: img,
-        mask: ones.clone(),
-        loss_mask: ones.clone(),
-        em_mask: ones,
-    }
+    SideBatch::unmasked(
+        Tensor::<1>::from_floats(values.as_slice(), device).reshape([BATCH, 3, RES, RES]),
+    )
 }
 
 /// The summed A + B loss of every step of a seeded Adam run on `device`.

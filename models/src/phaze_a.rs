@@ -1505,14 +1505,7 @@ pub(crate) mod build_tests {
         let img = Tensor::<4>::random([2, 3, res, res], Distribution::Uniform(0.0, 1.0), device)
             .mul_scalar(0.5)
             .add_scalar(seed * 0.25);
-        let ones = Tensor::<4>::ones([2, 1, res, res], device);
-        SideBatch {
-            warped: img.clone(),
-            target: img,
-            mask: ones.clone(),
-            loss_mask: ones.clone(),
-            em_mask: ones,
-        }
+        SideBatch::unmasked(img)
     }
 
     /// Builds `o`, checks every output's shape, takes one training step and returns the

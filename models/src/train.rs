@@ -30,6 +30,20 @@ pub struct SideBatch {
 }
 
 impl SideBatch {
+    /// A batch of unwarped faces `[B, 3, R, R]` that fill the frame: the target is the input and
+    /// every mask is 1 (tests and benches).
+    pub fn unmasked(faces: Tensor<4>) -> SideBatch {
+        let [b, _, h, w] = faces.dims();
+        let ones = Tensor::<4>::ones([b, 1, h, w], &faces.device());
+        SideBatch {
+            warped: faces.clone(),
+            target: faces,
+            mask: ones.clone(),
+            loss_mask: ones.clone(),
+            em_mask: ones,
+        }
+    }
+
     fn narrow(&self, start: usize, len: usize) -> SideBatch {
         let n = |t: &Tensor<4>| t.clone().narrow(0, start, len);
         SideBatch {

@@ -453,15 +453,11 @@ pub fn random_side(
     device: &faceswap_models::burn::tensor::Device,
 ) -> faceswap_models::SideBatch {
     use faceswap_models::burn::tensor::{Distribution, Tensor};
-    let img = Tensor::<4>::random([batch, 3, res, res], Distribution::Default, device);
-    let ones = Tensor::<4>::ones([batch, 1, res, res], device);
-    faceswap_models::SideBatch {
-        warped: img.clone(),
-        target: img,
-        mask: ones.clone(),
-        loss_mask: ones.clone(),
-        em_mask: ones,
-    }
+    faceswap_models::SideBatch::unmasked(Tensor::<4>::random(
+        [batch, 3, res, res],
+        Distribution::Default,
+        device,
+    ))
 }
 
 /// Mean milliseconds per training step of a fresh Adam trainer for `opts` on random batches
