@@ -174,7 +174,7 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ),
     (
         "compute.device",
-        "auto | cpu | cuda | vulkan: where models run (auto = best built-in backend that works)",
+        "auto | cpu | cuda | vulkan | wgpu: where models run (auto = best built-in backend that works; software GPUs are skipped)",
     ),
     (
         "assets.mirror",
@@ -326,13 +326,10 @@ impl LoadedConfig {
 impl Config {
     /// Checks values the types alone do not constrain.
     pub fn validate(&self) -> Result<(), String> {
-        if !matches!(
-            self.compute.device.as_str(),
-            "auto" | "cpu" | "cuda" | "vulkan"
-        ) {
+        let device = self.compute.device.as_str();
+        if device != "auto" && faceswap_models::ComputeBackend::parse(device).is_none() {
             return Err(format!(
-                "compute.device = {:?}: use auto, cpu, cuda or vulkan",
-                self.compute.device
+                "compute.device = {device:?}: use auto, cpu, cuda, vulkan or wgpu"
             ));
         }
         if self.jobs.workers == 0 {

@@ -115,11 +115,7 @@ pub fn run(dirs: &Dirs, socket: &SocketPath) -> Vec<Check> {
         });
     }
     out.push(onnx_check(dirs));
-    for backend in [
-        ComputeBackend::Cpu,
-        ComputeBackend::Cuda,
-        ComputeBackend::Vulkan,
-    ] {
+    for backend in ComputeBackend::ALL {
         let what = format!("compute backend {}", backend.name());
         out.push(match faceswap_models::probe(backend) {
             Ok(r) => check(what, Outcome::Ok, format!("test matmul ran in {:.1} ms", r.millis), None),

@@ -84,12 +84,10 @@ pub fn choose_device(cfg: &Config) -> String {
             }
         };
     }
-    for b in faceswap_models::compiled_backends().into_iter().rev() {
-        if faceswap_models::probe(b).is_ok() {
-            return b.name().to_string();
-        }
-    }
-    "cpu".into()
+    crate::train::training_backend("auto")
+        .unwrap_or(ComputeBackend::Cpu)
+        .name()
+        .to_string()
 }
 
 /// Runs the service until SIGTERM/SIGINT or a `Shutdown` request.

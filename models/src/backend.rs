@@ -12,17 +12,28 @@ pub enum ComputeBackend {
     Cpu,
     /// NVIDIA GPU through burn-cuda (`--features cuda`).
     Cuda,
-    /// Any Vulkan GPU through burn's wgpu backend (`--features vulkan`).
+    /// Any Vulkan GPU through burn's wgpu backend, SPIR-V kernels (`--features vulkan`).
     Vulkan,
+    /// Any GPU wgpu reaches — Vulkan, Metal, DirectX 12 — with WGSL kernels (`--features wgpu`).
+    Wgpu,
 }
 
 impl ComputeBackend {
+    /// Every backend, CPU first, then the GPUs in the order `auto` tries them.
+    pub const ALL: [ComputeBackend; 4] = [
+        ComputeBackend::Cpu,
+        ComputeBackend::Cuda,
+        ComputeBackend::Vulkan,
+        ComputeBackend::Wgpu,
+    ];
+
     /// Config spelling (`compute.device`).
     pub fn name(self) -> &'static str {
         match self {
             ComputeBackend::Cpu => "cpu",
             ComputeBackend::Cuda => "cuda",
             ComputeBackend::Vulkan => "vulkan",
+            ComputeBackend::Wgpu => "wgpu",
         }
     }
 
@@ -32,6 +43,7 @@ impl ComputeBackend {
             "cpu" => ComputeBackend::Cpu,
             "cuda" => ComputeBackend::Cuda,
             "vulkan" => ComputeBackend::Vulkan,
+            "wgpu" => ComputeBackend::Wgpu,
             _ => return None,
         })
     }
@@ -42,6 +54,7 @@ impl ComputeBackend {
             ComputeBackend::Cpu => None,
             ComputeBackend::Cuda => Some("cuda"),
             ComputeBackend::Vulkan => Some("vulkan"),
+            ComputeBackend::Wgpu => Some("wgpu"),
         }
     }
 
@@ -53,6 +66,8 @@ impl ComputeBackend {
             ComputeBackend::Cuda => Some(Device::cuda(0)),
             #[cfg(feature = "vulkan")]
             ComputeBackend::Vulkan => Some(Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(feature = "wgpu")]
+            ComputeBackend::Wgpu => Some(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[allow(unreachable_patterns)]
             _ => None,
         }
@@ -61,14 +76,10 @@ impl ComputeBackend {
 
 /// Backends compiled into this binary, CPU first.
 pub fn compiled_backends() -> Vec<ComputeBackend> {
-    [
-        ComputeBackend::Cpu,
-        ComputeBackend::Cuda,
-        ComputeBackend::Vulkan,
-    ]
-    .into_iter()
-    .filter(|b| b.device().is_some())
-    .collect()
+    ComputeBackend::ALL
+        .into_iter()
+        .filter(|b| b.device().is_some())
+        .collect()
 }
 
 /// Why a backend cannot be used.
@@ -81,6 +92,17 @@ pub enum ProbeError {
         backend: &'static str,
         /// Feature that enables it.
         feature: &'static str,
+    },
+    /// The only adapter the backend finds is a CPU emulating a GPU (Mesa's lavapipe or
+    /// llvmpipe, SwiftShader): far slower than the `cpu` backend, so it is not used.
+    #[error(
+        "{backend} finds only {adapter}, a software GPU emulated on the CPU (slower than the cpu backend); install the GPU's driver, or use compute.device = \"cpu\""
+    )]
+    SoftwareAdapter {
+        /// Backend name.
+        backend: &'static str,
+        /// The adapter wgpu reports.
+        adapter: String,
     },
     /// The backend is built in but failed to run a tensor operation (no driver, no device…).
     #[error("{backend} backend failed to run a test operation: {reason}")]
@@ -102,8 +124,23 @@ pub struct ProbeReport {
 }
 
 /// Runs a 64×64 matmul on `backend` and checks the result; GPU start-up failures (which panic
-/// inside some backends) are caught and reported.
+/// inside some backends) are caught and reported. A wgpu backend whose only adapters are
+/// software ones is refused before anything runs on it: Debian 12's lavapipe crashes the
+/// process on burn's SPIR-V kernels (2026-12-02), and on WGSL it is far slower than `cpu`.
 pub fn probe(backend: ComputeBackend) -> Result<ProbeReport, ProbeError> {
+    if backend.device().is_some()
+        && let Some(adapter) = software_only(backend)
+    {
+        return Err(ProbeError::SoftwareAdapter {
+            backend: backend.name(),
+            adapter,
+        });
+    }
+    probe_device(backend)
+}
+
+/// [`probe`] without the software-adapter check (the GPU smoke test runs on lavapipe too).
+pub(crate) fn probe_device(backend: ComputeBackend) -> Result<ProbeReport, ProbeError> {
     let device = backend.device().ok_or(ProbeError::NotBuilt {
         backend: backend.name(),
         feature: backend.feature().unwrap_or("default"),
@@ -135,6 +172,45 @@ pub fn probe(backend: ComputeBackend) -> Result<ProbeReport, ProbeError> {
     }
 }
 
+/// The adapter's name when every adapter the backend's graphics APIs list is a CPU one
+/// (`None` for real hardware, no adapter at all, or a backend without wgpu).
+pub fn software_only(backend: ComputeBackend) -> Option<String> {
+    #[cfg(any(feature = "vulkan", feature = "wgpu"))]
+    {
+        use burn::tensor::wgpu::wgpu;
+        let apis = match backend {
+            ComputeBackend::Vulkan => wgpu::Backends::VULKAN,
+            ComputeBackend::Wgpu => wgpu::Backends::PRIMARY,
+            ComputeBackend::Cpu | ComputeBackend::Cuda => return None,
+        };
+        // cubecl serialises instance creation: the Vulkan loader crashes when instances come and
+        // go on several threads at once. Ours is made and dropped under a lock of its own, before
+        // any device exists (auto selection, doctor).
+        static ENUMERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ENUMERATING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: apis,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapters: Vec<_> = futures_lite::future::block_on(instance.enumerate_adapters(apis))
+            .iter()
+            .map(wgpu::Adapter::get_info)
+            .collect();
+        let software = !adapters.is_empty()
+            && adapters
+                .iter()
+                .all(|a| a.device_type == wgpu::DeviceType::Cpu);
+        software.then(|| adapters[0].name.clone())
+    }
+    #[cfg(not(any(feature = "vulkan", feature = "wgpu")))]
+    {
+        let _ = backend;
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,11 +224,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for b in [
-            ComputeBackend::Cpu,
-            ComputeBackend::Cuda,
-            ComputeBackend::Vulkan,
-        ] {
+        for b in ComputeBackend::ALL {
             assert_eq!(ComputeBackend::parse(b.name()), Some(b));
         }
         assert_eq!(ComputeBackend::parse("tpu"), None);

@@ -24,7 +24,7 @@ pub mod saehd;
 pub mod train;
 pub mod xseg;
 
-#[cfg(all(test, any(feature = "vulkan", feature = "cuda")))]
+#[cfg(all(test, any(feature = "vulkan", feature = "wgpu", feature = "cuda")))]
 mod gpu_smoke;
 
 // burn's RecordState derive refers to these through `crate::`.

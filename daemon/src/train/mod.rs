@@ -529,7 +529,7 @@ fn side_tensors(h: HostSide, batch: usize, r: usize, device: &Device) -> SideBat
 pub fn training_backend(configured: &str) -> Result<ComputeBackend, String> {
     if configured != "auto" {
         let b = ComputeBackend::parse(configured).ok_or_else(|| {
-            format!("compute.device {configured:?}: use auto, cpu, cuda or vulkan")
+            format!("compute.device {configured:?}: use auto, cpu, cuda, vulkan or wgpu")
         })?;
         if b.device().is_none() {
             return Err(format!(
