@@ -323,14 +323,24 @@ impl LoadedConfig {
     }
 }
 
+/// The error for a `compute.device` that names no backend, listing the ones there are.
+pub fn unknown_device(device: &str) -> String {
+    let names: Vec<_> = faceswap_models::ComputeBackend::ALL
+        .iter()
+        .map(|b| b.name())
+        .collect();
+    format!(
+        "compute.device = {device:?}: use auto, {}",
+        names.join(", ")
+    )
+}
+
 impl Config {
     /// Checks values the types alone do not constrain.
     pub fn validate(&self) -> Result<(), String> {
         let device = self.compute.device.as_str();
         if device != "auto" && faceswap_models::ComputeBackend::parse(device).is_none() {
-            return Err(format!(
-                "compute.device = {device:?}: use auto, cpu, cuda, vulkan or wgpu"
-            ));
+            return Err(unknown_device(device));
         }
         if self.jobs.workers == 0 {
             return Err("jobs.workers must be at least 1".into());

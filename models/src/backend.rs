@@ -183,13 +183,17 @@ pub fn software_only(backend: ComputeBackend) -> Option<String> {
             ComputeBackend::Wgpu => wgpu::Backends::PRIMARY,
             ComputeBackend::Cpu | ComputeBackend::Cuda => return None,
         };
-        // cubecl serialises instance creation: the Vulkan loader crashes when instances come and
-        // go on several threads at once. Ours is made and dropped under a lock of its own, before
-        // any device exists (auto selection, doctor).
-        static ENUMERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one = ENUMERATING
+        // Asked once per backend and process (each job's device choice probes): the Vulkan
+        // loader crashes when instances come and go on several threads at once (cubecl keeps
+        // its own for that reason), so ours is made once, under this lock.
+        static KNOWN: std::sync::Mutex<Vec<(ComputeBackend, Option<String>)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut known = KNOWN
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, answer)) = known.iter().find(|(b, _)| *b == backend) {
+            return answer.clone();
+        }
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: apis,
             ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -202,7 +206,9 @@ pub fn software_only(backend: ComputeBackend) -> Option<String> {
             && adapters
                 .iter()
                 .all(|a| a.device_type == wgpu::DeviceType::Cpu);
-        software.then(|| adapters[0].name.clone())
+        let answer = software.then(|| adapters[0].name.clone());
+        known.push((backend, answer.clone()));
+        answer
     }
     #[cfg(not(any(feature = "vulkan", feature = "wgpu")))]
     {

@@ -528,9 +528,8 @@ fn side_tensors(h: HostSide, batch: usize, r: usize, device: &Device) -> SideBat
 /// built in that passes its probe, else the CPU.
 pub fn training_backend(configured: &str) -> Result<ComputeBackend, String> {
     if configured != "auto" {
-        let b = ComputeBackend::parse(configured).ok_or_else(|| {
-            format!("compute.device {configured:?}: use auto, cpu, cuda, vulkan or wgpu")
-        })?;
+        let b = ComputeBackend::parse(configured)
+            .ok_or_else(|| crate::config::unknown_device(configured))?;
         if b.device().is_none() {
             return Err(format!(
                 "compute.device = {configured}, but this build has no {configured} backend (build with --features {configured})"
