@@ -125,8 +125,8 @@ pub struct ProbeReport {
 
 /// Runs a 64×64 matmul on `backend` and checks the result; GPU start-up failures (which panic
 /// inside some backends) are caught and reported. A wgpu backend whose only adapters are
-/// software ones is refused before anything runs on it: Debian 12's lavapipe crashes the
-/// process on burn's SPIR-V kernels (2026-12-02), and on WGSL it is far slower than `cpu`.
+/// software ones is refused before anything runs on it: lavapipe trains SAEHD far slower than
+/// the `cpu` backend does.
 pub fn probe(backend: ComputeBackend) -> Result<ProbeReport, ProbeError> {
     if backend.device().is_some()
         && let Some(adapter) = software_only(backend)

@@ -3,10 +3,10 @@
 //! GPU's loss must fall as the CPU's does. Built only with a GPU feature, so the default test
 //! run never needs a device:
 //! `cargo test -p faceswap-models --features vulkan --lib gpu_smoke -- --nocapture`.
-//! Without a GPU, Mesa's lavapipe (a Vulkan driver on the CPU) runs the WGSL path:
+//! Without a GPU, Mesa's lavapipe (a Vulkan driver on the CPU) runs both paths:
 //! `VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json cargo test -p faceswap-models
-//! --features wgpu --lib gpu_smoke -- --nocapture` (Debian 12's Mesa 22.3 segfaults inside
-//! `vkCreateComputePipelines` on the SPIR-V path that `vulkan` takes).
+//! --features vulkan,wgpu --lib gpu_smoke -- --nocapture`. Its SPIR-V path needs our patched
+//! cubecl-spirv (third_party/cubecl-spirv/PATCHED.md); upstream 0.11.3 crashed the driver.
 
 use burn::tensor::{Device, Tensor};
 
