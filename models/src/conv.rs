@@ -321,6 +321,17 @@ pub fn conv2d(
     }
 }
 
+/// Whether `x` is a burn-flex (CPU) tensor, under autodiff or not.
+pub(crate) fn on_flex(x: &Tensor<4>) -> bool {
+    let t = x.clone().into_dispatch();
+    match &t.kind {
+        DispatchTensorKind::Flex(_) => true,
+        DispatchTensorKind::Autodiff(inner) => matches!(&**inner, DispatchTensorKind::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
 /// Whether a tensor is an f32 burn-flex tensor under autodiff without checkpointing.
 fn on_flex_autodiff_f32(t: &DispatchTensor) -> bool {
     let DispatchTensorKind::Autodiff(inner) = &t.kind else {

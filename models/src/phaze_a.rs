@@ -30,7 +30,7 @@ use burn::nn::{
 use burn::tensor::activation::{leaky_relu, sigmoid, silu};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::conv;
@@ -560,13 +560,57 @@ pub fn curve(start: usize, end: usize, points: usize, scale: f32, mode: SlopeMod
     }
 }
 
+/// Bilinear resize `[B, C, H, W]` → `[B, C, h, w]`, half-pixel centres, edges clamped.
 fn resize(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    interpolate(
-        x,
-        InterpolateOptions::new(InterpolateMode::Bilinear)
-            .with_align_corners(false)
-            .with_output_size(size),
-    )
+    if conv::on_flex(&x) {
+        // burn-flex's own kernel: 3–6× faster than the gathers on the CPU (measured fwd + bwd).
+        interpolate(
+            x,
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size(size),
+        )
+    } else {
+        resize_separable(x, size)
+    }
+}
+
+/// [`resize`] as two separable gathers and blends, whose gradient every backend has: burn's
+/// cubecl backends (cuda, vulkan, wgpu) have no bilinear backward and panic in training.
+fn resize_separable(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    let x = lerp_along(x, 2, size[0]);
+    lerp_along(x, 3, size[1])
+}
+
+/// Linear interpolation of axis `dim` (2 or 3) from its length to `out` samples.
+fn lerp_along(x: Tensor<4>, dim: usize, out: usize) -> Tensor<4> {
+    let n = x.dims()[dim];
+    if n == out || n == 0 {
+        return x;
+    }
+    let scale = n as f64 / out as f64;
+    let mut lo = Vec::with_capacity(out);
+    let mut hi = Vec::with_capacity(out);
+    let mut weight = Vec::with_capacity(out);
+    for i in 0..out {
+        let src = ((i as f64 + 0.5) * scale - 0.5).clamp(0.0, (n - 1) as f64);
+        let i0 = src.floor() as usize;
+        lo.push(i0 as i64);
+        hi.push((i0 + 1).min(n - 1) as i64);
+        weight.push((src - i0 as f64) as f32);
+    }
+    let device = x.device();
+    let mut shape = [1; 4];
+    shape[dim] = out;
+    // Made in f32; the blend stays in the compute precision (half under mixed precision).
+    let weight = Tensor::<1>::from_floats(weight.as_slice(), &device)
+        .reshape(shape)
+        .cast(x.dtype());
+    let a = x
+        .clone()
+        .select(dim, Tensor::<1, Int>::from_ints(lo.as_slice(), &device));
+    let b = x.select(dim, Tensor::<1, Int>::from_ints(hi.as_slice(), &device));
+    a.clone() + (b - a) * weight
 }
 
 fn gaussian_noise(x: Tensor<4>) -> Tensor<4> {
@@ -1453,6 +1497,60 @@ impl PhazeA {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn separable_resize_equals_burns_bilinear_forward_and_gradient() {
+        let device = Device::flex().autodiff();
+        // Up 2×, down, odd ratios, one axis unchanged, and a single row.
+        for (from, to) in [
+            ([4, 5], [8, 10]),
+            ([8, 8], [3, 5]),
+            ([5, 7], [7, 7]),
+            ([1, 6], [3, 4]),
+        ] {
+            let values: Vec<f32> = (0..2 * 3 * from[0] * from[1])
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            let input = || {
+                Tensor::<1>::from_floats(values.as_slice(), &device)
+                    .reshape([2, 3, from[0], from[1]])
+                    .require_grad()
+            };
+            // A weighting so the gradient differs per output element. // [2, 3, h, w]
+            let weights = Tensor::<1>::from_floats(
+                (0..2 * 3 * to[0] * to[1])
+                    .map(|i| 1.0 + (i as f32 * 0.11).cos())
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                &device,
+            )
+            .reshape([2, 3, to[0], to[1]]);
+            let (ours_in, theirs_in) = (input(), input());
+            // Else `resize` below would be the gathers too, and the check would prove nothing.
+            assert!(conv::on_flex(&theirs_in) && conv::on_flex(&theirs_in.clone().inner()));
+            let ours = resize_separable(ours_in.clone(), to);
+            // On burn-flex `resize` is burn's own bilinear kernel: the reference.
+            let theirs = resize(theirs_in.clone(), to);
+            assert_eq!(ours.dims(), [2, 3, to[0], to[1]]);
+            let max_diff =
+                |a: Tensor<4>, b: Tensor<4>| -> f32 { (a - b).abs().max().into_scalar::<f32>() };
+            let forward = max_diff(ours.clone(), theirs.clone());
+            assert!(
+                forward < 1e-5,
+                "{from:?} → {to:?}: forward differs by {forward}"
+            );
+            let g_ours = (ours * weights.clone()).sum().backward();
+            let g_theirs = (theirs * weights).sum().backward();
+            let (Some(a), Some(b)) = (ours_in.grad(&g_ours), theirs_in.grad(&g_theirs)) else {
+                panic!("{from:?} → {to:?}: no input gradient");
+            };
+            let backward = max_diff(a, b);
+            assert!(
+                backward < 1e-4,
+                "{from:?} → {to:?}: gradient differs by {backward}"
+            );
+        }
+    }
 
     #[test]
     fn curves_match_faceswap() {
