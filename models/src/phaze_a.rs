@@ -1516,7 +1516,7 @@ mod tests {
                     .reshape([2, 3, from[0], from[1]])
                     .require_grad()
             };
-            // A weighting so the gradient differs per output element. // [2, 3, h, w]
+            // [2, 3, h, w]: a weighting, so that each output element's gradient differs.
             let weights = Tensor::<1>::from_floats(
                 (0..2 * 3 * to[0] * to[1])
                     .map(|i| 1.0 + (i as f32 * 0.11).cos())
