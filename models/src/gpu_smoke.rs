@@ -11,7 +11,9 @@
 
 use burn::tensor::{Device, Tensor};
 
-use crate::backend::{ComputeBackend, ProbeError, probe, probe_device, software_only};
+use crate::backend::{
+    ComputeBackend, ProbeError, compiled_backends, probe, probe_device, software_only,
+};
 use crate::optim::LrSchedule;
 use crate::train::{OptimizerKind, TrainerConfig};
 use crate::xseg::{XSegOptions, XSegTrainer};
@@ -75,7 +77,7 @@ fn losses(device: &Device) -> Vec<f32> {
 
 /// Each GPU backend built in, with its device; panics when one fails its probe, or none is built.
 fn gpu_devices() -> Vec<(ComputeBackend, Device)> {
-    let gpus: Vec<_> = ComputeBackend::ALL
+    let gpus: Vec<_> = compiled_backends()
         .into_iter()
         .filter(|&b| b != ComputeBackend::Cpu)
         .filter_map(|b| b.device().map(|d| (b, d)))
