@@ -84,6 +84,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Check every runtime dependency and say how to fix what is missing.
     Doctor,
+    /// Measure each GPU backend: does training follow the CPU's, and training-step time and
+    /// peak device memory of SAEHD and Phaze-A (what installers/gpu-check.sh runs).
+    GpuCheck(crate::gpu_check::GpuCheckArgs),
     /// Test media and model files (pinned by SHA-256).
     #[command(subcommand)]
     Assets(AssetsCommand),
@@ -270,6 +273,10 @@ pub enum XsegCommand {
         /// XSeg model folder.
         #[arg(long)]
         model: PathBuf,
+        /// Compute device: auto, cpu, cuda[:N], vulkan[:N] or wgpu[:N] (default: the config's
+        /// compute.device).
+        #[arg(long, value_parser = parse_device)]
+        device: Option<String>,
     },
     /// Copy the labelled faces of a faceset into a folder.
     FetchLabelled {
@@ -321,6 +328,10 @@ pub struct XsegTrainArgs {
     /// Checkpoint every N steps.
     #[arg(long, default_value_t = 500)]
     pub save_every: u64,
+    /// Compute device for this job: auto, cpu, cuda[:N], vulkan[:N] or wgpu[:N] (default: the
+    /// config's compute.device).
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<String>,
     /// Queue the job and return.
     #[arg(long)]
     pub detach: bool,
@@ -592,6 +603,10 @@ pub struct ConvertArgs {
     /// "10-50: xseg; otherwise: bisenet-fp_face; fallback: components" (ranges inclusive).
     #[arg(long)]
     pub mask_rules: Option<String>,
+    /// Compute device for this job: auto, cpu, cuda[:N], vulkan[:N] or wgpu[:N] (default: the
+    /// config's compute.device).
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<String>,
     /// Queue the job and return.
     #[arg(long)]
     pub detach: bool,
@@ -658,6 +673,7 @@ impl ConvertArgs {
             xseg_model: None,
             mask_rules: self.mask_rules.clone(),
             seed: 0,
+            device: self.device.clone(),
         })
     }
 }
@@ -793,6 +809,11 @@ pub struct TrainArgs {
     /// Backups kept.
     #[arg(long, default_value_t = 5)]
     pub keep_backups: u32,
+    /// Compute device for this job: auto, cpu, cuda[:N], vulkan[:N] or wgpu[:N] (default: the
+    /// config's compute.device); a comma list (--devices cuda:0,cuda:1) splits each batch over
+    /// the devices (data parallel).
+    #[arg(long, alias = "devices", value_parser = parse_devices)]
+    pub device: Option<String>,
     /// Return once queued instead of following progress.
     #[arg(long)]
     pub detach: bool,
@@ -850,8 +871,21 @@ impl TrainArgs {
             preview_every: self.preview_every,
             backup_every: self.backup_every,
             keep_backups: self.keep_backups,
+            device: self.device.clone(),
         }
     }
+}
+
+/// Checks a `--device` spelling when the command line is read, so a typo fails before any job.
+fn parse_device(s: &str) -> Result<String, String> {
+    crate::config::device_request(s).map(|_| s.to_string())
+}
+
+/// [`parse_device`] for a comma list of devices (data-parallel training).
+fn parse_devices(s: &str) -> Result<String, String> {
+    s.split(',')
+        .try_for_each(|one| parse_device(one.trim()).map(|_| ()))?;
+    Ok(s.to_string())
 }
 
 /// `faceswapd config …`.
@@ -946,6 +980,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::GpuCheck(args) => {
+            let ok = crate::gpu_check::run(&args, &mut std::io::stdout().lock())
+                .map_err(anyhow::Error::msg)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Doctor => {
             let (report, ok) = crate::doctor::render(&crate::doctor::run(&dirs, &socket));
@@ -1198,9 +1241,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             submit_and_follow(&mut c, spec, &what, a.detach)
         }
         Command::Xseg(x) => {
-            let cfg = crate::config::LoadedConfig::load(&dirs.config_file())?;
-            let backend = crate::train::training_backend(&cfg.config.compute.device)
-                .map_err(|e| anyhow::anyhow!(e))?;
             match x {
                 XsegCommand::Train(a) => {
                     // A daemon job: it survives the terminal, resumes, and shows in `jobs`.
@@ -1222,6 +1262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             batch: a.batch as u32,
                             lr: a.lr,
                             save_every: a.save_every,
+                            device: a.device.clone(),
                         },
                     };
                     let what = format!(
@@ -1233,8 +1274,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
                     return submit_and_follow(&mut c, spec, &what, a.detach);
                 }
-                XsegCommand::Apply { faceset, model } => {
-                    let n = crate::masks::xseg::apply_xseg(&faceset, &model, backend)
+                XsegCommand::Apply {
+                    faceset,
+                    model,
+                    device,
+                } => {
+                    let device = crate::device::resolve(device.as_deref())?;
+                    let n = crate::masks::xseg::apply_xseg(&faceset, &model, device)
                         .map_err(|e| anyhow::anyhow!(e))?;
                     println!("stored an xseg mask for {n} faces in {}", faceset.display());
                 }
@@ -1411,10 +1457,11 @@ fn jobs(
                     None => j.progress.done.to_string(),
                 };
                 println!(
-                    "{:>5}  {:<16} {:<12} {:>12}  {}",
+                    "{:>5}  {:<16} {:<12} {:<8} {:>12}  {}",
                     j.id,
                     j.kind,
                     j.state.name(),
+                    j.device.as_deref().unwrap_or("-"),
                     progress,
                     j.progress.message
                 );
@@ -1452,6 +1499,9 @@ fn print_job(r: &JobRecord) {
         None => println!("progress: {} {}", r.progress.done, r.progress.message),
     }
     println!("resumes: {}", r.resumes);
+    if let Some(device) = &r.device {
+        println!("device: {device}");
+    }
     if let Some(e) = &r.error {
         println!("error: {e}");
     }

@@ -108,7 +108,8 @@ impl Default for JobsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComputeConfig {
-    /// `auto`, `cpu`, `cuda` or `vulkan`.
+    /// `auto`, `cpu`, or a GPU backend with an optional index: `cuda`, `cuda:1`, `vulkan:0`,
+    /// `wgpu` (see `faceswap_models::DeviceRequest`).
     pub device: String,
 }
 
@@ -174,7 +175,7 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ),
     (
         "compute.device",
-        "auto | cpu | cuda | vulkan | wgpu: where models run (auto = best built-in backend that works; software GPUs are skipped)",
+        "auto | cpu | cuda[:N] | vulkan[:N] | wgpu[:N]: where models run (auto = the best built-in GPU that works, CUDA > Vulkan > wgpu, else cpu; software GPUs are skipped); jobs can override it with --device",
     ),
     (
         "assets.mirror",
@@ -323,25 +324,23 @@ impl LoadedConfig {
     }
 }
 
-/// The error for a `compute.device` that names no backend, listing the ones there are.
+/// The error for a device spelling that names no device, listing the ones there are.
 pub fn unknown_device(device: &str) -> String {
-    let names: Vec<_> = faceswap_models::ComputeBackend::ALL
-        .iter()
-        .map(|b| b.name())
-        .collect();
     format!(
-        "compute.device = {device:?}: use auto, {}",
-        names.join(", ")
+        "device {device:?}: use {}",
+        faceswap_models::DeviceRequest::spellings()
     )
+}
+
+/// Parses a device spelling (`auto`, `cpu`, `cuda:1`…) from the config, the CLI or a job.
+pub fn device_request(device: &str) -> Result<faceswap_models::DeviceRequest, String> {
+    faceswap_models::DeviceRequest::parse(device).ok_or_else(|| unknown_device(device))
 }
 
 impl Config {
     /// Checks values the types alone do not constrain.
     pub fn validate(&self) -> Result<(), String> {
-        let device = self.compute.device.as_str();
-        if device != "auto" && faceswap_models::ComputeBackend::parse(device).is_none() {
-            return Err(unknown_device(device));
-        }
+        device_request(&self.compute.device).map_err(|e| format!("compute.device: {e}"))?;
         if self.jobs.workers == 0 {
             return Err("jobs.workers must be at least 1".into());
         }

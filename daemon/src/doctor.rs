@@ -20,6 +20,72 @@ pub enum Outcome {
     Note,
 }
 
+/// What the backend reports of its driver and devices, after a passing probe (CUDA: driver
+/// and NVRTC versions, headers, each device's name and memory).
+fn backend_detail(backend: ComputeBackend) -> String {
+    #[cfg(feature = "cuda")]
+    if backend == ComputeBackend::Cuda
+        && let Ok(rt) = faceswap_models::cuda_runtime::cuda_runtime()
+    {
+        let devices: Vec<String> = rt
+            .devices
+            .iter()
+            .map(|d| {
+                format!(
+                    "cuda:{} {} ({:.1} GiB, sm {}.{})",
+                    d.index,
+                    d.name,
+                    d.total_memory as f64 / (1u64 << 30) as f64,
+                    d.compute_capability.0,
+                    d.compute_capability.1
+                )
+            })
+            .collect();
+        return format!(
+            "; driver CUDA {}.{}, NVRTC {}.{}, headers {}; {}",
+            rt.driver_version.0,
+            rt.driver_version.1,
+            rt.nvrtc_version.0,
+            rt.nvrtc_version.1,
+            rt.include_dir.display(),
+            devices.join(", ")
+        );
+    }
+    let _ = backend;
+    String::new()
+}
+
+/// Which device the configured `compute.device` resolves to, by the rule every job uses.
+fn device_choice_check(dirs: &Dirs) -> Check {
+    let what = "compute device";
+    let configured = match crate::config::LoadedConfig::load(&dirs.config_file()) {
+        Ok(cfg) => cfg.config.compute.device,
+        Err(e) => {
+            return check(
+                what,
+                Outcome::Fail,
+                e.to_string(),
+                Some("faceswapd config show"),
+            );
+        }
+    };
+    match crate::config::device_request(&configured).map(faceswap_models::select_device) {
+        Ok(Ok(device)) => check(
+            what,
+            Outcome::Ok,
+            format!("compute.device = {configured}: jobs run on {device}"),
+            None,
+        ),
+        Ok(Err(e)) => check(
+            what,
+            Outcome::Fail,
+            format!("compute.device = {configured}: {e}"),
+            Some("set compute.device = \"auto\" (or another device doctor lists as working)"),
+        ),
+        Err(e) => check(what, Outcome::Fail, e, Some("faceswapd config show")),
+    }
+}
+
 /// One line of the report.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -118,7 +184,12 @@ pub fn run(dirs: &Dirs, socket: &SocketPath) -> Vec<Check> {
     for backend in ComputeBackend::ALL {
         let what = format!("compute backend {}", backend.name());
         out.push(match faceswap_models::probe(backend) {
-            Ok(r) => check(what, Outcome::Ok, format!("test matmul ran in {:.1} ms", r.millis), None),
+            Ok(r) => check(
+                what,
+                Outcome::Ok,
+                format!("test matmul ran in {:.1} ms{}", r.millis, backend_detail(backend)),
+                None,
+            ),
             Err(e @ faceswap_models::backend::ProbeError::NotBuilt { .. }) => check(
                 what,
                 Outcome::Note,
@@ -135,6 +206,7 @@ pub fn run(dirs: &Dirs, socket: &SocketPath) -> Vec<Check> {
             ),
         });
     }
+    out.push(device_choice_check(dirs));
     out.push(
         match Connection::connect(socket, ClientKind::Cli, Duration::from_secs(2)) {
             Ok(c) => check(

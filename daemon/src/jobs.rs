@@ -224,6 +224,7 @@ impl JobManager {
             resumes: 0,
             error: None,
             log_tail: Vec::new(),
+            device: None,
         };
         self.shared.persist(&rec);
         st.records.insert(id, rec);
@@ -339,6 +340,23 @@ fn require_absolute(paths: &[(&str, &String)]) -> Result<(), JobsError> {
     Ok(())
 }
 
+/// A job's device spelling must name a device (training: or a comma list of them, data
+/// parallel); whether they work here is the job's to find out when it starts.
+fn check_device(device: Option<&str>, list: bool) -> Result<(), JobsError> {
+    let Some(device) = device else {
+        return Ok(());
+    };
+    if device.contains(',') && !list {
+        return Err(JobsError::InvalidInput(format!(
+            "device {device:?}: only training splits over several devices; name one"
+        )));
+    }
+    for one in device.split(',') {
+        crate::config::device_request(one.trim()).map_err(JobsError::InvalidInput)?;
+    }
+    Ok(())
+}
+
 fn validate(spec: &JobSpec) -> Result<(), JobsError> {
     match spec {
         JobSpec::ExtractFrames {
@@ -410,6 +428,7 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
                 }
             }
             crate::train::network_options(settings).map_err(JobsError::InvalidInput)?;
+            check_device(settings.device.as_deref(), true)?;
             if settings.batch == 0 || settings.micro_batches > settings.batch {
                 return Err(JobsError::InvalidInput(
                     "batch must be at least 1 and micro_batches at most the batch".into(),
@@ -446,6 +465,7 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
             }
             crate::merge::convert::merge_settings(settings)
                 .map_err(|e| JobsError::InvalidInput(e.to_string()))?;
+            check_device(settings.device.as_deref(), false)?;
             Ok(())
         }
         JobSpec::XsegTrain {
@@ -465,6 +485,7 @@ fn validate(spec: &JobSpec) -> Result<(), JobsError> {
                     settings.resolution
                 )));
             }
+            check_device(settings.device.as_deref(), false)?;
             Ok(())
         }
         JobSpec::Tool { faceset, tool } => {
@@ -537,11 +558,7 @@ fn worker_loop(shared: Arc<Shared>) {
         };
         let runner = shared.runner;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&spec, &ctx)))
-            .unwrap_or_else(|_| {
-                Err(JobError::Failed(
-                    "the job crashed (a bug; see the daemon log)".into(),
-                ))
-            });
+            .unwrap_or_else(|panic| Err(crash_error(&spec, panic.as_ref())));
         faceswap_models::conv::release_scratch();
         crate::memory::release_freed_memory();
         let mut st = shared.lock();
@@ -615,6 +632,15 @@ impl JobContext {
         }
     }
 
+    /// Records the compute device the job runs on (shown by `jobs` and `jobs show`).
+    pub fn ran_on(&self, device: &str) {
+        let mut st = self.shared.lock();
+        if let Some(rec) = st.records.get_mut(&self.id) {
+            rec.device = Some(device.to_string());
+            self.shared.persist(rec);
+        }
+    }
+
     /// Appends a line to the job's log tail (and the daemon log).
     pub fn log(&self, line: impl Into<String>) {
         let mut st = self.shared.lock();
@@ -625,9 +651,74 @@ impl JobContext {
     }
 }
 
+/// The error of a job that panicked. A GPU backend panics when the device runs out of memory:
+/// that is the user's to fix (a smaller batch or resolution), so it says how; anything else is
+/// a bug.
+fn crash_error(spec: &JobSpec, panic: &(dyn std::any::Any + Send)) -> JobError {
+    let text = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let lower = text.to_lowercase();
+    let out_of_memory = [
+        "out of memory",
+        "out-of-memory",
+        "out of device memory",
+        "outofmemory",
+    ]
+    .iter()
+    .any(|m| lower.contains(m));
+    if !out_of_memory {
+        return JobError::Failed("the job crashed (a bug; see the daemon log)".into());
+    }
+    let fix = match spec {
+        JobSpec::Train { settings, .. } => format!(
+            "lower --batch (now {}) or --resolution (now {}), or use --micro-batches / --precision bf16; or train on another device (--device)",
+            settings.batch, settings.resolution
+        ),
+        JobSpec::XsegTrain { settings, .. } => format!(
+            "lower --batch (now {}) or --resolution (now {}), or train on another device (--device)",
+            settings.batch, settings.resolution
+        ),
+        _ => "close what else uses the GPU, or run it on another device (--device cpu)".into(),
+    };
+    let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    JobError::Failed(format!(
+        "the device ran out of memory ({}): {fix}",
+        first_line.trim()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_for_device_memory_names_the_settings_to_lower() {
+        let spec = JobSpec::Train {
+            faceset_a: "a".into(),
+            faceset_b: "b".into(),
+            model_dir: "m".into(),
+            settings: Box::new(faceswap_protocol::TrainSettings {
+                batch: 16,
+                resolution: 256,
+                ..Default::default()
+            }),
+        };
+        let oom: Box<dyn std::any::Any + Send> =
+            Box::new("out of device memory allocating 1073741824 bytes\nbacktrace…".to_string());
+        let err = crash_error(&spec, oom.as_ref()).to_string();
+        assert!(err.contains("ran out of memory"), "{err}");
+        assert!(
+            err.contains("--batch (now 16)") && err.contains("(now 256)"),
+            "{err}"
+        );
+        assert!(!err.contains("backtrace"), "{err}");
+        let bug: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+        let err = crash_error(&spec, bug.as_ref()).to_string();
+        assert!(err.contains("a bug"), "{err}");
+    }
 
     fn spec(dir: &Path) -> JobSpec {
         let input = dir.join("in.mp4");

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use faceswap_models::ComputeBackend;
 use faceswap_protocol::framing::read_frame_bytes;
 use faceswap_protocol::handshake::server_handshake;
 use faceswap_protocol::{
@@ -72,24 +71,6 @@ pub fn lock_path(socket: &SocketPath) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Picks the compute device named in the config (`auto`: the first built-in backend that works).
-pub fn choose_device(cfg: &Config) -> String {
-    let wanted = cfg.compute.device.as_str();
-    if let Some(b) = ComputeBackend::parse(wanted) {
-        return match faceswap_models::probe(b) {
-            Ok(_) => b.name().to_string(),
-            Err(e) => {
-                tracing::warn!("compute.device = {wanted}: {e}; falling back to cpu");
-                "cpu".into()
-            }
-        };
-    }
-    crate::train::training_backend("auto")
-        .unwrap_or(ComputeBackend::Cpu)
-        .name()
-        .to_string()
-}
-
 /// Runs the service until SIGTERM/SIGINT or a `Shutdown` request.
 pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeError> {
     #[cfg(unix)]
@@ -127,10 +108,14 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
         std::fs::set_permissions(socket.path(), std::fs::Permissions::from_mode(0o600))
             .map_err(io_err(format!("restricting {socket} to its owner")))?;
     }
-    let device = choose_device(&cfg);
+    let (render_device, unusable) = crate::device::render_device(&cfg);
+    // Jobs choose their own device; status shows the one renders use, and why it is the cpu
+    // when the configured one cannot be used.
+    let device = match unusable {
+        None => render_device.to_string(),
+        Some(why) => format!("{render_device} ({} unusable: {why})", cfg.compute.device),
+    };
     let workers = cfg.jobs.workers;
-    let swap_backend =
-        crate::train::training_backend(&cfg.compute.device).unwrap_or(ComputeBackend::Cpu);
     let service = Arc::new(Service {
         cfg,
         jobs,
@@ -140,7 +125,7 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
         slot_dir,
         socket: socket.clone(),
         data_dir: dirs.data.clone(),
-        swapper: std::sync::Mutex::new(crate::merge::render::FrameSwapper::new(swap_backend)),
+        swapper: std::sync::Mutex::new(crate::merge::render::FrameSwapper::new(render_device)),
         device,
     });
     service.jobs.start_workers(workers);

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use thiserror::Error;
 
 /// A burn backend the models can run on; chosen at run time from the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ComputeBackend {
     /// burn `flex` on the CPU: always built, what tests and CI use.
     Cpu,
@@ -58,19 +58,134 @@ impl ComputeBackend {
         }
     }
 
+    /// The burn device of the backend's default device, when this build has the backend.
+    pub fn device(self) -> Option<Device> {
+        ComputeDevice::new(self, None).device()
+    }
+}
+
+/// One device of one backend: what `compute.device`, `--device` and the plug-in name, and what
+/// a job reports it ran on. Spelled `cpu`, `cuda`, `cuda:1`, `vulkan:0`…
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ComputeDevice {
+    /// The backend.
+    pub backend: ComputeBackend,
+    /// Which of the backend's devices: the CUDA ordinal, or for Vulkan / wgpu the index among
+    /// discrete GPUs; `None` is the backend's default (CUDA device 0, the adapter wgpu prefers).
+    pub index: Option<usize>,
+}
+
+impl ComputeDevice {
+    /// The CPU (burn `flex`).
+    pub const CPU: ComputeDevice = ComputeDevice {
+        backend: ComputeBackend::Cpu,
+        index: None,
+    };
+
+    /// A backend's device `index` (`None`: its default one).
+    pub fn new(backend: ComputeBackend, index: Option<usize>) -> Self {
+        // The CPU backend has one device: `cpu:0` and `cpu` are the same.
+        let index = if backend == ComputeBackend::Cpu {
+            None
+        } else {
+            index
+        };
+        ComputeDevice { backend, index }
+    }
+
+    /// Parses `backend` or `backend:index` (`cuda:1`); `None` for anything else (`auto`
+    /// included: see [`DeviceRequest::parse`]).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (name, index) = match s.split_once(':') {
+            Some((name, index)) => (name, Some(index.parse::<usize>().ok()?)),
+            None => (s, None),
+        };
+        let backend = ComputeBackend::parse(name)?;
+        if backend == ComputeBackend::Cpu && index.is_some_and(|i| i > 0) {
+            return None;
+        }
+        Some(ComputeDevice::new(backend, index))
+    }
+
     /// The burn device, when this build has the backend.
     pub fn device(self) -> Option<Device> {
-        match self {
+        #[cfg(any(feature = "vulkan", feature = "wgpu"))]
+        let kind = match self.index {
+            None => burn::tensor::DeviceKind::DefaultDevice,
+            Some(i) => burn::tensor::DeviceKind::DiscreteGpu(i),
+        };
+        match self.backend {
             ComputeBackend::Cpu => Some(Device::flex()),
             #[cfg(feature = "cuda")]
-            ComputeBackend::Cuda => Some(Device::cuda(0)),
+            ComputeBackend::Cuda => Some(Device::cuda(self.index.unwrap_or(0))),
             #[cfg(feature = "vulkan")]
-            ComputeBackend::Vulkan => Some(Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)),
+            ComputeBackend::Vulkan => Some(Device::vulkan(kind)),
             #[cfg(feature = "wgpu")]
-            ComputeBackend::Wgpu => Some(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            ComputeBackend::Wgpu => Some(Device::wgpu(kind)),
             #[allow(unreachable_patterns)]
             _ => None,
         }
+    }
+}
+
+impl From<ComputeBackend> for ComputeDevice {
+    fn from(backend: ComputeBackend) -> Self {
+        ComputeDevice::new(backend, None)
+    }
+}
+
+impl std::fmt::Display for ComputeDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}:{i}", self.backend.name()),
+            None => f.write_str(self.backend.name()),
+        }
+    }
+}
+
+/// The device a user asked for: `auto` or one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRequest {
+    /// The best device that works here: CUDA, then Vulkan, then wgpu (never a software GPU),
+    /// else the CPU.
+    Auto,
+    /// This device, or an error saying why it cannot be used.
+    Exact(ComputeDevice),
+}
+
+impl DeviceRequest {
+    /// Parses `auto` or a [`ComputeDevice`] spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "auto" {
+            return Some(DeviceRequest::Auto);
+        }
+        ComputeDevice::parse(s).map(DeviceRequest::Exact)
+    }
+
+    /// The spellings this accepts, for error messages: `auto, cpu, cuda[:N], …`.
+    pub fn spellings() -> String {
+        let mut names = vec!["auto".to_string()];
+        names.extend(ComputeBackend::ALL.iter().map(|b| match b {
+            ComputeBackend::Cpu => b.name().to_string(),
+            _ => format!("{}[:N]", b.name()),
+        }));
+        names.join(", ")
+    }
+}
+
+/// The one rule that turns a request into the device work runs on (training, XSeg, convert and
+/// the plug-in's renders all ask it). `Auto` takes the first GPU backend built in whose probe
+/// passes, in [`ComputeBackend::ALL`]'s order, else the CPU; `Exact` probes that device and
+/// hands it back, or the probe's error: never a silent fallback to another device.
+pub fn select_device(request: DeviceRequest) -> Result<ComputeDevice, ProbeError> {
+    match request {
+        DeviceRequest::Exact(device) => probe(device).map(|report| report.device),
+        DeviceRequest::Auto => Ok(compiled_backends()
+            .into_iter()
+            .filter(|b| *b != ComputeBackend::Cpu)
+            .map(ComputeDevice::from)
+            .find(|d| probe(*d).is_ok())
+            .unwrap_or(ComputeDevice::CPU)),
     }
 }
 
@@ -104,6 +219,14 @@ pub enum ProbeError {
         /// The adapter wgpu reports.
         adapter: String,
     },
+    /// The backend is built in, but a library or device it needs is missing here.
+    #[error("{backend} cannot run here: {reason}")]
+    Unavailable {
+        /// Backend name.
+        backend: &'static str,
+        /// What is missing, and what to do.
+        reason: String,
+    },
     /// The backend is built in but failed to run a tensor operation (no driver, no device…).
     #[error("{backend} backend failed to run a test operation: {reason}")]
     Failed {
@@ -117,17 +240,20 @@ pub enum ProbeError {
 /// What a successful probe measured.
 #[derive(Debug, Clone)]
 pub struct ProbeReport {
-    /// The backend.
-    pub backend: ComputeBackend,
+    /// The device.
+    pub device: ComputeDevice,
     /// Wall time for device start-up plus a 64×64 matmul, in milliseconds.
     pub millis: f64,
 }
 
-/// Runs a 64×64 matmul on `backend` and checks the result; GPU start-up failures (which panic
+/// Runs a 64×64 matmul on `device` and checks the result; GPU start-up failures (which panic
 /// inside some backends) are caught and reported. A wgpu backend whose only adapters are
 /// software ones is refused before anything runs on it: lavapipe trains SAEHD far slower than
-/// the `cpu` backend does.
-pub fn probe(backend: ComputeBackend) -> Result<ProbeReport, ProbeError> {
+/// the `cpu` backend does. CUDA's run-time pieces (driver, NVRTC, headers) are looked for first,
+/// so a missing one is named instead of panicking inside the backend.
+pub fn probe(device: impl Into<ComputeDevice>) -> Result<ProbeReport, ProbeError> {
+    let device = device.into();
+    let backend = device.backend;
     if backend.device().is_some()
         && let Some(adapter) = software_only(backend)
     {
@@ -136,15 +262,27 @@ pub fn probe(backend: ComputeBackend) -> Result<ProbeReport, ProbeError> {
             adapter,
         });
     }
-    probe_device(backend)
+    probe_device(device)
 }
 
-/// [`probe`] without the software-adapter check (the GPU smoke test runs on lavapipe too).
-pub(crate) fn probe_device(backend: ComputeBackend) -> Result<ProbeReport, ProbeError> {
-    let device = backend.device().ok_or(ProbeError::NotBuilt {
+/// [`probe`] without the software-adapter check: the GPU smoke test and `faceswapd gpu-check
+/// --software` run on lavapipe too, to check the code path without a GPU.
+pub fn probe_device(device: impl Into<ComputeDevice>) -> Result<ProbeReport, ProbeError> {
+    let compute = device.into();
+    let backend = compute.backend;
+    let device = compute.device().ok_or(ProbeError::NotBuilt {
         backend: backend.name(),
         feature: backend.feature().unwrap_or("default"),
     })?;
+    #[cfg(feature = "cuda")]
+    if backend == ComputeBackend::Cuda {
+        crate::cuda_runtime::check_device(compute.index.unwrap_or(0)).map_err(|missing| {
+            ProbeError::Unavailable {
+                backend: backend.name(),
+                reason: missing.to_string(),
+            }
+        })?;
+    }
     let start = Instant::now();
     let run = std::panic::catch_unwind(move || {
         // [64, 64] of ones: every entry of ones·ones is 64.
@@ -158,7 +296,7 @@ pub(crate) fn probe_device(backend: ComputeBackend) -> Result<ProbeReport, Probe
     };
     match run {
         Ok(total) if (total - 64.0 * 64.0 * 64.0).abs() < 1.0 => Ok(ProbeReport {
-            backend,
+            device: compute,
             millis: start.elapsed().as_secs_f64() * 1e3,
         }),
         Ok(total) => Err(failed(format!("matmul gave {total}, expected 262144"))),
@@ -226,6 +364,50 @@ mod tests {
         assert_eq!(compiled_backends()[0], ComputeBackend::Cpu);
         let report = probe(ComputeBackend::Cpu).unwrap();
         assert!(report.millis >= 0.0);
+    }
+
+    #[test]
+    fn device_spellings_parse_and_print_back() {
+        for spelling in ["cpu", "cuda", "cuda:1", "vulkan:0", "wgpu:2"] {
+            let device = ComputeDevice::parse(spelling).unwrap();
+            assert_eq!(device.to_string(), spelling);
+            assert_eq!(
+                DeviceRequest::parse(spelling),
+                Some(DeviceRequest::Exact(device))
+            );
+        }
+        assert_eq!(ComputeDevice::parse("cpu:0"), Some(ComputeDevice::CPU));
+        for bad in ["cpu:1", "cuda:", "cuda:-1", "cuda:x", "gpu", "auto", ""] {
+            assert_eq!(ComputeDevice::parse(bad), None, "{bad}");
+        }
+        assert_eq!(DeviceRequest::parse("auto"), Some(DeviceRequest::Auto));
+        assert_eq!(
+            DeviceRequest::spellings(),
+            "auto, cpu, cuda[:N], vulkan[:N], wgpu[:N]"
+        );
+    }
+
+    #[test]
+    fn selection_is_the_best_working_device_or_the_named_one() {
+        // A CPU-only build: auto is the CPU; a named GPU is an error naming its feature.
+        let auto = select_device(DeviceRequest::Auto).unwrap();
+        if compiled_backends() == [ComputeBackend::Cpu] {
+            assert_eq!(auto, ComputeDevice::CPU);
+        }
+        assert_eq!(
+            select_device(DeviceRequest::Exact(ComputeDevice::CPU)).unwrap(),
+            ComputeDevice::CPU
+        );
+        for backend in ComputeBackend::ALL {
+            if backend.device().is_none() {
+                let err = select_device(DeviceRequest::Exact(backend.into())).unwrap_err();
+                assert!(
+                    matches!(err, ProbeError::NotBuilt { .. }),
+                    "{backend:?}: {err}"
+                );
+                assert!(err.to_string().contains("--features"), "{err}");
+            }
+        }
     }
 
     #[test]

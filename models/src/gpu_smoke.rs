@@ -9,71 +9,17 @@
 //! --features vulkan,wgpu --lib gpu_smoke -- --nocapture`. Its SPIR-V path needs our patched
 //! cubecl-spirv (third_party/cubecl-spirv/PATCHED.md); upstream 0.11.3 crashed the driver.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
+use crate::SaehdOptions;
 use crate::backend::{
     ComputeBackend, ProbeError, compiled_backends, probe, probe_device, software_only,
 };
-use crate::optim::LrSchedule;
-use crate::train::{OptimizerKind, TrainerConfig};
+use crate::gpu_check::{
+    SMOKE_BATCH, SMOKE_STEPS as STEPS, face_losses, follows_cpu_trend, loss_ends, pixels,
+    smoke_losses as losses,
+};
 use crate::xseg::{XSegOptions, XSegTrainer};
-use crate::{FaceTrainer, ModelOptions, SaehdOptions, SideBatch};
-
-const RES: usize = 32;
-const BATCH: usize = 4;
-const STEPS: usize = 40;
-
-/// Fixed pixel values in [0.1, 0.9], the same on every device: `[BATCH, channels, res, res]`.
-fn pixels(channels: usize, res: usize, seed: f32, device: &Device) -> Tensor<4> {
-    let values: Vec<f32> = (0..BATCH * channels * res * res)
-        .map(|i| 0.5 + 0.4 * (i as f32 * 0.0137 + seed).sin() * (i as f32 * 0.00071).cos())
-        .collect();
-    Tensor::<1>::from_floats(values.as_slice(), device).reshape([BATCH, channels, res, res])
-}
-
-/// One side's batch at `res` px.
-fn side_at(res: usize, seed: f32, device: &Device) -> SideBatch {
-    SideBatch::unmasked(pixels(3, res, seed, device))
-}
-
-/// Seeded Adam without warmup: a few steps must show the trend.
-fn adam(seed: u64) -> TrainerConfig {
-    TrainerConfig {
-        optimizer: OptimizerKind::Adam,
-        schedule: LrSchedule {
-            base: 1e-3,
-            warmup: 0,
-            cosine: None,
-        },
-        seed,
-        ..TrainerConfig::default()
-    }
-}
-
-/// The summed A + B loss of each of `steps` steps of a fresh `opts` model on `device`.
-fn face_losses(
-    opts: impl Into<ModelOptions>,
-    res: usize,
-    seed: u64,
-    steps: usize,
-    device: &Device,
-) -> Vec<f32> {
-    let device = device.clone().autodiff();
-    let mut trainer = FaceTrainer::new(opts, &device, adam(seed));
-    let (a, b) = (side_at(res, 0.3, &device), side_at(res, 1.7, &device));
-    (0..steps)
-        .map(|_| {
-            let s = trainer.train_step(&a, &b);
-            s.loss_a + s.loss_b
-        })
-        .collect()
-}
-
-/// The smoke run: SAEHD-DF at 32 px, every step's loss.
-fn losses(device: &Device) -> Vec<f32> {
-    let opts = SaehdOptions::parse("df", RES, 64, 16, 16, 8).expect("valid SAEHD options");
-    face_losses(&opts, RES, 11, STEPS, device)
-}
 
 /// Each GPU backend built in, with its device; panics when one fails its probe, or none is built.
 fn gpu_devices() -> Vec<(ComputeBackend, Device)> {
@@ -113,8 +59,10 @@ fn other_models(device: &Device) -> Vec<(&'static str, Vec<f32>)> {
     };
     let mut trainer = XSegTrainer::new(&xseg, &device, 1e-3, 5);
     let (images, masks) = (
-        pixels(3, 32, 0.9, &device),
-        pixels(1, 32, 2.1, &device).greater_elem(0.5).float(),
+        pixels(SMOKE_BATCH, 3, 32, 0.9, &device),
+        pixels(SMOKE_BATCH, 1, 32, 2.1, &device)
+            .greater_elem(0.5)
+            .float(),
     );
     let losses = (0..STEPS)
         .map(|_| trainer.train_step(images.clone(), masks.clone()))
@@ -142,21 +90,15 @@ fn every_model_family_trains_on_the_gpu() {
     }
 }
 
-/// Mean of the first and of the last five losses.
-fn ends(losses: &[f32]) -> (f32, f32) {
-    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
-    (mean(&losses[..5]), mean(&losses[losses.len() - 5..]))
-}
-
 #[test]
 fn gpu_training_follows_the_cpu_trend() {
     let cpu = losses(&Device::flex());
-    let (c0, c1) = ends(&cpu);
+    let (c0, c1) = loss_ends(&cpu);
     eprintln!("cpu: loss {c0:.4} → {c1:.4} over {STEPS} steps");
     assert!(c1 < 0.8 * c0, "the CPU run itself did not learn: {cpu:?}");
     for (backend, device) in gpu_devices() {
         let gpu = losses(&device);
-        let (g0, g1) = ends(&gpu);
+        let (g0, g1) = loss_ends(&gpu);
         let software = software_only(backend);
         if software.is_some() {
             // What `auto` and the daemon see: a software adapter is refused, not used.
@@ -168,23 +110,8 @@ fn gpu_training_follows_the_cpu_trend() {
         }
         let adapter = software.map_or("hardware".into(), |a| format!("software: {a}"));
         eprintln!("{} ({adapter}): loss {g0:.4} → {g1:.4}", backend.name());
-        assert!(
-            gpu.iter().all(|l| l.is_finite()),
-            "{}: {gpu:?}",
-            backend.name()
-        );
-        // Same data, same architecture: the start within 25 % and the fall within 0.15.
-        assert!(
-            (g0 - c0).abs() < 0.25 * c0,
-            "{}: starts at {g0}, CPU {c0}",
-            backend.name()
-        );
-        assert!(
-            (g1 / g0 - c1 / c0).abs() < 0.15,
-            "{}: fell to {:.3} of its start, CPU to {:.3}",
-            backend.name(),
-            g1 / g0,
-            c1 / c0
-        );
+        if let Err(why) = follows_cpu_trend(&gpu, &cpu) {
+            panic!("{}: {why}", backend.name());
+        }
     }
 }

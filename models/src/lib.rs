@@ -1,6 +1,6 @@
 //! Everything in Faceswap++ with learned weights.
 //!
-//! The compute backend (burn `flex` on CPU, `cuda`, `vulkan`), ONNX Runtime and the pretrained
+//! The compute backend (burn `flex` on CPU, `cuda`, `vulkan`, `wgpu`), ONNX Runtime and the pretrained
 //! extractor nets it runs (MediaPipe BlazeFace and FaceMesh; optional S3FD, FAN, BiSeNet), and the
 //! learned parts: swap models (SAEHD, Phaze-A), XSeg, losses, optimisers and the trainer.
 
@@ -11,10 +11,13 @@ pub mod backend;
 pub mod bisenet;
 pub mod blazeface;
 pub mod conv;
+#[cfg(feature = "cuda")]
+pub mod cuda_runtime;
 pub mod face_model;
 pub mod facemesh;
 pub mod faceswap_losses;
 pub mod fan;
+pub mod gpu_check;
 pub mod losses;
 pub mod onnx;
 pub mod optim;
@@ -31,7 +34,10 @@ mod gpu_smoke;
 #[allow(unused_imports)]
 use burn::optim::{RecordState, StateSink, StateSource, join_index, join_path};
 
-pub use backend::{ComputeBackend, ProbeReport, compiled_backends, probe};
+pub use backend::{
+    ComputeBackend, ComputeDevice, DeviceRequest, ProbeReport, compiled_backends, probe,
+    select_device,
+};
 pub use blazeface::{BlazeFace, BlazeFaceKind, RawDetection};
 pub use face_model::{FaceModel, ModelOptions};
 pub use facemesh::{FaceMesh, IBUG68_FROM_FACEMESH, MeshResult};

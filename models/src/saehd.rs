@@ -149,6 +149,49 @@ impl SaehdOptions {
         }
     }
 
+    /// Floating-point operations of one training step on `batch` faces per side, for SAEHD-DF
+    /// without `d` or `t` (the GPU check's TFLOP/s): each convolution and dense layer's
+    /// multiply-adds (2 FLOPs each) forward, times 3 for forward + input and weight gradients;
+    /// activations, losses and the optimiser are left out (a few percent). `None` for other
+    /// variants, which are not counted.
+    pub fn train_step_flops(&self, batch: usize) -> Option<f64> {
+        if self.archi != Archi::Df || self.d || self.t {
+            return None;
+        }
+        // 2·k²·cin·cout per output position of a k×k convolution.
+        let conv = |k: usize, cin: usize, cout: usize, side: usize| {
+            2.0 * (k * k * cin * cout * side * side) as f64
+        };
+        let (e, ae, r, lowest) = (self.e_dims, self.ae_dims, self.resolution, self.lowest());
+        let chans = [3, e, 2 * e, 4 * e, 8 * e];
+        let encoder: f64 = (0..4)
+            .map(|i| conv(5, chans[i], chans[i + 1], r >> (i + 1)))
+            .sum();
+        let inter = 2.0 * (self.encoder_out() * ae) as f64
+            + 2.0 * (ae * lowest * lowest * ae) as f64
+            + conv(3, ae, 4 * ae, lowest);
+        // Each ladder step: an upscale (3×3 to 4× channels at the input side), then for the
+        // face a residual block (two 3×3) at twice the side.
+        let ladder = |dims: usize, residual: bool| {
+            let (mut side, mut last, mut flops) = (2 * lowest, ae, 0.0);
+            for mul in [8, 4, 2] {
+                flops += conv(3, last, 4 * mul * dims, side);
+                side *= 2;
+                if residual {
+                    flops += 2.0 * conv(3, mul * dims, mul * dims, side);
+                }
+                last = mul * dims;
+            }
+            flops
+        };
+        let decoder = ladder(self.d_dims, true)
+            + ladder(self.d_mask_dims, false)
+            + conv(1, 2 * self.d_dims, 3, r)
+            + conv(1, 2 * self.d_mask_dims, 1, r);
+        // Both sides go through the encoder and inter, each through its own decoder.
+        Some(3.0 * 2.0 * batch as f64 * (encoder + inter + decoder))
+    }
+
     /// Parameter count derived from DFL's layer list, independent of the burn modules.
     pub fn expected_params(&self) -> usize {
         let conv = |k: usize, i: usize, o: usize| k * k * i * o + o;
@@ -644,6 +687,18 @@ mod tests {
     fn options(archi: &str, res: usize) -> SaehdOptions {
         // Small dims keep the test fast; the formula is checked for any sizes.
         SaehdOptions::parse(archi, res, 32, 8, 8, 4).unwrap()
+    }
+
+    #[test]
+    fn a_df_training_steps_flops_add_up_layer_by_layer() {
+        // 16 px with every width 1, counted by hand: encoder 14,400 (5×5 convolutions at 8², 4²,
+        // 2², 1²), inter 90, decoder 266,752 (upscales, residual blocks, 1×1 outputs) FLOPs
+        // forward per face; ×2 sides, ×3 for the gradients.
+        let o = SaehdOptions::parse("df", 16, 1, 1, 1, 1).unwrap();
+        assert_eq!(o.train_step_flops(1), Some(1_687_452.0));
+        assert_eq!(o.train_step_flops(8), Some(8.0 * 1_687_452.0));
+        assert_eq!(options("liae", 64).train_step_flops(1), None);
+        assert_eq!(options("df-t", 64).train_step_flops(1), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The optimisation step of a swap model (SAEHD or Phaze-A): DFL's loss on both sides,
-//! gradient accumulation over micro-batches, optional mixed precision with loss scaling, clip by
-//! global norm or autoclip, one optimiser step at the scheduled learning rate, and the trainer
-//! state as bytes for checkpoints. Data and the job around it live in the daemon.
+//! gradient accumulation over micro-batches, data parallelism over several devices, optional
+//! mixed precision with loss scaling, clip by global norm or autoclip, one optimiser step at the
+//! scheduled learning rate, and the trainer state as bytes for checkpoints. Data and the job
+//! around it live in the daemon.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{
@@ -45,13 +46,20 @@ impl SideBatch {
     }
 
     fn narrow(&self, start: usize, len: usize) -> SideBatch {
-        let n = |t: &Tensor<4>| t.clone().narrow(0, start, len);
+        self.map(|t| t.narrow(0, start, len))
+    }
+
+    fn to_device(&self, device: &Device) -> SideBatch {
+        self.map(|t| t.to_device(device))
+    }
+
+    fn map(&self, f: impl Fn(Tensor<4>) -> Tensor<4>) -> SideBatch {
         SideBatch {
-            warped: n(&self.warped),
-            target: n(&self.target),
-            mask: n(&self.mask),
-            loss_mask: n(&self.loss_mask),
-            em_mask: n(&self.em_mask),
+            warped: f(self.warped.clone()),
+            target: f(self.target.clone()),
+            mask: f(self.mask.clone()),
+            loss_mask: f(self.loss_mask.clone()),
+            em_mask: f(self.em_mask.clone()),
         }
     }
 
@@ -262,11 +270,122 @@ pub struct FaceTrainer {
     cfg: TrainerConfig,
     resolution: usize,
     device: Device,
+    /// Further devices each step's batch is split over (data parallelism); the weights and the
+    /// optimiser live on `device`.
+    replicas: Vec<Device>,
     step: u64,
     /// Autoclip's global gradient norms, oldest first.
     norms: std::collections::VecDeque<f32>,
     /// Mixed precision's dynamic loss scale.
     loss_scale: LossScale,
+}
+
+/// The settings of one step that every device's part of it shares.
+struct PartStep<'a> {
+    /// The whole batch (each micro-batch's loss is weighted by its share of it).
+    batch: usize,
+    micro_batches: usize,
+    half: Option<FloatDType>,
+    scale: Option<f32>,
+    resolution: usize,
+    loss: SideLossOptions,
+    /// Where the weights live: every part's gradients end up there.
+    main: &'a Device,
+}
+
+/// One device's part of a step: its gradients (on the trainer's device) and its share of the
+/// losses.
+struct PartResult {
+    grads: GradientsParams,
+    loss_a: f32,
+    loss_b: f32,
+}
+
+impl PartStep<'_> {
+    /// Forward and backward of `model` (on `device`) over the batch rows `shard` (start, len),
+    /// in micro-batches whose gradients are accumulated.
+    fn run(
+        &self,
+        model: FaceModel,
+        device: Device,
+        a: &SideBatch,
+        b: &SideBatch,
+        shard: (usize, usize),
+    ) -> PartResult {
+        let (start, len) = shard;
+        let (a, b) = (a.narrow(start, len), b.narrow(start, len));
+        let (a, b) = if &device == self.main {
+            (a, b)
+        } else {
+            (a.to_device(&device), b.to_device(&device))
+        };
+        let mut acc = GradientsAccumulator::new();
+        let (mut loss_a, mut loss_b) = (0.0f32, 0.0f32);
+        for (at, len) in split(len, self.micro_batches.min(len).max(1)) {
+            let (ma, mb) = (a.narrow(at, len), b.narrow(at, len));
+            // Mixed precision: the networks run on a half-precision view of the master weights,
+            // cast afresh for each backward pass (burn's graph is consumed by one).
+            let compute = match self.half {
+                Some(dtype) => model.clone().map(&mut CastParams {
+                    dtype,
+                    in_batch_norm: Vec::new(),
+                }),
+                None => model.clone(),
+            };
+            let (out_a, out_b) = match self.half {
+                Some(dtype) => {
+                    let (oa, ob) = compute.forward_train(
+                        ma.warped.clone().cast(dtype),
+                        mb.warped.clone().cast(dtype),
+                    );
+                    // The loss is taken in f32.
+                    let f32 = FloatDType::F32;
+                    (
+                        (oa.0.cast(f32), oa.1.cast(f32)),
+                        (ob.0.cast(f32), ob.1.cast(f32)),
+                    )
+                }
+                None => compute.forward_train(ma.warped.clone(), mb.warped.clone()),
+            };
+            let share = len as f32 / self.batch as f32;
+            // Each micro-batch's mean loss weighted by its share of the whole batch.
+            let la = saehd_side_loss(out_a.0, out_a.1, &ma, self.resolution, self.loss)
+                .mul_scalar(share);
+            let lb = saehd_side_loss(out_b.0, out_b.1, &mb, self.resolution, self.loss)
+                .mul_scalar(share);
+            loss_a += la.clone().into_scalar::<f32>();
+            loss_b += lb.clone().into_scalar::<f32>();
+            let loss = match self.scale {
+                Some(s) => (la + lb).mul_scalar(s),
+                None => la + lb,
+            };
+            let grads = loss.backward();
+            acc.accumulate(&model, GradientsParams::from_grads(grads, &model));
+        }
+        let grads = acc.grads();
+        let grads = if &device == self.main {
+            grads
+        } else {
+            grads.to_device(self.main, &model)
+        };
+        PartResult {
+            grads,
+            loss_a,
+            loss_b,
+        }
+    }
+}
+
+/// `total` rows in `parts` consecutive (start, len) runs, equal but for the last, which takes
+/// the remainder (as the micro-batches always were).
+fn split(total: usize, parts: usize) -> Vec<(usize, usize)> {
+    let per = total / parts;
+    (0..parts)
+        .map(|k| {
+            let len = if k + 1 == parts { total - per * k } else { per };
+            (per * k, len)
+        })
+        .collect()
 }
 
 /// Tags the trainer state's second layout (loss scale, then autoclip's norms).
@@ -384,6 +503,7 @@ impl FaceTrainer {
             optimizer,
             resolution: opts.resolution(),
             device: device.clone(),
+            replicas: Vec::new(),
             cfg,
             step: 0,
             norms: Default::default(),
@@ -462,6 +582,17 @@ impl FaceTrainer {
         &self.cfg
     }
 
+    /// Data parallelism: each step's batch is split over the trainer's device and `replicas`
+    /// (autodiff devices, like the trainer's). Each runs forward and backward on its share on a
+    /// copy of the weights; the gradients are summed on the trainer's device, which takes the
+    /// one optimiser step, and the next step's copies start from the new weights. The sum of
+    /// the share-weighted gradients is the whole batch's gradient, so this trains as one device
+    /// would with the whole batch.
+    pub fn with_replicas(mut self, replicas: Vec<Device>) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
     /// One optimiser step on a batch of each side; the batch is split into the configured
     /// number of micro-batches whose gradients are accumulated.
     pub fn train_step(&mut self, a: &SideBatch, b: &SideBatch) -> StepStats {
@@ -476,53 +607,62 @@ impl FaceTrainer {
             self.model = self.model.clone().with_parts_trainable(parts, trainable);
         }
         let batch = a.batch_size();
-        let n = self.cfg.micro_batches.min(batch).max(1);
-        let per = batch / n;
-        let mut acc = GradientsAccumulator::new();
-        let (mut loss_a, mut loss_b) = (0.0f32, 0.0f32);
         let half = self.cfg.precision.compute_dtype();
         let scale = half.map(|_| self.loss_scale.scale);
-        for k in 0..n {
-            let len = if k + 1 == n { batch - per * k } else { per };
-            let (ma, mb) = (a.narrow(per * k, len), b.narrow(per * k, len));
-            // Mixed precision: the networks run on a half-precision view of the master weights,
-            // cast afresh for each backward pass (burn's graph is consumed by one).
-            let compute = match half {
-                Some(dtype) => self.model.clone().map(&mut CastParams {
-                    dtype,
-                    in_batch_norm: Vec::new(),
-                }),
-                None => self.model.clone(),
-            };
-            let (out_a, out_b) = match half {
-                Some(dtype) => {
-                    let (oa, ob) = compute.forward_train(
-                        ma.warped.clone().cast(dtype),
-                        mb.warped.clone().cast(dtype),
-                    );
-                    // The loss is taken in f32.
-                    let f32 = FloatDType::F32;
-                    (
-                        (oa.0.cast(f32), oa.1.cast(f32)),
-                        (ob.0.cast(f32), ob.1.cast(f32)),
-                    )
-                }
-                None => compute.forward_train(ma.warped.clone(), mb.warped.clone()),
-            };
-            let share = len as f32 / batch as f32;
-            // Each micro-batch's mean loss weighted by its share of the batch.
-            let la = saehd_side_loss(out_a.0, out_a.1, &ma, self.resolution, self.cfg.loss)
-                .mul_scalar(share);
-            let lb = saehd_side_loss(out_b.0, out_b.1, &mb, self.resolution, self.cfg.loss)
-                .mul_scalar(share);
-            loss_a += la.clone().into_scalar::<f32>();
-            loss_b += lb.clone().into_scalar::<f32>();
-            let loss = match scale {
-                Some(s) => (la + lb).mul_scalar(s),
-                None => la + lb,
-            };
-            let grads = loss.backward();
-            acc.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
+        let devices: Vec<&Device> = std::iter::once(&self.device)
+            .chain(&self.replicas)
+            .take(batch.max(1))
+            .collect();
+        for device in &devices[1..] {
+            device.seed(step_seed(self.cfg.seed, self.step));
+        }
+        let part = PartStep {
+            batch,
+            micro_batches: self.cfg.micro_batches,
+            half,
+            scale,
+            resolution: self.resolution,
+            loss: self.cfg.loss,
+            main: &self.device,
+        };
+        let shards = split(batch, devices.len());
+        let results: Vec<PartResult> = if devices.len() == 1 {
+            vec![part.run(self.model.clone(), self.device.clone(), a, b, (0, batch))]
+        } else {
+            std::thread::scope(|scope| {
+                let part = &part;
+                let handles: Vec<_> = devices
+                    .iter()
+                    .zip(shards)
+                    .enumerate()
+                    .map(|(k, (device, shard))| {
+                        let model = self.model.clone();
+                        // The trainer's own share uses its weights; the others take copies.
+                        let replica = (k > 0).then(|| (*device).clone());
+                        scope.spawn(move || match replica {
+                            Some(device) => {
+                                let copy = model.fork(&device);
+                                part.run(copy, device, a, b, shard)
+                            }
+                            None => part.run(model, part.main.clone(), a, b, shard),
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
+        };
+        let mut acc = GradientsAccumulator::new();
+        let (mut loss_a, mut loss_b) = (0.0f32, 0.0f32);
+        for r in results {
+            loss_a += r.loss_a;
+            loss_b += r.loss_b;
+            acc.accumulate(&self.model, r.grads);
         }
         let mut grads = acc.grads();
         let lr = self.cfg.schedule.at(self.step);
@@ -783,6 +923,48 @@ mod tests {
 
     fn weights(t: &FaceTrainer) -> Vec<f32> {
         t.weight_values()
+    }
+
+    fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn two_devices_take_the_same_steps_as_one_device_with_the_whole_batch() {
+        // Two logical CPU devices: the second share runs on a fork of the weights in its own
+        // thread, and its gradients move back to the trainer's device to be summed.
+        let device = Device::flex().autodiff();
+        let cfg = TrainerConfig {
+            micro_batches: 1,
+            ..cfg()
+        };
+        let (a, b) = (side(false, &device), side(true, &device));
+        let mut one = trainer(&device, cfg.clone());
+        let mut two = trainer(&device, cfg).with_replicas(vec![device.clone()]);
+        let start = weights(&one);
+        assert_eq!(start, weights(&two));
+        for _ in 0..3 {
+            let (s1, s2) = (one.train_step(&a, &b), two.train_step(&a, &b));
+            // The losses and the gradient's norm (before clipping) are the whole batch's.
+            assert!(
+                (s1.loss_a - s2.loss_a).abs() <= 1e-5 * s1.loss_a,
+                "{s1:?} {s2:?}"
+            );
+            assert!(
+                (s1.loss_b - s2.loss_b).abs() <= 1e-5 * s1.loss_b,
+                "{s1:?} {s2:?}"
+            );
+            let (n1, n2) = (s1.grad_norm.unwrap(), s2.grad_norm.unwrap());
+            assert!((n1 - n2).abs() <= 1e-5 * n1, "grad norm {n1} vs {n2}");
+        }
+        let (w1, w2) = (weights(&one), weights(&two));
+        let moved = max_difference(&start, &w1);
+        assert!(moved > 1e-3, "3 steps moved the weights by only {moved}");
+        let apart = max_difference(&w1, &w2);
+        assert!(apart <= 1e-5, "weights differ by {apart} after 3 steps");
     }
 
     #[test]

@@ -398,6 +398,37 @@ const SHOW: &[(&CStr, &str)] = &[
     (c"Landmarks", "landmarks"),
 ];
 
+/// Where the daemon runs this instance's models ("" = its `compute.device`).
+const DEVICES: &[(&CStr, &str)] = &[
+    (c"Daemon setting (compute.device)", ""),
+    (c"Best GPU (auto)", "auto"),
+    (c"CPU", "cpu"),
+    (c"NVIDIA CUDA", "cuda"),
+    (c"Vulkan", "vulkan"),
+    (c"wgpu (Vulkan / Metal / DirectX 12)", "wgpu"),
+];
+
+/// The Device choice both effects carry: a job's or render's `--device`.
+pub(crate) const DEVICE_PARAM: ParamDef = ParamDef {
+    name: c"device",
+    label: c"Device",
+    hint: c"Where faceswapd runs this effect's models; an unusable device is reported, not swapped for another",
+    kind: ParamKind::Choice {
+        options: DEVICES,
+        default: 0,
+    },
+};
+
+/// The device the Device param names, `None` for the daemon's setting.
+pub(crate) fn device_choice(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    time: f64,
+) -> Res<Option<String>> {
+    let chosen = choice_value(DEVICES, param_int(s, effect, c"device", time)?);
+    Ok((!chosen.is_empty()).then(|| chosen.to_string()))
+}
+
 /// Hidden: minted at creation, keys the instance's project and jobs (hosts keep separate UI and
 /// render instances; both see the same value through the saved param).
 pub const INSTANCE_ID_PARAM: &CStr = c"instanceId";
@@ -499,6 +530,7 @@ const SWAP_PARAMS: &[ParamDef] = &[
         },
     },
     DEADLINE_PARAM,
+    DEVICE_PARAM,
     INSTANCE_ID_DEF,
 ];
 
@@ -945,6 +977,7 @@ fn swap_settings(
             blur: param_int(s, effect, c"blur", time)?.max(0) as u32,
             face_scale: param_int(s, effect, c"faceScale", time)?,
             opacity: param_double(s, effect, c"opacity", time)? as f32,
+            device: device_choice(s, effect, time)?,
             ..ConvertSettings::default()
         },
     })

@@ -16,9 +16,10 @@ use openfx::sys::generic::core::*;
 use openfx::sys::image_effect_v1::image_effect::*;
 
 use crate::ofx::{
-    DEADLINE_PARAM, INSTANCE_ID_DEF, INSTANCE_ID_PARAM, ParamDef, ParamKind, Res, SendParam,
-    Suites, choice_value, get_double, get_str, instance, param, param_int, param_string,
-    set_message, set_param_double, set_param_int, set_param_string, with_images, with_link,
+    DEADLINE_PARAM, DEVICE_PARAM, INSTANCE_ID_DEF, INSTANCE_ID_PARAM, ParamDef, ParamKind, Res,
+    SendParam, Suites, choice_value, device_choice, get_double, get_str, instance, param,
+    param_int, param_string, set_message, set_param_double, set_param_int, set_param_string,
+    with_images, with_link,
 };
 use crate::{DaemonLink, copy_rows};
 
@@ -125,6 +126,7 @@ pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
         kind: ParamKind::Hidden,
     },
     DEADLINE_PARAM,
+    DEVICE_PARAM,
     INSTANCE_ID_DEF,
 ];
 
@@ -211,6 +213,7 @@ fn train_settings(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<Tr
         steps,
         save_every: (steps / 4).clamp(1, 500),
         preview_every: (steps / 4).clamp(1, 500),
+        device: device_choice(s, effect, time)?,
         ..TrainSettings::default()
     };
     Ok(

@@ -14,7 +14,7 @@ use crate::{ErrorCode, ErrorReply, ProtocolError, Response, read_frame, write_fr
 pub const MAGIC: [u8; 4] = *b"FSPP";
 
 /// Version of the control protocol and slot layout; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Who is connecting, for logs and for per-kind policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -169,6 +169,10 @@ pub struct XsegSettings {
     pub lr: f64,
     /// Checkpoint every this many steps.
     pub save_every: u64,
+    /// The compute device this job runs on (`cpu`, `cuda:1`, `vulkan`…); `None`: the daemon's
+    /// `compute.device`.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl Default for XsegSettings {
@@ -180,6 +184,7 @@ impl Default for XsegSettings {
             batch: 8,
             lr: 1e-3,
             save_every: 500,
+            device: None,
         }
     }
 }
@@ -257,6 +262,10 @@ pub struct ConvertSettings {
     pub mask_rules: Option<String>,
     /// Seed for idt / sot.
     pub seed: u64,
+    /// The compute device this job runs on (`cpu`, `cuda:1`, `vulkan`…); `None`: the daemon's
+    /// `compute.device`.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl Default for ConvertSettings {
@@ -295,6 +304,7 @@ impl Default for ConvertSettings {
             xseg_model: None,
             mask_rules: None,
             seed: 0,
+            device: None,
         }
     }
 }
@@ -391,6 +401,10 @@ pub struct TrainSettings {
     pub backup_every: u64,
     /// Backups kept (the oldest go first).
     pub keep_backups: u32,
+    /// The compute device this job runs on (`cpu`, `cuda:1`, `vulkan`…); `None`: the daemon's
+    /// `compute.device`.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl Default for TrainSettings {
@@ -434,6 +448,7 @@ impl Default for TrainSettings {
             preview_every: 500,
             backup_every: 10_000,
             keep_backups: 5,
+            device: None,
         }
     }
 }
@@ -528,6 +543,9 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// The last lines of its log (bounded by the daemon's `jobs.log_tail_lines`).
     pub log_tail: Vec<String>,
+    /// The compute device it last ran on (`cuda:0`, `cpu`…), once it has chosen one.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// One line of a job listing.
@@ -541,6 +559,8 @@ pub struct JobSummary {
     pub state: JobState,
     /// How far it came.
     pub progress: Progress,
+    /// [`JobRecord::device`].
+    pub device: Option<String>,
 }
 
 impl From<&JobRecord> for JobSummary {
@@ -550,6 +570,7 @@ impl From<&JobRecord> for JobSummary {
             kind: r.spec.kind().to_string(),
             state: r.state,
             progress: r.progress.clone(),
+            device: r.device.clone(),
         }
     }
 }

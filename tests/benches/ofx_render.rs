@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use faceswap_models::ComputeBackend;
+use faceswap_models::ComputeDevice;
 use faceswap_protocol::{ConvertSettings, PixelFormat, SlotHeader, SwapSettings, SwapTarget};
 use faceswap_tests::ofx_host::{HostBuffer, OfxTestHost};
 use faceswap_tests::{DaemonUnderTest, share_extractor_models, test_asset};
@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     // In one process, no IPC: what the daemon does with a frame.
-    let mut swapper = FrameSwapper::new(ComputeBackend::Cpu);
+    let mut swapper = FrameSwapper::new(ComputeDevice::CPU);
     let header = SlotHeader {
         width: w as u32,
         height: h as u32,

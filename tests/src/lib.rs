@@ -431,7 +431,8 @@ pub fn tiny_photo_model(
             preview_every: 100,
             ..faceswap_protocol::TrainSettings::default()
         },
-        backend: faceswap_models::ComputeBackend::Cpu,
+        device: faceswap_models::ComputeDevice::CPU,
+        replicas: Vec::new(),
     };
     faceswapd::train::run_training(&req, |_| true).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(model)

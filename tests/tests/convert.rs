@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use faceswap_models::ComputeBackend;
+use faceswap_models::ComputeDevice;
 use faceswap_protocol::{ConvertSettings, TrainSettings};
 use faceswap_tests::{
     DaemonUnderTest, copy_fixtures, extract_faceset, share_extractor_models, test_asset,
@@ -67,7 +67,8 @@ fn fixture() -> &'static Fixture {
                 preview_every: 100,
                 ..TrainSettings::default()
             },
-            backend: ComputeBackend::Cpu,
+            device: ComputeDevice::CPU,
+            replicas: Vec::new(),
         };
         run_training(&req, |_| true).unwrap();
         Fixture {
@@ -195,7 +196,7 @@ fn request(fx: &Fixture, output: PathBuf, settings: ConvertSettings) -> ConvertR
         model_dir: fx.model.clone(),
         output,
         settings,
-        backend: ComputeBackend::Cpu,
+        device: ComputeDevice::CPU,
     }
 }
 
@@ -226,7 +227,7 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
         toml.replace("resolution = 32", "resolution = 64"),
     )
     .unwrap();
-    let e = ModelPredictor::open(&wrong, ComputeBackend::Cpu)
+    let e = ModelPredictor::open(&wrong, ComputeDevice::CPU)
         .err()
         .expect("a model for another resolution is refused")
         .to_string();
@@ -239,7 +240,7 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
     let holes = root.path().join("holes");
     std::fs::create_dir_all(&holes).unwrap();
     store.save(&holes.join(ALIGNMENTS_FILE)).unwrap();
-    let mut model = ModelPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let mut model = ModelPredictor::open(&fx.model, ComputeDevice::CPU).unwrap();
     let out = root.path().join("holes.mp4");
     let mut req = request(fx, out.clone(), first_frames(10));
     req.alignments = holes.clone();
@@ -323,7 +324,7 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
 fn image_sequences_carry_the_provenance_tag() {
     let fx = fixture();
     let root = tempfile::tempdir().unwrap();
-    let mut model = ModelPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let mut model = ModelPredictor::open(&fx.model, ComputeDevice::CPU).unwrap();
     for format in ["png", "tiff"] {
         let out = root.path().join(format!("frames-{format}"));
         let settings = ConvertSettings {
@@ -595,12 +596,12 @@ fn convert_with_an_xseg_model() {
             lr: 2e-3,
             seed: 1,
             save_every: 30,
-            backend: ComputeBackend::Cpu,
+            device: ComputeDevice::CPU,
         },
         |_, _| true,
     )
     .unwrap();
-    let model = ModelPredictor::open(&fx.model, ComputeBackend::Cpu).unwrap();
+    let model = ModelPredictor::open(&fx.model, ComputeDevice::CPU).unwrap();
     let mut model = model.with_xseg(&xseg).unwrap();
     let out = root.path().join("xseg.mp4");
     let settings = ConvertSettings {

@@ -460,3 +460,85 @@ fn cli_cancel_stops_a_running_job_and_resume_finishes_it() {
     assert!(String::from_utf8_lossy(&resumed.stdout).contains("done"));
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 472);
 }
+
+#[test]
+fn a_job_runs_on_the_device_it_names_records_it_and_an_unusable_one_fails_it() {
+    let root = tempfile::tempdir().unwrap();
+    for side in ["no_a", "no_b"] {
+        std::fs::create_dir(root.path().join(side)).unwrap();
+    }
+    let d = start(root.path());
+    let mut c = d.connect().unwrap();
+    let train = |device: &str| JobSpec::Train {
+        faceset_a: root.path().join("no_a").display().to_string(),
+        faceset_b: root.path().join("no_b").display().to_string(),
+        model_dir: root.path().join("model").display().to_string(),
+        settings: Box::new(faceswap_protocol::TrainSettings {
+            device: Some(device.into()),
+            ..Default::default()
+        }),
+    };
+    let submit = |c: &mut faceswap_protocol::Connection, spec| match c
+        .call(&Request::SubmitJob { spec })
+        .unwrap()
+    {
+        Response::JobSubmitted { id } => id,
+        other => panic!("expected JobSubmitted, got {other:?}"),
+    };
+    // The CPU is chosen and recorded before the job finds its facesets empty.
+    let id = submit(&mut c, train("cpu"));
+    let r = wait_state(&mut c, id, JobState::Failed, Duration::from_secs(60)).unwrap();
+    assert_eq!(r.device.as_deref(), Some("cpu"), "{r:?}");
+    let err = r.error.unwrap();
+    assert!(
+        !err.contains("device"),
+        "the facesets failed it, not the device: {err}"
+    );
+    let out = d
+        .cli(&["--no-autostart", "jobs", "show", &id.to_string()])
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("device: cpu"));
+    // A device this build lacks fails the job, naming it and the feature; nothing runs
+    // elsewhere in its place, and the daemon goes on.
+    if faceswap_models::ComputeBackend::Cuda.device().is_none() {
+        let id = submit(&mut c, train("cuda:1"));
+        let r = wait_state(&mut c, id, JobState::Failed, Duration::from_secs(60)).unwrap();
+        let err = r.error.unwrap();
+        assert!(
+            err.contains("cuda:1") && err.contains("--features cuda"),
+            "{err}"
+        );
+        assert_eq!(r.device, None);
+    }
+    assert!(matches!(
+        c.call(&Request::Status).unwrap(),
+        Response::Status(_)
+    ));
+    // A misspelt device is refused at submission and when the command line is read.
+    match c.call(&Request::SubmitJob { spec: train("tpu") }) {
+        Err(ProtocolError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::InvalidInput);
+            assert!(
+                message.contains("\"tpu\"") && message.contains("cuda[:N]"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let out = d
+        .cli(&[
+            "--no-autostart",
+            "train",
+            "--a",
+            "x",
+            "--b",
+            "y",
+            "--model",
+            "m",
+            "--device",
+            "tpu",
+        ])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cuda[:N]"));
+}

@@ -163,7 +163,8 @@ fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
             mask_rules: Some("0: extended; fallback: components".into()),
             ..faceswap_protocol::TrainSettings::default()
         },
-        backend: faceswap_models::ComputeBackend::Cpu,
+        device: faceswap_models::ComputeDevice::CPU,
+        replicas: Vec::new(),
     };
     let summary = faceswapd::train::run_training(&req, |_| true).unwrap();
     println!("{:?}", summary.notes);

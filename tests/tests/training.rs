@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use faceswap_models::burn::tensor::Device;
-use faceswap_models::{ComputeBackend, FaceTrainer, TrainerConfig};
+use faceswap_models::{ComputeDevice, FaceTrainer, TrainerConfig};
 use faceswap_protocol::{JobSpec, JobState, Request, Response, TrainSettings};
 use faceswap_tests::{
     DaemonUnderTest, job, kill_during_training, temp_files, test_asset, wait_running_past,
@@ -104,7 +104,8 @@ fn training_on_fixture_facesets_halves_the_loss_and_writes_previews_and_the_log(
         faceset_b: b.clone(),
         model_dir: model.path().to_path_buf(),
         settings: small_settings(300),
-        backend: ComputeBackend::Cpu,
+        device: ComputeDevice::CPU,
+        replicas: Vec::new(),
     };
     let start = Instant::now();
     let summary = run_training(&req, |_| true).unwrap();
@@ -189,7 +190,8 @@ fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_wei
             faceset_b: b.clone(),
             model_dir: reference.path().to_path_buf(),
             settings: settings.clone(),
-            backend: ComputeBackend::Cpu,
+            device: ComputeDevice::CPU,
+            replicas: Vec::new(),
         },
         |_| true,
     )
@@ -303,7 +305,8 @@ fn pretrain_then_load_the_encoder_frozen_for_two_steps() {
                 faceset_b: b.clone(),
                 model_dir: model.to_path_buf(),
                 settings: s,
-                backend: ComputeBackend::Cpu,
+                device: ComputeDevice::CPU,
+                replicas: Vec::new(),
             },
             |_| true,
         )
@@ -362,7 +365,8 @@ fn pretrain_then_load_the_encoder_frozen_for_two_steps() {
                 e_dims: 16,
                 ..tuned(1)
             },
-            backend: ComputeBackend::Cpu,
+            device: ComputeDevice::CPU,
+            replicas: Vec::new(),
         },
         |_| true,
     )
@@ -404,7 +408,8 @@ fn phaze_a_preset_file_trains_resumes_and_swaps() {
         faceset_b: b.clone(),
         model_dir: model.clone(),
         settings: settings(150),
-        backend: ComputeBackend::Cpu,
+        device: ComputeDevice::CPU,
+        replicas: Vec::new(),
     };
     let summary = run_training(&req, |_| true).unwrap();
     for line in summary.report() {
@@ -458,7 +463,7 @@ fn phaze_a_preset_file_trains_resumes_and_swaps() {
     );
 
     // …and merge swaps faces with it.
-    let mut predictor = ModelPredictor::open(&model, ComputeBackend::Cpu).unwrap();
+    let mut predictor = ModelPredictor::open(&model, ComputeDevice::CPU).unwrap();
     assert_eq!(predictor.resolution(), 64);
     let face = vec![[0.5f32, 0.4, 0.3]; 64 * 64];
     let out = predictor.predict(&[face]).unwrap();
@@ -489,7 +494,8 @@ fn mixed_precision_training_job_learns_and_reports_its_loss_scale() {
                 precision: precision.into(),
                 ..small_settings(60)
             },
-            backend: ComputeBackend::Cpu,
+            device: ComputeDevice::CPU,
+            replicas: Vec::new(),
         };
         let summary = run_training(&req, |_| true).unwrap();
         println!("{precision}: {}", summary.report().join(" | "));
@@ -513,7 +519,8 @@ fn mixed_precision_training_job_learns_and_reports_its_loss_scale() {
                 precision: "f8".into(),
                 ..small_settings(1)
             },
-            backend: ComputeBackend::Cpu,
+            device: ComputeDevice::CPU,
+            replicas: Vec::new(),
         },
         |_| true,
     );

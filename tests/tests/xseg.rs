@@ -266,7 +266,7 @@ fn label_with_hulls(faceset: &Path, cut_mouth: bool) {
 /// writing an `xseg` mask for every face.
 #[test]
 fn labelled_faces_train_resume_and_apply() {
-    use faceswap_models::ComputeBackend;
+    use faceswap_models::ComputeDevice;
     use faceswapd::extract::ALIGNMENTS_FILE;
     use faceswapd::extract::store::Alignments;
     use faceswapd::masks::xseg::{
@@ -300,7 +300,7 @@ fn labelled_faces_train_resume_and_apply() {
         lr: 2e-3,
         seed: 5,
         save_every: 20,
-        backend: ComputeBackend::Cpu,
+        device: ComputeDevice::CPU,
     };
     let first = train_xseg(&req(40), |_, _| true).unwrap();
     let second = train_xseg(&req(60), |_, _| true).unwrap();
@@ -311,7 +311,7 @@ fn labelled_faces_train_resume_and_apply() {
         (40, 60),
         "resumes from the checkpoint"
     );
-    let applied = apply_xseg(&faceset, &model, ComputeBackend::Cpu).unwrap();
+    let applied = apply_xseg(&faceset, &model, ComputeDevice::CPU).unwrap();
     assert_eq!(applied, 4);
     let store = Alignments::load(&path).unwrap();
     for f in store.frames.values().flat_map(|e| &e.faces) {
@@ -367,7 +367,7 @@ fn xseg_training_is_a_daemon_job() {
 fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
     use std::time::{Duration, Instant};
 
-    use faceswap_models::ComputeBackend;
+    use faceswap_models::ComputeDevice;
     use faceswap_protocol::{JobSpec, JobState, Request, Response, XsegSettings};
     use faceswap_tests::{
         DaemonUnderTest, job, kill_during_training, temp_files, wait_running_past, wait_state,
@@ -384,6 +384,7 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
         batch: 2,
         lr: 1e-3,
         save_every: 1,
+        device: None,
     };
     // The uninterrupted run, in this process (the job's seed is 0).
     let reference = root.path().join("reference");
@@ -398,7 +399,7 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
             lr: settings.lr,
             seed: 0,
             save_every: settings.save_every,
-            backend: ComputeBackend::Cpu,
+            device: ComputeDevice::CPU,
         },
         |_, _| true,
     )

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use faceswap_models::ComputeBackend;
+use faceswap_models::ComputeDevice;
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::xseg::{XSeg, XSegOptions, XSegTrainer};
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
@@ -100,7 +100,7 @@ pub struct XsegTrainRequest {
     /// Checkpoint every this many steps (and at the end).
     pub save_every: u64,
     /// Where it runs.
-    pub backend: ComputeBackend,
+    pub device: ComputeDevice,
 }
 
 /// What a run did.
@@ -209,9 +209,9 @@ pub fn train_xseg(
         );
     }
     let device = req
-        .backend
+        .device
         .device()
-        .ok_or_else(|| format!("no {} backend", req.backend.name()))?
+        .ok_or_else(|| format!("no {} backend", req.device))?
         .autodiff();
     let mut trainer = XSegTrainer::new(&options(&file), &device, req.lr, file.seed);
     let (latest, _) = checkpoint::load_latest(&req.model_dir).map_err(|e| e.to_string())?;
@@ -435,11 +435,11 @@ pub fn load_xseg(model_dir: &Path, device: &Device) -> Result<(XSeg, usize), Str
 pub fn apply_xseg(
     faceset: &Path,
     model_dir: &Path,
-    backend: ComputeBackend,
+    compute: ComputeDevice,
 ) -> Result<usize, String> {
-    let device: Device = backend
+    let device: Device = compute
         .device()
-        .ok_or_else(|| format!("no {} backend", backend.name()))?;
+        .ok_or_else(|| format!("no {compute} backend"))?;
     let (model, r) = load_xseg(model_dir, &device)?;
     let path = faceset.join(ALIGNMENTS_FILE);
     let mut store = Alignments::load(&path).map_err(|e| e.to_string())?;
@@ -516,7 +516,7 @@ pub fn run_job(
     else {
         return Err(JobError::Failed("not an XSeg training job".into()));
     };
-    let backend = crate::train::job_backend()?;
+    let device = crate::device::job_device(settings.device.as_deref(), ctx)?;
     let req = XsegTrainRequest {
         facesets: facesets.iter().map(PathBuf::from).collect(),
         model_dir: model_dir.into(),
@@ -527,12 +527,12 @@ pub fn run_job(
         lr: settings.lr,
         seed: 0,
         save_every: settings.save_every,
-        backend,
+        device,
     };
     ctx.log(format!(
         "training XSeg in {model_dir} on {} on {}",
         facesets.join(", "),
-        backend.name()
+        device
     ));
     let total = settings.steps;
     let result = train_xseg(&req, |step, loss| {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
-use faceswap_models::{ComputeBackend, FaceModel};
+use faceswap_models::{ComputeDevice, FaceModel};
 use faceswap_protocol::ConvertSettings;
 use ffmpeg_next as ffmpeg;
 
@@ -94,7 +94,7 @@ pub struct ConvertRequest {
     /// Options.
     pub settings: ConvertSettings,
     /// Where the model runs.
-    pub backend: ComputeBackend,
+    pub device: ComputeDevice,
 }
 
 /// What a run did.
@@ -201,8 +201,8 @@ pub struct ModelPredictor {
 }
 
 impl ModelPredictor {
-    /// Loads the newest valid checkpoint of `model_dir` onto `backend`.
-    pub fn open(model_dir: &Path, backend: ComputeBackend) -> Result<Self, ConvertError> {
+    /// Loads the newest valid checkpoint of `model_dir` onto `compute`.
+    pub fn open(model_dir: &Path, compute: ComputeDevice) -> Result<Self, ConvertError> {
         let fail = |reason: String| ConvertError::Model {
             path: model_dir.to_path_buf(),
             reason,
@@ -222,9 +222,9 @@ impl ModelPredictor {
         let ck = latest.ok_or_else(|| {
             fail("has no checkpoint yet; train it first (`faceswapd train`)".into())
         })?;
-        let device = backend
+        let device = compute
             .device()
-            .ok_or_else(|| fail(format!("the {} backend is not built in", backend.name())))?;
+            .ok_or_else(|| fail(format!("the {compute} backend is not built in")))?;
         let model = FaceModel::load(&opts, &device, ck.model).map_err(|e| {
             fail(format!(
                 "{e} — its checkpoint was not made for the {} in {MODEL_FILE}; restore the model.toml that came with it or retrain",
@@ -1286,16 +1286,16 @@ pub fn run_job(
     else {
         return Err(JobError::Failed("not a convert job".into()));
     };
-    let backend = crate::train::job_backend()?;
+    let device = crate::device::job_device(settings.device.as_deref(), ctx)?;
     let req = ConvertRequest {
         input: input.into(),
         alignments: alignments.into(),
         model_dir: model_dir.into(),
         output: output.into(),
         settings: (**settings).clone(),
-        backend,
+        device,
     };
-    let mut predictor = ModelPredictor::open(&req.model_dir, backend)
+    let mut predictor = ModelPredictor::open(&req.model_dir, device)
         .map_err(|e| JobError::Failed(e.to_string()))?;
     if let Some(dir) = &req.settings.xseg_model {
         predictor = predictor
@@ -1304,9 +1304,7 @@ pub fn run_job(
     }
     ctx.log(format!(
         "converting {input} with model {model_dir} (step {}, {} px, on {}) into {output}",
-        predictor.step,
-        predictor.resolution,
-        backend.name()
+        predictor.step, predictor.resolution, device
     ));
     match run_convert(&req, &mut predictor, |done, total| {
         ctx.progress(done, total, "frames");

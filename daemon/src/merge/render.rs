@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use faceswap_models::ComputeBackend;
+use faceswap_models::ComputeDevice;
 use faceswap_protocol::{PixelFormat, SlotHeader, SwapSettings, SwapTarget, SwapView};
 
 use super::convert::{ModelPredictor, merge_settings};
@@ -37,9 +37,12 @@ pub struct SwapReport {
 
 /// Loaded extractor and models, kept between renders (loading takes far longer than a frame).
 pub struct FrameSwapper {
-    backend: ComputeBackend,
+    /// The daemon's render device (`compute.device`, or the cpu when that is unusable).
+    device: ComputeDevice,
+    /// Devices a render asked for by name (the plug-in's Device parameter), resolved once.
+    requested: HashMap<String, ComputeDevice>,
     extractor: Option<Extractor>,
-    models: HashMap<(PathBuf, Option<String>), LoadedModel>,
+    models: HashMap<(PathBuf, Option<String>, ComputeDevice), LoadedModel>,
 }
 
 fn checkpoint_mtime(dir: &Path) -> Option<SystemTime> {
@@ -49,10 +52,11 @@ fn checkpoint_mtime(dir: &Path) -> Option<SystemTime> {
 }
 
 impl FrameSwapper {
-    /// Nothing loaded yet; models run on `backend`.
-    pub fn new(backend: ComputeBackend) -> Self {
+    /// Nothing loaded yet; models run on `device`.
+    pub fn new(device: ComputeDevice) -> Self {
         FrameSwapper {
-            backend,
+            device,
+            requested: HashMap::new(),
             extractor: None,
             models: HashMap::new(),
         }
@@ -75,18 +79,36 @@ impl FrameSwapper {
             .ok_or_else(|| "the extractor could not be loaded".to_string())
     }
 
-    /// The model of `dir` (with the XSeg model of `xseg`, if any), reloaded when a newer
-    /// checkpoint has landed since it was loaded.
-    fn model(&mut self, dir: &Path, xseg: Option<&str>) -> Result<&mut LoadedModel, String> {
+    /// The device a render runs on: the one it names (probed once, by the rule jobs use; an
+    /// unusable one is the render's error), else the daemon's.
+    fn device_for(&mut self, requested: Option<&str>) -> Result<ComputeDevice, String> {
+        let Some(spelling) = requested else {
+            return Ok(self.device);
+        };
+        if let Some(device) = self.requested.get(spelling) {
+            return Ok(*device);
+        }
+        let device = crate::device::resolve(Some(spelling)).map_err(|e| e.to_string())?;
+        self.requested.insert(spelling.to_string(), device);
+        Ok(device)
+    }
+
+    /// The model of `dir` (with the XSeg model of `xseg`, if any) on `device`, reloaded when a
+    /// newer checkpoint has landed since it was loaded.
+    fn model(
+        &mut self,
+        dir: &Path,
+        xseg: Option<&str>,
+        device: ComputeDevice,
+    ) -> Result<&mut LoadedModel, String> {
         let mtime = checkpoint_mtime(dir);
-        let key = (dir.to_path_buf(), xseg.map(str::to_string));
+        let key = (dir.to_path_buf(), xseg.map(str::to_string), device);
         let stale = self
             .models
             .get(&key)
             .is_none_or(|m| m.checkpoint_mtime != mtime);
         if stale {
-            let mut predictor =
-                ModelPredictor::open(dir, self.backend).map_err(|e| e.to_string())?;
+            let mut predictor = ModelPredictor::open(dir, device).map_err(|e| e.to_string())?;
             if let Some(x) = xseg {
                 predictor = predictor
                     .with_xseg(Path::new(x))
@@ -154,9 +176,11 @@ impl FrameSwapper {
                 model_step: 0,
             });
         }
+        let device = self.device_for(settings.merge.device.as_deref())?;
         let model = self.model(
             Path::new(&settings.model_dir),
             settings.merge.xseg_model.as_deref(),
+            device,
         )?;
         let step = model.predictor.step;
         if targets.is_empty() && settings.show == SwapView::Result {

@@ -16,7 +16,7 @@ use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::losses::SideLossOptions;
 use faceswap_models::optim::{Cosine, LrSchedule};
 use faceswap_models::train::{FaceTrainer, OptimizerKind, Precision, SideBatch, TrainerConfig};
-use faceswap_models::{ComputeBackend, ModelOptions, PhazeAOptions, SaehdOptions};
+use faceswap_models::{ComputeDevice, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
 
@@ -281,8 +281,10 @@ pub struct TrainRequest {
     pub model_dir: PathBuf,
     /// Options.
     pub settings: TrainSettings,
-    /// Where to train.
-    pub backend: ComputeBackend,
+    /// Where to train (the weights and the optimiser live there).
+    pub device: ComputeDevice,
+    /// Further devices each batch is split over (data parallelism); usually none.
+    pub replicas: Vec<ComputeDevice>,
 }
 
 /// The trainer's settings; `resolution` is the model's (a Phaze-A preset's when the job says 0).
@@ -524,26 +526,6 @@ fn side_tensors(h: HostSide, batch: usize, r: usize, device: &Device) -> SideBat
     }
 }
 
-/// The compute device for training: the configured one, or with `auto` the first GPU backend
-/// built in that passes its probe, else the CPU.
-pub fn training_backend(configured: &str) -> Result<ComputeBackend, String> {
-    if configured != "auto" {
-        let b = ComputeBackend::parse(configured)
-            .ok_or_else(|| crate::config::unknown_device(configured))?;
-        if b.device().is_none() {
-            return Err(format!(
-                "compute.device = {configured}, but this build has no {configured} backend (build with --features {configured})"
-            ));
-        }
-        return Ok(b);
-    }
-    Ok(faceswap_models::compiled_backends()
-        .into_iter()
-        .filter(|b| *b != ComputeBackend::Cpu)
-        .find(|b| faceswap_models::probe(*b).is_ok())
-        .unwrap_or(ComputeBackend::Cpu))
-}
-
 /// The parts a new model takes from its pretrained model (the encoder when none are named).
 fn load_parts(s: &TrainSettings) -> Result<Vec<faceswap_models::saehd::ModelPart>, TrainError> {
     if s.pretrained.is_none() {
@@ -646,11 +628,20 @@ pub fn run_training(
     }
 
     let device = req
-        .backend
+        .device
         .device()
-        .ok_or_else(|| TrainError::Settings(format!("no {} backend", req.backend.name())))?
+        .ok_or_else(|| TrainError::Settings(format!("no {} backend", req.device)))?
         .autodiff();
-    let mut trainer = FaceTrainer::new(&opts, &device, cfg);
+    let replicas = req
+        .replicas
+        .iter()
+        .map(|r| {
+            r.device()
+                .map(|d| d.autodiff())
+                .ok_or_else(|| TrainError::Settings(format!("no {r} backend")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut trainer = FaceTrainer::new(&opts, &device, cfg).with_replicas(replicas);
     let (latest, warnings) = checkpoint::load_latest(&req.model_dir)?;
     summary.notes.extend(warnings);
     if let Some(ck) = latest {
@@ -890,15 +881,6 @@ fn write_preview(
     Ok(())
 }
 
-/// The compute backend a job runs on: the configured device (`auto` = the best built-in one).
-pub fn job_backend() -> Result<ComputeBackend, crate::jobs::JobError> {
-    use crate::jobs::JobError;
-    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
-    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
-        .map_err(|e| JobError::Failed(e.to_string()))?;
-    training_backend(&cfg.config.compute.device).map_err(JobError::Failed)
-}
-
 /// The daemon job for [`faceswap_protocol::JobSpec::Train`].
 pub fn run_job(
     spec: &faceswap_protocol::JobSpec,
@@ -914,13 +896,17 @@ pub fn run_job(
     else {
         return Err(JobError::Failed("not a train job".into()));
     };
-    let backend = job_backend()?;
+    let devices = crate::device::job_devices(settings.device.as_deref(), ctx)?;
+    let Some((&device, replicas)) = devices.split_first() else {
+        return Err(JobError::Failed("no compute device".into()));
+    };
     let req = TrainRequest {
         faceset_a: faceset_a.into(),
         faceset_b: faceset_b.into(),
         model_dir: model_dir.into(),
         settings: (**settings).clone(),
-        backend,
+        device,
+        replicas: replicas.to_vec(),
     };
     let size = match settings.resolution {
         0 => "at the preset's size".to_string(),
@@ -929,7 +915,11 @@ pub fn run_job(
     ctx.log(format!(
         "training {} {size} on {} from {faceset_a} (A) and {faceset_b} (B) into {model_dir}",
         settings.archi,
-        backend.name()
+        devices
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" + ")
     ));
     let result = run_training(&req, |r| {
         ctx.progress(
