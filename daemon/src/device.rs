@@ -21,20 +21,20 @@ pub fn job_devices(
     requested: Option<&str>,
     ctx: &JobContext,
 ) -> Result<Vec<ComputeDevice>, JobError> {
-    let devices = match requested.filter(|r| r.contains(',')) {
-        None => vec![resolve(requested)?],
-        Some(list) => list
-            .split(',')
-            .map(
-                |one| match device_request(one.trim()).map_err(JobError::Failed)? {
-                    DeviceRequest::Auto => Err(JobError::Failed(format!(
-                        "device list {list:?}: name each device (cuda:0,cuda:1); auto picks one"
-                    ))),
-                    DeviceRequest::Exact(_) => resolve(Some(one.trim())),
-                },
-            )
-            .collect::<Result<Vec<_>, _>>()?,
+    let Some(list) = requested.filter(|r| r.contains(',')) else {
+        return job_device(requested, ctx).map(|device| vec![device]);
     };
+    let devices = list
+        .split(',')
+        .map(
+            |one| match device_request(one.trim()).map_err(JobError::Failed)? {
+                DeviceRequest::Auto => Err(JobError::Failed(format!(
+                    "device list {list:?}: name each device (cuda:0,cuda:1); auto picks one"
+                ))),
+                DeviceRequest::Exact(_) => resolve(Some(one.trim())),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
     ctx.ran_on(&names.join(","));
     Ok(devices)
@@ -62,11 +62,10 @@ pub fn resolve(requested: Option<&str>) -> Result<ComputeDevice, JobError> {
 /// configured one when that cannot be used: renders then run on the CPU rather than fail,
 /// and `faceswapd status` says so.
 pub fn render_device(cfg: &Config) -> (ComputeDevice, Option<String>) {
-    let chosen = device_request(&cfg.compute.device)
-        .and_then(|request| select_device(request).map_err(|e| e.to_string()));
-    match chosen {
+    match resolve(Some(&cfg.compute.device)) {
         Ok(device) => (device, None),
         Err(why) => {
+            let why = why.to_string();
             tracing::warn!(
                 "compute.device = {}: {why}; the plug-in's renders use the cpu",
                 cfg.compute.device

@@ -69,20 +69,19 @@ fn device_choice_check(dirs: &Dirs) -> Check {
             );
         }
     };
-    match crate::config::device_request(&configured).map(faceswap_models::select_device) {
-        Ok(Ok(device)) => check(
+    match crate::device::resolve(Some(&configured)) {
+        Ok(device) => check(
             what,
             Outcome::Ok,
             format!("compute.device = {configured}: jobs run on {device}"),
             None,
         ),
-        Ok(Err(e)) => check(
+        Err(e) => check(
             what,
             Outcome::Fail,
-            format!("compute.device = {configured}: {e}"),
+            format!("compute.device: {e}"),
             Some("set compute.device = \"auto\" (or another device doctor lists as working)"),
         ),
-        Err(e) => check(what, Outcome::Fail, e, Some("faceswapd config show")),
     }
 }
 
