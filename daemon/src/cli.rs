@@ -13,11 +13,15 @@ use faceswap_protocol::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::assets::{ASSETS, Asset, AssetKind, Obtained};
+use crate::cli_output::{out, outln};
 use crate::config::{Config, LoadedConfig};
 use crate::paths::Dirs;
 
 /// Exit status of `serve` when another daemon already runs.
 pub const EXIT_ALREADY_RUNNING: i32 = 3;
+
+/// How long `shutdown` waits for the daemon to exit (running jobs save a checkpoint first).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(120);
 
 /// Faceswap++ daemon and command line.
 #[derive(Debug, Parser)]
@@ -948,9 +952,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(c) => {
             let path = dirs.config_file();
             match c {
-                ConfigCommand::Path => println!("{}", path.display()),
-                ConfigCommand::Default => print!("{}", Config::default_toml()),
-                ConfigCommand::Show => print!("{}", LoadedConfig::load(&path)?.show()),
+                ConfigCommand::Path => outln!("{}", path.display()),
+                ConfigCommand::Default => out!("{}", Config::default_toml()),
+                ConfigCommand::Show => out!("{}", LoadedConfig::load(&path)?.show()),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -964,19 +968,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("reading {}", path.display()))?;
                     let (opts, notes) = faceswap_models::PhazeAOptions::from_faceswap_json(&text)
                         .with_context(|| path.display().to_string())?;
-                    println!("# Converted from faceswap preset {}", path.display());
+                    outln!("# Converted from faceswap preset {}", path.display());
                     for note in notes {
-                        println!("# note: {note}");
+                        outln!("# note: {note}");
                     }
-                    print!("{}", opts.to_toml());
+                    out!("{}", opts.to_toml());
                 }
                 (None, None) => {
                     for (name, _) in faceswap_models::phaze_a::PRESETS {
-                        println!("{name}");
+                        outln!("{name}");
                     }
                 }
                 (Some(name), None) => {
-                    print!("{}", faceswap_models::phaze_a::preset_text(&name)?);
+                    out!("{}", faceswap_models::phaze_a::preset_text(&name)?);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -992,7 +996,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Doctor => {
             let (report, ok) = crate::doctor::render(&crate::doctor::run(&dirs, &socket));
-            print!("{report}");
+            out!("{report}");
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {
@@ -1022,7 +1026,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for line in &r.skipped {
                 eprintln!("skipped: {line}");
             }
-            println!(
+            outln!(
                 "imported {} faces in {} frames ({} face files, {} labelled, {} tracks); {} skipped",
                 r.faces,
                 r.frames,
@@ -1082,10 +1086,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )?;
                     let reports = crate::extract::track::track_reports(&store);
                     if reports.is_empty() {
-                        println!("no tracks (not a video faceset, or extracted before tracks)");
+                        outln!("no tracks (not a video faceset, or extracted before tracks)");
                     }
                     for r in reports {
-                        println!("{}", r.line());
+                        outln!("{}", r.line());
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -1125,12 +1129,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ServiceCommand::Uninstall => service::uninstall()?,
                 ServiceCommand::Status => service::status()?,
                 ServiceCommand::Definition { exec: e } => {
-                    print!("{}", service::definition(&exec(e)?)?);
+                    out!("{}", service::definition(&exec(e)?)?);
                     return Ok(ExitCode::SUCCESS);
                 }
             };
             for line in lines {
-                println!("{line}");
+                outln!("{line}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1139,7 +1143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let Response::Status(s) = c.call(&Request::Status)? else {
                 bail!("unexpected reply to status");
             };
-            println!(
+            outln!(
                 "faceswapd {} running (pid {}, up {}s)\nsocket: {socket}\ndata: {}\ndevice: {}\nconnections: {}\njobs: {} queued, {} running",
                 s.version,
                 s.pid,
@@ -1155,8 +1159,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shutdown => {
             let mut c = connect(&dirs, &socket, false)?;
             c.call(&Request::Shutdown)?;
-            println!("faceswapd is shutting down");
-            Ok(ExitCode::SUCCESS)
+            drop(c);
+            // Returns once the daemon has exited, so a next command never meets a dying one.
+            let lock = crate::server::lock_path(&socket);
+            if crate::lock::wait_released(&lock, SHUTDOWN_WAIT)? {
+                outln!("faceswapd stopped");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                anyhow::bail!(
+                    "faceswapd is still stopping after {} s (its running jobs are saving); \
+                     `faceswapd status` shows when it is gone",
+                    SHUTDOWN_WAIT.as_secs()
+                )
+            }
         }
         Command::Jobs(j) => jobs(&dirs, &socket, !cli.no_autostart, j),
         Command::Extract(a) => {
@@ -1282,17 +1297,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let device = crate::device::resolve(device.as_deref())?;
                     let n = crate::masks::xseg::apply_xseg(&faceset, &model, device)
                         .map_err(|e| anyhow::anyhow!(e))?;
-                    println!("stored an xseg mask for {n} faces in {}", faceset.display());
+                    outln!("stored an xseg mask for {n} faces in {}", faceset.display());
                 }
                 XsegCommand::FetchLabelled { faceset, out } => {
                     let n = crate::masks::xseg::fetch_labelled(&faceset, &out)
                         .map_err(|e| anyhow::anyhow!(e))?;
-                    println!("copied {n} labelled faces to {}", out.display());
+                    outln!("copied {n} labelled faces to {}", out.display());
                 }
                 XsegCommand::RemoveLabels { faceset } => {
                     let n = crate::masks::xseg::remove_labels(&faceset)
                         .map_err(|e| anyhow::anyhow!(e))?;
-                    println!("removed the labels of {n} faces");
+                    outln!("removed the labels of {n} faces");
                 }
                 XsegCommand::ImportDfl {
                     dfl_aligned,
@@ -1303,7 +1318,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     for line in r.unmatched.iter().chain(&r.errors) {
                         eprintln!("{line}");
                     }
-                    println!(
+                    outln!(
                         "{} DFL faces read: labels for {} faces, XSeg masks for {}; {} unmatched, {} unreadable",
                         r.files,
                         r.labelled,
@@ -1330,7 +1345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let n = crate::masks::generate_landmark_masks(&a.faceset, &kinds)
                 .map_err(|e| anyhow::anyhow!(e))?;
-            println!(
+            outln!(
                 "added {} to {n} faces in {}",
                 a.kinds.join(", "),
                 a.faceset.join(crate::extract::ALIGNMENTS_FILE).display()
@@ -1340,7 +1355,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let runtime = crate::extract::default_models(&dirs)?.runtime;
                 let n = crate::masks::generate_bisenet_masks(&a.faceset, &runtime, &model, parts)
                     .map_err(|e| anyhow::anyhow!(e))?;
-                println!("added a BiSeNet-FP mask ({}) to {n} faces", model.display());
+                outln!("added a BiSeNet-FP mask ({}) to {n} faces", model.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1349,13 +1364,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::masks::rules::MaskRules::parse(&a.rules).map_err(|e| anyhow::anyhow!(e))?;
             let n = crate::masks::review_grid(&a.faceset, &rules, &a.out, a.max)
                 .map_err(|e| anyhow::anyhow!(e))?;
-            println!("{n} faces with their masks: {}", a.out.display());
+            outln!("{n} faces with their masks: {}", a.out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Faceset(FacesetCommand::Average(a)) => {
             let s = crate::train::average::average_faceset(&a.inputs, &a.out, a.count, a.seed)
                 .map_err(|e| anyhow::anyhow!(e))?;
-            println!(
+            outln!(
                 "averaged {} faces ({} px, centering {}) into {} files in {}",
                 s.faces,
                 s.size,
@@ -1393,7 +1408,7 @@ fn submit_and_follow(
     let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec })? else {
         bail!("unexpected reply to submit");
     };
-    println!("job {id} queued: {what}");
+    outln!("job {id} queued: {what}");
     if detach {
         return Ok(ExitCode::SUCCESS);
     }
@@ -1449,14 +1464,14 @@ fn jobs(
                 bail!("unexpected reply to list");
             };
             if list.is_empty() {
-                println!("no jobs");
+                outln!("no jobs");
             }
             for j in list {
                 let progress = match j.progress.total {
                     Some(t) => format!("{}/{t}", j.progress.done),
                     None => j.progress.done.to_string(),
                 };
-                println!(
+                outln!(
                     "{:>5}  {:<16} {:<12} {:<8} {:>12}  {}",
                     j.id,
                     j.kind,
@@ -1470,11 +1485,11 @@ fn jobs(
         JobsCommand::Show { id } => print_job(&show(&mut c, id)?),
         JobsCommand::Cancel { id } => {
             c.call(&Request::CancelJob { id })?;
-            println!("job {id}: cancel requested");
+            outln!("job {id}: cancel requested");
         }
         JobsCommand::Resume { id, detach } => {
             c.call(&Request::ResumeJob { id })?;
-            println!("job {id} resumed");
+            outln!("job {id} resumed");
             if !detach {
                 return follow(&mut c, id);
             }
@@ -1492,22 +1507,22 @@ fn show(c: &mut Connection, id: JobId) -> anyhow::Result<JobRecord> {
 }
 
 fn print_job(r: &JobRecord) {
-    println!("job {} ({}): {}", r.id, r.spec.kind(), r.state.name());
-    println!("spec: {:?}", r.spec);
+    outln!("job {} ({}): {}", r.id, r.spec.kind(), r.state.name());
+    outln!("spec: {:?}", r.spec);
     match r.progress.total {
-        Some(t) => println!("progress: {}/{t} {}", r.progress.done, r.progress.message),
-        None => println!("progress: {} {}", r.progress.done, r.progress.message),
+        Some(t) => outln!("progress: {}/{t} {}", r.progress.done, r.progress.message),
+        None => outln!("progress: {} {}", r.progress.done, r.progress.message),
     }
-    println!("resumes: {}", r.resumes);
+    outln!("resumes: {}", r.resumes);
     if let Some(device) = &r.device {
-        println!("device: {device}");
+        outln!("device: {device}");
     }
     if let Some(e) = &r.error {
-        println!("error: {e}");
+        outln!("error: {e}");
     }
-    println!("log:");
+    outln!("log:");
     for line in &r.log_tail {
-        println!("  {line}");
+        outln!("  {line}");
     }
 }
 
@@ -1529,9 +1544,9 @@ fn follow(c: &mut Connection, id: JobId) -> anyhow::Result<ExitCode> {
         bar.set_message(r.progress.message.clone());
         if r.state.is_final() {
             bar.finish_and_clear();
-            println!("job {id}: {}", r.state.name());
+            outln!("job {id}: {}", r.state.name());
             if let Some(e) = &r.error {
-                println!("error: {e}");
+                outln!("error: {e}");
             }
             // The last run's log lines (after its "started").
             let from = r
@@ -1540,7 +1555,7 @@ fn follow(c: &mut Connection, id: JobId) -> anyhow::Result<ExitCode> {
                 .rposition(|l| l == "started")
                 .map_or(0, |i| i + 1);
             for line in r.log_tail[from..].iter().filter(|l| l.as_str() != "done") {
-                println!("  {line}");
+                outln!("  {line}");
             }
             return Ok(if r.state == JobState::Done {
                 ExitCode::SUCCESS
@@ -1563,7 +1578,7 @@ fn assets(dirs: &Dirs, cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     "missing".into()
                 };
-                println!(
+                outln!(
                     "{:<42} {:<8} {:<30} {state}",
                     a.name,
                     format!("{:?}", a.kind).to_lowercase(),
@@ -1573,7 +1588,7 @@ fn assets(dirs: &Dirs, cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AssetsCommand::Path { name } => {
-            println!("{}", crate::assets::locate(dirs, &name)?.display());
+            outln!("{}", crate::assets::locate(dirs, &name)?.display());
             Ok(ExitCode::SUCCESS)
         }
         AssetsCommand::Fetch {
@@ -1598,18 +1613,18 @@ fn assets(dirs: &Dirs, cmd: AssetsCommand) -> anyhow::Result<ExitCode> {
             let cfg = LoadedConfig::load(&dirs.config_file())?.config;
             let mirrors = crate::assets::mirrors(&cfg.assets.mirror);
             let result = crate::assets::fetch(dirs, &wanted, &mirrors, |a, r| match r {
-                Ok(Obtained::Cached) => println!("cached      {}", a.name),
+                Ok(Obtained::Cached) => outln!("cached      {}", a.name),
                 Ok(Obtained::Mirror(p)) => {
-                    println!("mirrored    {} (from {})", a.name, p.display())
+                    outln!("mirrored    {} (from {})", a.name, p.display())
                 }
-                Ok(Obtained::Downloaded(spec)) => println!("downloaded  {} (from {spec})", a.name),
-                Err(e) => println!("FAILED      {}: {e}", a.name),
+                Ok(Obtained::Downloaded(spec)) => outln!("downloaded  {} (from {spec})", a.name),
+                Err(e) => outln!("FAILED      {}: {e}", a.name),
             });
             result?;
             if wanted.iter().any(|a| a.kind == AssetKind::Model) {
-                crate::assets::convert_models(dirs, |name, what| println!("{what:<11} {name}"))?;
+                crate::assets::convert_models(dirs, |name, what| outln!("{what:<11} {name}"))?;
             }
-            println!("assets are in {}", dirs.cache.display());
+            outln!("assets are in {}", dirs.cache.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -8,6 +8,7 @@
 pub mod assets;
 pub mod atomic;
 pub mod cli;
+pub mod cli_output;
 pub mod client;
 pub mod config;
 pub mod device;

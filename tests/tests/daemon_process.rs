@@ -330,14 +330,19 @@ fn sigterm_stops_cleanly_and_the_running_job_becomes_interrupted() {
 #[test]
 fn cli_starts_the_daemon_on_demand_and_reports_status() {
     let root = tempfile::tempdir().unwrap();
-    let d = start(root.path());
+    let mut d = start(root.path());
     let out = d.cli(&["shutdown"]).unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // `shutdown` returns once the daemon has let go of its lock and socket.
+    assert!(
+        !d.socket.path().exists(),
+        "socket left after shutdown returned"
+    );
+    d.wait_exit(Duration::from_secs(30)).unwrap();
     // Nothing listens now; `status` must start a daemon in the background and talk to it.
     let out = d.cli(&["status"]).unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -351,7 +356,7 @@ fn cli_starts_the_daemon_on_demand_and_reports_status() {
     assert!(out.status.success());
     let out = d.cli(&["shutdown"]).unwrap();
     assert!(out.status.success());
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
     let out = d.cli(&["--no-autostart", "status"]).unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
@@ -541,4 +546,30 @@ fn a_job_runs_on_the_device_it_names_records_it_and_an_unusable_one_fails_it() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cuda[:N]"));
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    let d = start(root.path());
+    for args in [&["status"][..], &["config", "default"], &["jobs", "list"]] {
+        // The read end is closed before the command starts, so its first write meets EPIPE
+        // (what `faceswapd status | head -0` does).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = d
+            .command()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!("{args:?}: {} {err:?}", out.status);
+        assert!(out.status.success(), "{args:?}: {}: {err}", out.status);
+        assert!(
+            !err.contains("panicked") && err.is_empty(),
+            "{args:?}: {err}"
+        );
+    }
 }
