@@ -141,6 +141,7 @@ fn dispatch(
         load()?;
         return Ok(kOfxStatOK);
     }
+    #[cfg(feature = "test-hooks")]
     if action == FORCED_FAILURE_ACTION {
         // Lets the tests prove a panic inside an action never crosses the C ABI.
         panic!("forced failure requested by the host");
@@ -167,7 +168,8 @@ fn dispatch(
     Ok(kOfxStatOK)
 }
 
-/// An action name no host sends; the test host uses it to make an action panic.
+/// An action name no host sends; with the `test-hooks` feature (test bundles only) it makes
+/// the action panic, elsewhere it gets the default reply like any unknown action.
 pub const FORCED_FAILURE_ACTION: &CStr = c"org.faceswappp.TestForcedPanic";
 
 fn load() -> Res<()> {

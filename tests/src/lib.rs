@@ -343,11 +343,24 @@ pub fn share_extractor_models(daemon_root: &Path) -> anyhow::Result<()> {
 /// Runs `installers/bundle.sh` (debug or release build of the plug-in) into `dir` and checks
 /// the bundle's layout; `dir` is what OFX_PLUGIN_PATH names.
 pub fn bundle_plugin(dir: &Path, release: bool) -> anyhow::Result<()> {
+    bundle(dir, release, false)
+}
+
+/// [`bundle_plugin`], debug, with the plug-in's `test-hooks` feature (the test host's
+/// forced-panic action); no user bundle has it.
+pub fn bundle_test_plugin(dir: &Path) -> anyhow::Result<()> {
+    bundle(dir, false, true)
+}
+
+fn bundle(dir: &Path, release: bool, test_hooks: bool) -> anyhow::Result<()> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../installers/bundle.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(&script);
     if !release {
         cmd.arg("--debug");
+    }
+    if test_hooks {
+        cmd.arg("--test-hooks");
     }
     let out = cmd.arg("--out").arg(dir).output()?;
     if !out.status.success() {

@@ -272,6 +272,14 @@ fn user_install_passes_doctor_and_the_host_finds_the_plugin() {
         ids,
         ["org.faceswappp.Faceswap", "org.faceswappp.FaceswapTrainer"]
     );
+    // The installed plug-in has no test hooks: the forced-panic action is just unknown.
+    let inst = host.create_instance("org.faceswappp.Faceswap").unwrap();
+    assert_eq!(
+        inst.action(faceswap_ofx::ofx::FORCED_FAILURE_ACTION),
+        14,
+        "kOfxStatReplyDefault"
+    );
+    drop(inst);
 
     // `faceswapd service …` with no systemd user session here: the unit is written and the
     // message says how it starts; status reports it; uninstall removes it.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
-use faceswap_tests::{DaemonUnderTest, bundle_plugin, share_extractor_models, test_asset};
+use faceswap_tests::{DaemonUnderTest, bundle_test_plugin, share_extractor_models, test_asset};
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::image::{Pyramid, load_image};
 use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
@@ -20,14 +20,15 @@ use faceswapd::paths::Dirs;
 const EFFECT: &str = "org.faceswappp.Faceswap";
 const RES: usize = 32;
 
-/// A plug-in folder holding the bundle that `installers/bundle.sh` lays out (debug build),
+/// A plug-in folder holding the bundle that `installers/bundle.sh` lays out (debug build with
+/// the test hooks),
 /// made once per test binary.
 fn plugin_path() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ofx-plugins");
         let _ = std::fs::remove_dir_all(&dir);
-        bundle_plugin(&dir, false).unwrap();
+        bundle_test_plugin(&dir).unwrap();
         dir
     })
 }
