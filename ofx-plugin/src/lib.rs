@@ -73,6 +73,12 @@ impl DaemonLink {
         self
     }
 
+    /// Drops the back-off after a failed connect, so the next call tries the daemon at once
+    /// (after the user restarted it, say).
+    pub fn retry_now(&mut self) {
+        self.retry_after = None;
+    }
+
     /// Changes how long each render waits (the effect's deadline param).
     pub fn set_deadline(&mut self, deadline: Duration) {
         self.deadline = deadline;

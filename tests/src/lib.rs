@@ -23,13 +23,18 @@ pub struct DaemonUnderTest {
 }
 
 impl DaemonUnderTest {
+    /// The socket of a daemon started with `root`.
+    pub fn socket_under(root: &Path) -> SocketPath {
+        SocketPath::new(root.join("run").join("faceswapd.sock"))
+    }
+
     /// Starts a daemon whose every folder lives under `root` (created if needed).
     pub fn start(bin: &Path, root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root)?;
         let mut d = DaemonUnderTest {
             bin: bin.to_path_buf(),
             root: root.to_path_buf(),
-            socket: SocketPath::new(root.join("run").join("faceswapd.sock")),
+            socket: Self::socket_under(root),
             child: None,
         };
         d.spawn()?;
@@ -149,6 +154,31 @@ impl Drop for DaemonUnderTest {
     fn drop(&mut self) {
         let _ = self.kill9();
     }
+}
+
+/// Set in a test's own child process (see [`run_in_child_process`]).
+const CHILD_ENV: &str = "FSPP_TEST_CHILD_PROCESS";
+
+/// True inside a process started by [`run_in_child_process`].
+pub fn in_child_process() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Runs test `name` of this test binary alone in a new process whose environment has `envs`
+/// from its start: a test that needs process-wide settings (the plug-in reads its socket from
+/// the environment) gets them without `set_var` racing its sibling tests. Fails when it fails.
+pub fn run_in_child_process(name: &str, envs: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let status = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .envs(envs.iter().copied())
+        .status()
+        .context("starting the test's own process")?;
+    if !status.success() {
+        bail!("{name} failed in its own process ({status})");
+    }
+    Ok(())
 }
 
 /// Fetches a job record.

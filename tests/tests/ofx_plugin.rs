@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
-use faceswap_tests::{DaemonUnderTest, bundle_test_plugin, share_extractor_models, test_asset};
+use faceswap_tests::{
+    DaemonUnderTest, bundle_test_plugin, in_child_process, run_in_child_process,
+    share_extractor_models, test_asset,
+};
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::image::{Pyramid, load_image};
 use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
@@ -18,6 +21,12 @@ use faceswapd::merge::face_matrix;
 use faceswapd::paths::Dirs;
 
 const EFFECT: &str = "org.faceswappp.Faceswap";
+/// Where the render test's own process finds what its parent made.
+const ROOT_ENV: &str = "FSPP_TEST_ROOT";
+const PLUGINS_ENV: &str = "FSPP_TEST_PLUGINS";
+const MODEL_ENV: &str = "FSPP_TEST_MODEL";
+/// The script FACESWAPD_BIN names: the daemon under test with this test's folders.
+const WRAPPER: &str = "faceswapd-wrapper.sh";
 const RES: usize = 32;
 
 /// A plug-in folder holding the bundle that `installers/bundle.sh` lays out (debug build with
@@ -207,6 +216,28 @@ fn changes(src: &HostBuffer, dst: &HostBuffer, lm: &[[f64; 2]; 68]) -> (usize, u
     (inside, outside)
 }
 
+/// Renders `src` until the face inside is swapped and nothing outside changed (the daemon is
+/// reachable again, past the plug-in's reconnect back-off), at most 60 s; how long it took.
+fn render_until_swapped(
+    inst: &Instance,
+    time: f64,
+    src: &mut HostBuffer,
+    lm: &[[f64; 2]; 68],
+) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let mut dst = empty_like(src);
+        assert_eq!(inst.render(time, src, &mut dst), 0);
+        let (inside, outside) = changes(src, &dst, lm);
+        if inside > 1000 && outside == 0 {
+            return Some(start.elapsed());
+        }
+        // Between tries: the plug-in passes frames through during its back-off.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
 fn configure(inst: &Instance, model: &Path) {
     inst.set_string("model", &model.display().to_string())
         .unwrap();
@@ -214,20 +245,47 @@ fn configure(inst: &Instance, model: &Path) {
     inst.set_int("deadlineMs", 60_000).unwrap();
 }
 
+const RENDER_TEST: &str =
+    "rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_on_four_threads";
+
 #[test]
 fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_on_four_threads() {
-    let model = model();
-    let root = tempfile::tempdir().unwrap();
-    share_extractor_models(&root.path().join("daemon")).unwrap();
+    // The plug-in finds the daemon the way it does in an editor, through FACESWAPD_SOCKET and
+    // FACESWAPD_BIN: this test runs in its own process, which starts with them set, so no
+    // sibling test races a changing environment.
+    if !in_child_process() {
+        let root = tempfile::tempdir().unwrap();
+        let daemon_root = root.path().join("daemon");
+        let socket = DaemonUnderTest::socket_under(&daemon_root);
+        let wrapper = root.path().join(WRAPPER);
+        let envs = [
+            ("FACESWAPD_SOCKET", socket.path().as_os_str()),
+            (
+                "FACESWAPD_BIN",
+                root.path().join(WRAPPER).into_os_string().leak(),
+            ),
+            (ROOT_ENV, root.path().as_os_str()),
+            (PLUGINS_ENV, plugin_path().as_os_str()),
+            (MODEL_ENV, model().as_os_str()),
+        ];
+        return run_in_child_process(RENDER_TEST, &envs).unwrap();
+    }
+    let env_path = |name: &str| PathBuf::from(std::env::var_os(name).unwrap());
+    let (root, plugins, model) = (
+        env_path(ROOT_ENV),
+        env_path(PLUGINS_ENV),
+        env_path(MODEL_ENV),
+    );
+    share_extractor_models(&root.join("daemon")).unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
-    let mut d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
-    // The plug-in finds the daemon the way it does in an editor: FACESWAPD_SOCKET or the
-    // default. This test binary's other tests never render, so setting it here races nothing.
-    // SAFETY: no other thread reads the environment while it is set.
-    unsafe { std::env::set_var("FACESWAPD_SOCKET", d.socket.path()) };
-    let host = OfxTestHost::load(&plugin_path().display().to_string()).unwrap();
+    let mut d = DaemonUnderTest::start(&bin, &root.join("daemon")).unwrap();
+    assert_eq!(
+        std::env::var_os("FACESWAPD_SOCKET").as_deref(),
+        Some(d.socket.path().as_os_str())
+    );
+    let host = OfxTestHost::load(&plugins.display().to_string()).unwrap();
     let inst = host.create_instance(EFFECT).unwrap();
-    configure(&inst, model);
+    configure(&inst, &model);
 
     let dirs = Dirs::resolve().unwrap();
     let mut ex = Extractor::load(
@@ -316,7 +374,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
     let instances: Vec<Instance> = (0..4)
         .map(|_| {
             let i = host.create_instance(EFFECT).unwrap();
-            configure(&i, model);
+            configure(&i, &model);
             i
         })
         .collect();
@@ -368,12 +426,9 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
 
     // Back again: after the reconnect back-off, renders swap again and the message clears.
     d.restart().unwrap();
-    std::thread::sleep(Duration::from_millis(2100));
-    let mut dst = empty_like(&src);
-    assert_eq!(inst.render(2.0, &mut src, &mut dst), 0);
-    let (inside, outside) = changes(&src, &dst, &lm);
-    println!("daemon back: {inside} changed inside, {outside} outside");
-    assert!(inside > 1000 && outside == 0);
+    let waited = render_until_swapped(&inst, 2.0, &mut src, &lm);
+    println!("daemon back: swapping again after {waited:?}");
+    assert!(waited.is_some(), "renders did not swap again");
     assert_eq!(inst.persistent_message(), None);
 
     // Killed mid-render: a large frame keeps the daemon busy while it is killed; the render
@@ -414,7 +469,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
 
     // Autostart: with the daemon gone, the plug-in starts `faceswapd serve` itself (here the
     // daemon under test, with this test's folders) and a later render swaps again.
-    let script = root.path().join("faceswapd-wrapper.sh");
+    let script = root.join(WRAPPER);
     let envs: Vec<String> = d
         .command()
         .get_envs()
@@ -429,28 +484,12 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         ),
     )
     .unwrap();
+    // FACESWAPD_BIN names this script from the start; until now it did not exist.
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    // SAFETY: as above, no other thread reads the environment now.
-    unsafe { std::env::set_var("FACESWAPD_BIN", &script) };
-    std::thread::sleep(Duration::from_millis(2100)); // past the reconnect back-off
     let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
-    let start = std::time::Instant::now();
-    let swapped = loop {
-        let mut dst = empty_like(&src);
-        assert_eq!(inst.render(4.0, &mut src, &mut dst), 0);
-        let (inside, outside) = changes(&src, &dst, &lm);
-        if inside > 1000 && outside == 0 {
-            break true;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    println!(
-        "autostarted daemon swapping after {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    let waited = render_until_swapped(&inst, 4.0, &mut src, &lm);
+    println!("autostarted daemon swapping after {waited:?}");
+    let swapped = waited.is_some();
     // Stop the daemon the plug-in started (the test does not own its process).
     if let Ok(mut c) = d.connect() {
         let _ = c.call(&faceswap_protocol::Request::Shutdown);

@@ -117,12 +117,13 @@ fn collect_a_and_b_then_train_from_the_editor() {
     inst.set_int("steps", 6).unwrap();
     let t = Instant::now();
     assert_eq!(inst.press("train", 40.0).unwrap(), 0);
-    let took = t.elapsed();
+    // Not a timed assertion (machines are noisy): the button returned before any training.
     println!(
         "Train button returned in {:.1} ms",
-        took.as_secs_f64() * 1e3
+        t.elapsed().as_secs_f64() * 1e3
     );
-    assert!(took < Duration::from_millis(100), "{took:?}");
+    let right_after = inst.string("status").unwrap();
+    assert!(!right_after.contains(" done"), "{right_after}");
     let start = Instant::now();
     let mut seen = Vec::new();
     loop {
