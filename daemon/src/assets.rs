@@ -205,6 +205,18 @@ pub enum AssetError {
         /// What went wrong.
         detail: String,
     },
+    /// The record of converted models is unreadable; it was set aside.
+    #[error(
+        "the record of converted models {path} is damaged ({reason}); {kept}. Run `faceswapd assets fetch --models` to convert the models again"
+    )]
+    DamagedManifest {
+        /// The record.
+        path: PathBuf,
+        /// Why it could not be read.
+        reason: String,
+        /// Where it went (or why it could not be moved).
+        kept: String,
+    },
     /// The file's hash is not the pinned one.
     #[error("{name}: SHA-256 {actual} does not match the pinned {expected}; refusing it")]
     HashMismatch {
@@ -567,18 +579,31 @@ fn first_recipe() -> u32 {
 
 type Manifest = std::collections::BTreeMap<String, ConvertedRecord>;
 
-fn load_manifest(dirs: &Dirs) -> Manifest {
-    std::fs::read_to_string(dirs.models().join(MANIFEST))
-        .ok()
-        .and_then(|t| toml::from_str(&t).ok())
-        .unwrap_or_default()
+/// The conversion record; none yet is empty. A damaged one is set aside (never deleted) and
+/// reported, so a missing-model error never hides its real cause.
+fn load_manifest(dirs: &Dirs) -> Result<Manifest, AssetError> {
+    let path = dirs.models().join(MANIFEST);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let reason = match text.and_then(|t| toml::from_str(&t).map_err(|e| e.to_string())) {
+        Ok(manifest) => return Ok(manifest),
+        Err(reason) => reason.trim().replace('\n', " "),
+    };
+    let kept = match crate::atomic::set_aside(&path) {
+        Ok(aside) => format!("set aside as {}", aside.display()),
+        Err(e) => format!("it could not be set aside ({e})"),
+    };
+    Err(AssetError::DamagedManifest { path, reason, kept })
 }
 
 /// The path of a converted model whose hash still matches what the converter recorded; a
 /// missing or changed file is an error naming the command that restores it.
 pub fn verified_model(dirs: &Dirs, onnx_name: &str) -> Result<PathBuf, AssetError> {
     let path = dirs.models().join(onnx_name);
-    let manifest = load_manifest(dirs);
+    let manifest = load_manifest(dirs)?;
     let Some(rec) = manifest.get(onnx_name) else {
         return Err(AssetError::Missing {
             name: onnx_name.into(),
@@ -620,7 +645,11 @@ fn venv_bin(venv: &Path, tool: &str) -> PathBuf {
 /// venv (`<cache>/tools/tflite2onnx`), recording each result's SHA-256. Skips models whose
 /// ONNX file still matches its record.
 pub fn convert_models(dirs: &Dirs, mut report: impl FnMut(&str, &str)) -> Result<(), AssetError> {
-    let mut manifest = load_manifest(dirs);
+    // Converting again is the cure for a damaged record: say so, then start from none.
+    let mut manifest = load_manifest(dirs).unwrap_or_else(|e| {
+        report(MANIFEST, &e.to_string());
+        Manifest::new()
+    });
     let venv = dirs.cache.join("tools").join("tflite2onnx");
     for (tflite, onnx) in CONVERTED_MODELS {
         let asset = Asset::by_name(tflite)?;
@@ -709,7 +738,10 @@ mod tests {
             "0".repeat(64)
         );
         std::fs::write(dirs.models().join(MANIFEST), old).unwrap();
-        let rec = load_manifest(&dirs).remove("face_landmark.onnx").unwrap();
+        let rec = load_manifest(&dirs)
+            .unwrap()
+            .remove("face_landmark.onnx")
+            .unwrap();
         assert_eq!(rec.recipe, 1);
         assert!(
             rec.recipe < CONVERSION_RECIPE,
@@ -717,6 +749,30 @@ mod tests {
         );
         // Still a verified file until then (it works, only slower).
         assert_eq!(verified_model(&dirs, "face_landmark.onnx").unwrap(), model);
+    }
+
+    #[test]
+    fn a_damaged_conversion_record_names_itself_and_is_set_aside() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = dirs_in(root.path());
+        std::fs::create_dir_all(dirs.models()).unwrap();
+        std::fs::write(dirs.models().join("face_landmark.onnx"), b"onnx").unwrap();
+        let record = dirs.models().join(MANIFEST);
+        std::fs::write(&record, "[face_landmark.onnx\nsha256 = ").unwrap();
+        let e = verified_model(&dirs, "face_landmark.onnx")
+            .unwrap_err()
+            .to_string();
+        println!("{e}");
+        assert!(
+            e.contains(MANIFEST) && e.contains("damaged") && e.contains("set aside"),
+            "{e}"
+        );
+        assert!(
+            e.contains("assets fetch --models") && !e.contains("missing"),
+            "{e}"
+        );
+        assert!(!record.exists());
+        assert!(dirs.models().join(format!("{MANIFEST}.corrupt")).is_file());
     }
 
     #[test]

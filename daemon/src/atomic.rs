@@ -68,6 +68,24 @@ fn sync_dir(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Sets a damaged file aside: renames `path` to `<name>.corrupt` (or `<name>.corrupt.N` when
+/// that is taken, so an earlier one is never replaced) and returns the new path. Never deletes.
+pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut aside = path.with_file_name(format!("{name}.corrupt"));
+    let mut n = 1;
+    while aside.exists() {
+        aside = path.with_file_name(format!("{name}.corrupt.{n}"));
+        n += 1;
+    }
+    std::fs::rename(path, &aside)?;
+    sync_dir(path)?;
+    Ok(aside)
+}
+
 /// Removes temp files that a crash left in `dir`; returns how many.
 pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
     let mut n = 0;
@@ -84,6 +102,21 @@ pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setting_aside_twice_keeps_both_damaged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("project.toml");
+        std::fs::write(&p, "first").unwrap();
+        let a = set_aside(&p).unwrap();
+        std::fs::write(&p, "second").unwrap();
+        let b = set_aside(&p).unwrap();
+        assert_eq!(a, dir.path().join("project.toml.corrupt"));
+        assert_eq!(b, dir.path().join("project.toml.corrupt.1"));
+        assert_eq!(std::fs::read_to_string(a).unwrap(), "first");
+        assert_eq!(std::fs::read_to_string(b).unwrap(), "second");
+        assert!(!p.exists());
+    }
 
     #[test]
     fn replaces_content_and_leaves_no_temp() {

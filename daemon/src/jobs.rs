@@ -140,15 +140,17 @@ impl JobManager {
                 Ok(rec) => {
                     records.insert(rec.id, rec);
                 }
-                Err(e) => {
-                    let aside = path.with_extension("toml.corrupt");
-                    tracing::warn!(
+                Err(e) => match crate::atomic::set_aside(&path) {
+                    Ok(aside) => tracing::warn!(
                         "job record {} is unreadable ({e}); kept as {}",
                         path.display(),
                         aside.display()
-                    );
-                    let _ = std::fs::rename(&path, &aside);
-                }
+                    ),
+                    Err(why) => tracing::warn!(
+                        "job record {} is unreadable ({e}) and could not be set aside ({why})",
+                        path.display()
+                    ),
+                },
             }
         }
         let next_id = records.keys().next_back().map_or(1, |id| id + 1);

@@ -108,15 +108,35 @@ fn count_faces(dir: &Path) -> u64 {
     })
 }
 
-fn read_file(project: &Path) -> ProjectFile {
-    std::fs::read_to_string(project.join(PROJECT_FILE))
-        .ok()
-        .and_then(|t| toml::from_str(&t).ok())
-        .unwrap_or_default()
+/// The project's record; none yet is the default. A damaged one is set aside (never deleted)
+/// and reported, so a lost link to the training job is never silent.
+fn read_file(project: &Path) -> Result<ProjectFile, String> {
+    let path = project.join(PROJECT_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectFile::default()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let why = match text.and_then(|t| toml::from_str(&t).map_err(|e| e.to_string())) {
+        Ok(file) => return Ok(file),
+        Err(why) => why,
+    };
+    let kept = match crate::atomic::set_aside(&path) {
+        Ok(aside) => format!("it was set aside as {}", aside.display()),
+        Err(e) => format!("it could not be set aside ({e}); move it away by hand"),
+    };
+    Err(format!(
+        "the project record {} is damaged ({}); {kept}. The collected faces and the model are \
+         untouched; press Train again to link a new training job (`faceswapd jobs list` shows \
+         the earlier ones)",
+        path.display(),
+        why.trim()
+    ))
 }
 
 /// Queues training on the project's collected faces; the model lives in the project folder.
 pub fn train(jobs: &JobManager, project: &Path, settings: TrainSettings) -> Result<JobId, String> {
+    read_file(project)?;
     for side in [Side::A, Side::B] {
         if count_faces(&side_dir(project, side)) == 0 {
             return Err(format!(
@@ -140,20 +160,20 @@ pub fn train(jobs: &JobManager, project: &Path, settings: TrainSettings) -> Resu
     Ok(id)
 }
 
-/// What the project holds now.
-pub fn status(jobs: &JobManager, project: &Path) -> ProjectReport {
-    let job = read_file(project)
+/// What the project holds now; an error when its record is damaged (set aside by then).
+pub fn status(jobs: &JobManager, project: &Path) -> Result<ProjectReport, String> {
+    let job = read_file(project)?
         .last_job
         .and_then(|id| jobs.get(id).ok())
         .map(|r| (&r).into());
     let model = project.join("model");
-    ProjectReport {
+    Ok(ProjectReport {
         faces_a: count_faces(&side_dir(project, Side::A)),
         faces_b: count_faces(&side_dir(project, Side::B)),
         job,
         checkpoint_step: checkpoint::peek_step(&model.join(checkpoint::CURRENT)),
         model_dir: model.display().to_string(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -170,5 +190,32 @@ mod tests {
         for bad in ["", "..", "../x", "a/b", "a b", "x\0"] {
             assert!(project_dir(data, bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_damaged_project_record_is_reported_and_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            read_file(dir.path()).unwrap().last_job.is_none(),
+            "none yet"
+        );
+        let path = dir.path().join(PROJECT_FILE);
+        std::fs::write(&path, "last_job = \"seven\"\n").unwrap();
+        let e = read_file(dir.path()).unwrap_err();
+        println!("{e}");
+        assert!(e.contains("project.toml") && e.contains("damaged"), "{e}");
+        assert!(
+            e.contains("set aside as") && e.contains("press Train again"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("project.toml.corrupt")).unwrap(),
+            "last_job = \"seven\"\n",
+            "kept, not deleted"
+        );
+        assert!(
+            read_file(dir.path()).is_ok(),
+            "a fresh start after the report"
+        );
     }
 }

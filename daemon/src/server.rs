@@ -331,7 +331,10 @@ fn dispatch(service: &Service, req: Request, slots: &mut HashMap<PathBuf, FrameS
         }
         Request::ProjectStatus { project } => {
             match crate::project::project_dir(&service.data_dir, &project) {
-                Ok(dir) => Response::Project(Box::new(crate::project::status(&service.jobs, &dir))),
+                Ok(dir) => match crate::project::status(&service.jobs, &dir) {
+                    Ok(report) => Response::Project(Box::new(report)),
+                    Err(m) => error_response(ErrorCode::InvalidInput, m),
+                },
                 Err(m) => error_response(ErrorCode::InvalidInput, m),
             }
         }

@@ -330,7 +330,8 @@ pub(crate) enum ParamKind {
         secret: bool,
     },
     Choice {
-        options: &'static [(&'static CStr, &'static str)],
+        /// The labels the host lists, in index order.
+        options: &'static [&'static CStr],
         default: c_int,
     },
     Int {
@@ -359,14 +360,15 @@ pub(crate) struct ParamDef {
     pub(crate) kind: ParamKind,
 }
 
-const TARGETS: &[(&CStr, &str)] = &[
-    (c"Largest face", "largest"),
-    (c"Every face", "all"),
-    (c"Face 1", "0"),
-    (c"Face 2", "1"),
-    (c"Face 3", "2"),
+const TARGETS: [(&CStr, SwapTarget); 5] = [
+    (c"Largest face", SwapTarget::Largest),
+    (c"Every face", SwapTarget::All),
+    (c"Face 1", SwapTarget::Index(0)),
+    (c"Face 2", SwapTarget::Index(1)),
+    (c"Face 3", SwapTarget::Index(2)),
 ];
-const MERGE_MODES: &[(&CStr, &str)] = &[
+const TARGETS_LABELS: [&CStr; 5] = choice_labels(&TARGETS);
+const MERGE_MODES: [(&CStr, &str); 6] = [
     (c"overlay", "overlay"),
     (c"hist-match", "hist-match"),
     (c"seamless", "seamless"),
@@ -374,7 +376,8 @@ const MERGE_MODES: &[(&CStr, &str)] = &[
     (c"raw-rgb", "raw-rgb"),
     (c"original", "original"),
 ];
-const MASK_MODES: &[(&CStr, &str)] = &[
+const MERGE_MODES_LABELS: [&CStr; 6] = choice_labels(&MERGE_MODES);
+const MASK_MODES: [(&CStr, &str); 6] = [
     (c"learned-prd*learned-dst", "learned-prd*learned-dst"),
     (c"learned-prd+learned-dst", "learned-prd+learned-dst"),
     (c"learned-prd", "learned-prd"),
@@ -382,7 +385,8 @@ const MASK_MODES: &[(&CStr, &str)] = &[
     (c"dst (landmark hull)", "dst"),
     (c"full", "full"),
 ];
-const COLORS: &[(&CStr, &str)] = &[
+const MASK_MODES_LABELS: [&CStr; 6] = choice_labels(&MASK_MODES);
+const COLORS: [(&CStr, &str); 9] = [
     (c"rct", "rct"),
     (c"lct", "lct"),
     (c"mkl", "mkl"),
@@ -393,15 +397,17 @@ const COLORS: &[(&CStr, &str)] = &[
     (c"match-hist", "match-hist"),
     (c"none", "none"),
 ];
-const SHOW: &[(&CStr, &str)] = &[
+const COLORS_LABELS: [&CStr; 9] = choice_labels(&COLORS);
+const SHOW: [(&CStr, &str); 4] = [
     (c"Result", "result"),
     (c"Source", "source"),
     (c"Mask", "mask"),
     (c"Landmarks", "landmarks"),
 ];
+const SHOW_LABELS: [&CStr; 4] = choice_labels(&SHOW);
 
 /// Where the daemon runs this instance's models ("" = its `compute.device`).
-const DEVICES: &[(&CStr, &str)] = &[
+const DEVICES: [(&CStr, &str); 6] = [
     (c"Daemon setting (compute.device)", ""),
     (c"Best GPU (auto)", "auto"),
     (c"CPU", "cpu"),
@@ -409,6 +415,7 @@ const DEVICES: &[(&CStr, &str)] = &[
     (c"Vulkan", "vulkan"),
     (c"wgpu (Vulkan / Metal / DirectX 12)", "wgpu"),
 ];
+const DEVICES_LABELS: [&CStr; 6] = choice_labels(&DEVICES);
 
 /// The Device choice both effects carry: a job's or render's `--device`.
 pub(crate) const DEVICE_PARAM: ParamDef = ParamDef {
@@ -416,7 +423,7 @@ pub(crate) const DEVICE_PARAM: ParamDef = ParamDef {
     label: c"Device",
     hint: c"Where faceswapd runs this effect's models; an unusable device is reported, not swapped for another",
     kind: ParamKind::Choice {
-        options: DEVICES,
+        options: &DEVICES_LABELS,
         default: 0,
     },
 };
@@ -427,7 +434,7 @@ pub(crate) fn device_choice(
     effect: OfxImageEffectHandle,
     time: f64,
 ) -> Res<Option<String>> {
-    let chosen = choice_value(DEVICES, param_int(s, effect, c"device", time)?);
+    let chosen = choice_value(&DEVICES, param_int(s, effect, c"device", time)?);
     Ok((!chosen.is_empty()).then(|| chosen.to_string()))
 }
 
@@ -451,7 +458,7 @@ const SWAP_PARAMS: &[ParamDef] = &[
         label: c"Target face",
         hint: c"Which faces of the frame to replace",
         kind: ParamKind::Choice {
-            options: TARGETS,
+            options: &TARGETS_LABELS,
             default: 0,
         },
     },
@@ -460,7 +467,7 @@ const SWAP_PARAMS: &[ParamDef] = &[
         label: c"Merge mode",
         hint: c"How the face is blended (DeepFaceLab's merge modes)",
         kind: ParamKind::Choice {
-            options: MERGE_MODES,
+            options: &MERGE_MODES_LABELS,
             default: 0,
         },
     },
@@ -469,7 +476,7 @@ const SWAP_PARAMS: &[ParamDef] = &[
         label: c"Mask",
         hint: c"Which mask blends the face in",
         kind: ParamKind::Choice {
-            options: MASK_MODES,
+            options: &MASK_MODES_LABELS,
             default: 0,
         },
     },
@@ -478,7 +485,7 @@ const SWAP_PARAMS: &[ParamDef] = &[
         label: c"Colour transfer",
         hint: c"Match the swapped face's colours to the frame",
         kind: ParamKind::Choice {
-            options: COLORS,
+            options: &COLORS_LABELS,
             default: 0,
         },
     },
@@ -527,7 +534,7 @@ const SWAP_PARAMS: &[ParamDef] = &[
         label: c"Show",
         hint: c"The swapped result or the untouched source",
         kind: ParamKind::Choice {
-            options: SHOW,
+            options: &SHOW_LABELS,
             default: 0,
         },
     },
@@ -664,7 +671,7 @@ fn describe_in_context(s: &Suites, effect: OfxImageEffectHandle, kind: Kind) -> 
                 }
             }
             ParamKind::Choice { options, default } => {
-                for (i, (label, _)) in options.iter().enumerate() {
+                for (i, label) in options.iter().enumerate() {
                     set_str(s, p, kOfxParamPropChoiceOption, i as c_int, label)?;
                 }
                 set_int(s, p, kOfxParamPropDefault, 0, default)?;
@@ -944,11 +951,25 @@ impl Drop for Held<'_> {
     }
 }
 
-pub(crate) fn choice_value(options: &[(&CStr, &'static str)], index: c_int) -> &'static str {
-    options
-        .get(index.max(0) as usize)
-        .or(options.first())
-        .map_or("", |(_, v)| v)
+/// The value of choice `index` in a table; an index the table lacks (a project saved by a
+/// newer plug-in) is its first entry.
+pub(crate) fn choice_value<T: Copy, const N: usize>(options: &[(&CStr, T); N], index: c_int) -> T {
+    const { assert!(N > 0, "a choice table is never empty") };
+    let i = usize::try_from(index).ok().filter(|&i| i < N).unwrap_or(0);
+    options[i].1
+}
+
+/// The labels of a choice table, in index order, for the param's descriptor.
+pub(crate) const fn choice_labels<T: Copy, const N: usize>(
+    table: &[(&'static CStr, T); N],
+) -> [&'static CStr; N] {
+    let mut labels = [c""; N];
+    let mut i = 0;
+    while i < N {
+        labels[i] = table[i].0;
+        i += 1;
+    }
+    labels
 }
 
 fn swap_settings(
@@ -957,24 +978,20 @@ fn swap_settings(
     time: f64,
     bottom_up: bool,
 ) -> Res<SwapSettings> {
-    let target = match choice_value(TARGETS, param_int(s, effect, c"target", time)?) {
-        "all" => SwapTarget::All,
-        "largest" => SwapTarget::Largest,
-        n => SwapTarget::Index(n.parse().unwrap_or(0)),
-    };
+    let target = choice_value(&TARGETS, param_int(s, effect, c"target", time)?);
     Ok(SwapSettings {
         model_dir: param_string(s, effect, c"model")?,
         target,
         bottom_up,
-        show: match choice_value(SHOW, param_int(s, effect, c"show", time)?) {
+        show: match choice_value(&SHOW, param_int(s, effect, c"show", time)?) {
             "mask" => SwapView::Mask,
             "landmarks" => SwapView::Landmarks,
             _ => SwapView::Result,
         },
         merge: ConvertSettings {
-            mode: choice_value(MERGE_MODES, param_int(s, effect, c"mergeMode", time)?).into(),
-            mask_mode: choice_value(MASK_MODES, param_int(s, effect, c"maskMode", time)?).into(),
-            color: choice_value(COLORS, param_int(s, effect, c"colorTransfer", time)?).into(),
+            mode: choice_value(&MERGE_MODES, param_int(s, effect, c"mergeMode", time)?).into(),
+            mask_mode: choice_value(&MASK_MODES, param_int(s, effect, c"maskMode", time)?).into(),
+            color: choice_value(&COLORS, param_int(s, effect, c"colorTransfer", time)?).into(),
             erode: param_int(s, effect, c"erode", time)?,
             blur: param_int(s, effect, c"blur", time)?.max(0) as u32,
             face_scale: param_int(s, effect, c"faceScale", time)?,
@@ -1084,7 +1101,7 @@ fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandl
         effect,
         in_args,
         |image, dst, dst_stride, bottom_up, time| {
-            let show = choice_value(SHOW, param_int(s, effect, c"show", time)?);
+            let show = choice_value(&SHOW, param_int(s, effect, c"show", time)?);
             if show == "source" {
                 crate::copy_rows(image, dst, dst_stride);
                 return Ok(());
@@ -1099,4 +1116,28 @@ fn render(s: &Suites, effect: OfxImageEffectHandle, in_args: OfxPropertySetHandl
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_choice_is_a_typed_target_and_unknown_indexes_are_the_first() {
+        let got: Vec<SwapTarget> = (0..5).map(|i| choice_value(&TARGETS, i)).collect();
+        assert_eq!(
+            got,
+            [
+                SwapTarget::Largest,
+                SwapTarget::All,
+                SwapTarget::Index(0),
+                SwapTarget::Index(1),
+                SwapTarget::Index(2)
+            ]
+        );
+        for bad in [-1, 5, c_int::MAX] {
+            assert_eq!(choice_value(&TARGETS, bad), SwapTarget::Largest);
+        }
+        assert_eq!(TARGETS_LABELS[2], c"Face 1");
+    }
 }

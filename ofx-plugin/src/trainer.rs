@@ -17,23 +17,25 @@ use openfx::sys::image_effect_v1::image_effect::*;
 
 use crate::ofx::{
     DEADLINE_PARAM, DEVICE_PARAM, INSTANCE_ID_DEF, INSTANCE_ID_PARAM, ParamDef, ParamKind, Res,
-    SendParam, Suites, choice_value, device_choice, get_double, get_str, instance, param,
-    param_int, param_string, set_message, set_param_double, set_param_int, set_param_string,
+    SendParam, Suites, choice_labels, choice_value, device_choice, get_double, get_str, instance,
+    param, param_int, param_string, set_message, set_param_double, set_param_int, set_param_string,
     with_images, with_link,
 };
 use crate::{DaemonLink, copy_rows};
 
-const COLLECT: &[(&CStr, &str)] = &[
+const COLLECT: [(&CStr, &str); 3] = [
     (c"Off", "off"),
     (c"Collect A (the face to put in)", "a"),
     (c"Collect B (the faces to replace)", "b"),
 ];
-const MODEL_SIZES: &[(&CStr, &str)] = &[
+const COLLECT_LABELS: [&CStr; 3] = choice_labels(&COLLECT);
+const MODEL_SIZES: [(&CStr, &str); 3] = [
     (c"Small (trains on a CPU in minutes)", "small"),
     (c"DeepFaceLab defaults (GPU)", "dfl"),
     // Appended, so saved projects keep their choice index.
     (c"Phaze-A, Faceswap++ optimised (GPU)", "fspp"),
 ];
+const MODEL_SIZES_LABELS: [&CStr; 3] = choice_labels(&MODEL_SIZES);
 
 /// The trainer's params.
 pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
@@ -42,7 +44,7 @@ pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
         label: c"Collect",
         hint: c"Send frames rendered between In and Out to faceswapd as training material",
         kind: ParamKind::Choice {
-            options: COLLECT,
+            options: &COLLECT_LABELS,
             default: 0,
         },
     },
@@ -83,7 +85,7 @@ pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
         label: c"Model size",
         hint: c"Small trains on a CPU; DeepFaceLab's defaults (SAEHD DF) and Phaze-A's optimised model (EfficientNetV2 encoder, G-block) need a GPU",
         kind: ParamKind::Choice {
-            options: MODEL_SIZES,
+            options: &MODEL_SIZES_LABELS,
             default: 0,
         },
     },
@@ -163,7 +165,7 @@ pub(crate) fn render(
         in_args,
         |image, dst, dst_stride, bottom_up, time| {
             copy_rows(image, dst, dst_stride);
-            let side = match choice_value(COLLECT, param_int(s, effect, c"collect", time)?) {
+            let side = match choice_value(&COLLECT, param_int(s, effect, c"collect", time)?) {
                 "a" => Side::A,
                 "b" => Side::B,
                 _ => return Ok(()),
@@ -217,7 +219,7 @@ fn train_settings(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<Tr
         ..TrainSettings::default()
     };
     Ok(
-        match choice_value(MODEL_SIZES, param_int(s, effect, c"modelSize", time)?) {
+        match choice_value(&MODEL_SIZES, param_int(s, effect, c"modelSize", time)?) {
             "small" => TrainSettings {
                 ae_dims: 64,
                 e_dims: 16,

@@ -333,6 +333,82 @@ pub fn temp_files(dir: &Path) -> usize {
     })
 }
 
+/// Waits until the atomic writer starts a file in `dir` (a temporary name appears), at most
+/// `timeout`; true when one did. Woken by inotify the moment the file is created, so a kill
+/// right after lands during the write more often than not.
+pub fn wait_for_temp_file(dir: &Path, timeout: Duration) -> anyhow::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: plain syscalls on a descriptor this function owns and closes.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    if fd < 0 {
+        bail!("inotify_init1: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open; closing it here ends its only use.
+    let _close = scopeguard(move || unsafe {
+        libc::close(fd);
+    });
+    // SAFETY: `c_dir` is a NUL-terminated path.
+    if unsafe { libc::inotify_add_watch(fd, c_dir.as_ptr(), libc::IN_CREATE) } < 0 {
+        bail!(
+            "watching {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    // Checked after the watch is set, so a file made in between is not missed.
+    if temp_files(dir) > 0 {
+        return Ok(true);
+    }
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = timeout.checked_sub(start.elapsed()) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready =
+            unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if ready <= 0 {
+            continue;
+        }
+        // SAFETY: reading into a buffer this function owns.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            continue;
+        }
+        let mut at = 0;
+        let header = std::mem::size_of::<libc::inotify_event>();
+        while at + header <= n as usize {
+            // SAFETY: the kernel wrote a whole event header at `at`.
+            let ev: libc::inotify_event =
+                unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast()) };
+            let name = &buf[at + header..at + header + ev.len as usize];
+            let name = name.split(|&b| b == 0).next().unwrap_or_default();
+            if name.starts_with(faceswapd::atomic::TEMP_PREFIX.as_bytes()) {
+                return Ok(true);
+            }
+            at += header + ev.len as usize;
+        }
+    }
+    Ok(false)
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
 /// SIGKILLs a daemon that is training into `model_dir`, checks that a valid checkpoint is there
 /// (never behind `last_step`, which is updated, and loaded without warnings), and restarts the
 /// daemon. Returns whether the kill landed during a checkpoint write, and a new connection.

@@ -265,20 +265,25 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
         .to_string();
     println!("missing folder: {e}");
     assert!(e.contains("does not exist"), "{e}");
-    let locked = root.path().join("locked");
-    std::fs::create_dir_all(&locked).unwrap();
-    let mut perms = std::fs::metadata(&locked).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o500);
-    std::fs::set_permissions(&locked, perms).unwrap();
-    let req = request(fx, locked.join("out.mp4"), first_frames(3));
-    let result = run_convert(&req, &mut model, |_, _| true);
-    let names: Vec<_> = std::fs::read_dir(&locked).unwrap().collect();
-    // (Running as root ignores the permission; the partial-name rule still holds.)
-    if let Err(e) = result {
-        println!("unwritable folder: {e}");
-        assert!(e.to_string().contains("cannot write"), "{e}");
-        assert!(names.is_empty(), "nothing left behind");
-    }
+    // Under a regular file: certain to fail, as root too.
+    let plain = root.path().join("plain-file");
+    std::fs::write(&plain, b"not a folder").unwrap();
+    let req = request(fx, plain.join("out.mp4"), first_frames(3));
+    let e = run_convert(&req, &mut model, |_, _| true)
+        .unwrap_err()
+        .to_string();
+    println!("folder is a file: {e}");
+    assert!(
+        e.contains("cannot write") && e.contains("is a file, not a folder"),
+        "{e}"
+    );
+    // A folder no one may create files in (procfs refuses root too): FFmpeg's open fails.
+    let req = request(fx, PathBuf::from("/proc/self/out.mp4"), first_frames(3));
+    let e = run_convert(&req, &mut model, |_, _| true)
+        .unwrap_err()
+        .to_string();
+    println!("unwritable folder: {e}");
+    assert!(e.contains("cannot write") && e.contains("writable"), "{e}");
 
     // Stopping midway removes the partial file; nothing appears under the final name.
     let out = root.path().join("stopped.mp4");

@@ -260,10 +260,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         let wrapper = root.path().join(WRAPPER);
         let envs = [
             ("FACESWAPD_SOCKET", socket.path().as_os_str()),
-            (
-                "FACESWAPD_BIN",
-                root.path().join(WRAPPER).into_os_string().leak(),
-            ),
+            ("FACESWAPD_BIN", wrapper.as_os_str()),
             (ROOT_ENV, root.path().as_os_str()),
             (PLUGINS_ENV, plugin_path().as_os_str()),
             (MODEL_ENV, model().as_os_str()),

@@ -9,7 +9,7 @@ use faceswap_models::burn::tensor::Device;
 use faceswap_models::{ComputeDevice, FaceTrainer, TrainerConfig};
 use faceswap_protocol::{JobSpec, JobState, Request, Response, TrainSettings};
 use faceswap_tests::{
-    DaemonUnderTest, job, kill_during_training, temp_files, test_asset, wait_running_past,
+    DaemonUnderTest, job, kill_during_training, test_asset, wait_for_temp_file, wait_running_past,
     wait_state,
 };
 use faceswapd::extract::geometry::Centering;
@@ -230,8 +230,7 @@ fn sigkill_twenty_times_mid_training_then_resume_ends_with_the_uninterrupted_wei
         let target = last_step + 1 + next(8);
         wait_running_past(&mut c, id, target).unwrap();
         if kills % 3 == 2 {
-            let t = Instant::now();
-            while temp_files(&model_dir) == 0 && t.elapsed() < Duration::from_secs(5) {}
+            wait_for_temp_file(&model_dir, Duration::from_secs(5)).unwrap();
         } else {
             std::thread::sleep(Duration::from_millis(next(300)));
         }

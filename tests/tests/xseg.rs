@@ -365,12 +365,13 @@ fn xseg_training_is_a_daemon_job() {
 #[cfg(unix)]
 #[test]
 fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use faceswap_models::ComputeDevice;
     use faceswap_protocol::{JobSpec, JobState, Request, Response, XsegSettings};
     use faceswap_tests::{
-        DaemonUnderTest, job, kill_during_training, temp_files, wait_running_past, wait_state,
+        DaemonUnderTest, job, kill_during_training, wait_for_temp_file, wait_running_past,
+        wait_state,
     };
     use faceswapd::masks::xseg::{XsegTrainRequest, train_xseg};
     use faceswapd::train::checkpoint;
@@ -424,8 +425,7 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
         wait_running_past(&mut c, id, target).unwrap();
         if kills % 2 == 1 {
             // The instant a checkpoint is being written.
-            let t = Instant::now();
-            while temp_files(&model) == 0 && t.elapsed() < Duration::from_secs(5) {}
+            wait_for_temp_file(&model, Duration::from_secs(5)).unwrap();
         }
         let (during_write, conn) = kill_during_training(&mut d, &model, &mut last_step).unwrap();
         kills += 1;

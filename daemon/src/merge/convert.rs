@@ -638,10 +638,17 @@ impl VideoSink {
         if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
-            return Err(fail(format!(
-                "its folder {} does not exist; create it first",
-                parent.display()
-            )));
+            return Err(fail(if parent.exists() {
+                format!(
+                    "{} is a file, not a folder; choose an output inside a folder",
+                    parent.display()
+                )
+            } else {
+                format!(
+                    "its folder {} does not exist; create it first",
+                    parent.display()
+                )
+            }));
         }
         let mut octx = ffmpeg::format::output(&temp).map_err(|e| {
             fail(format!(

@@ -838,14 +838,26 @@ fn write_preview(
     let t =
         |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [rows, 3, r, r]), device);
     let out = trainer.model().forward(t(&va), t(&vb));
-    let data = |x: Tensor<4>| x.into_data().try_to_vec::<f32>().unwrap_or_default();
+    // A failed read-back is an error, never a black preview that looks like a dead model.
+    let data = |x: Tensor<4>| {
+        // Converted first: a half-precision run predicts f16/bf16 faces.
+        x.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| {
+                TrainError::State(
+                    dir.join(PREVIEW),
+                    format!("the preview's predicted faces could not be read back ({e:?})"),
+                )
+            })
+    };
     let columns = [
         va,
-        data(out.a.0),
-        data(out.a_to_b.0),
+        data(out.a.0)?,
+        data(out.a_to_b.0)?,
         vb,
-        data(out.b.0),
-        data(out.b_to_a.0),
+        data(out.b.0)?,
+        data(out.b_to_a.0)?,
     ];
     let (w, h) = (columns.len() * r, rows * r);
     let mut img = image::RgbImage::new(w as u32, h as u32);
