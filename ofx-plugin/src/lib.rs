@@ -6,7 +6,9 @@
 //! through and the caller shows the returned reason as a persistent message; the host is never
 //! blocked beyond the deadline and never sees a panic. The OFX entry points build on this.
 
+mod host;
 pub mod ofx;
+mod swap;
 mod trainer;
 
 use std::time::{Duration, Instant};

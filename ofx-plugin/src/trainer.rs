@@ -8,19 +8,13 @@
 use std::ffi::{CStr, c_int};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use faceswap_protocol::{ProjectReport, Request, Response, Side, SocketPath, TrainSettings};
 use openfx::sys::generic::core::*;
 use openfx::sys::image_effect_v1::image_effect::*;
 
-use crate::ofx::{
-    DEADLINE_PARAM, DEVICE_PARAM, INSTANCE_ID_DEF, INSTANCE_ID_PARAM, ParamDef, ParamKind, Res,
-    SendParam, Suites, choice_labels, choice_value, device_choice, get_double, get_str, instance,
-    param, param_int, param_string, set_message, set_param_double, set_param_int, set_param_string,
-    with_images, with_link,
-};
+use crate::host::*;
 use crate::{DaemonLink, copy_rows};
 
 const COLLECT: [(&CStr, &str); 3] = [
@@ -131,21 +125,6 @@ pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
     DEVICE_PARAM,
     INSTANCE_ID_DEF,
 ];
-
-/// The status thread of one trainer instance.
-pub(crate) struct Poller {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn deadline(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<Duration> {
     Ok(Duration::from_millis(
@@ -284,7 +263,7 @@ fn start_training(s: &'static Suites, effect: OfxImageEffectHandle, time: f64) -
                     say(&describe(&report, job));
                     if report.checkpoint_step.is_some() && report.checkpoint_step != last_step {
                         last_step = report.checkpoint_step;
-                        let bumped = crate::ofx::get_param_double(s, refresh).unwrap_or(0.0) + 1.0;
+                        let bumped = get_param_double(s, refresh).unwrap_or(0.0) + 1.0;
                         let _ = set_param_double(s, refresh, bumped);
                     }
                     if report.job.as_ref().is_some_and(|j| j.state.is_final()) {
