@@ -14,11 +14,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::assets::{ASSETS, Asset, AssetKind, Obtained};
 use crate::cli_output::{out, outln};
+use crate::client::EXIT_ALREADY_RUNNING;
 use crate::config::{Config, LoadedConfig};
 use crate::paths::Dirs;
-
-/// Exit status of `serve` when another daemon already runs.
-pub const EXIT_ALREADY_RUNNING: i32 = 3;
 
 /// How long `shutdown` waits for the daemon to exit (running jobs save a checkpoint first).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(120);

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use faceswap_protocol::{ClientKind, Connection, ProtocolError, SocketPath};
 
+/// Exit status of `serve` when another daemon already runs.
+pub const EXIT_ALREADY_RUNNING: i32 = 3;
+
 /// How long a CLI call waits for each reply.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a freshly started daemon gets to open its socket.
@@ -48,9 +51,7 @@ pub fn connect(
         if let Some(status) = child.try_wait().context("checking the started daemon")? {
             // Exit 3: another daemon held the lock, either starting (it will listen shortly) or
             // shutting down (then nobody will): start ours again until one answers.
-            if status.code() == Some(crate::cli::EXIT_ALREADY_RUNNING)
-                && start.elapsed() < START_TIMEOUT
-            {
+            if status.code() == Some(EXIT_ALREADY_RUNNING) && start.elapsed() < START_TIMEOUT {
                 std::thread::sleep(Duration::from_millis(100));
                 child = spawn_daemon(socket)?;
                 continue;

@@ -57,8 +57,21 @@ impl JobsError {
     }
 }
 
-/// Runs one job's work; the daemon's is [`crate::media::run_job`].
+/// Runs one job's work.
 pub type Runner = fn(&JobSpec, &JobContext) -> Result<(), JobError>;
+
+/// Checks a spec before it is queued: what can be known without running it.
+pub type Validator = fn(&JobSpec) -> Result<(), JobsError>;
+
+/// What the queue knows of the stages: how to check a spec and how to run it. The daemon's
+/// are in `crate::stages`; the queue itself knows no stage.
+#[derive(Clone, Copy)]
+pub struct JobHandlers {
+    /// Refuses a spec that cannot run (bad paths, options) before it is queued.
+    pub validate: Validator,
+    /// Does the work.
+    pub run: Runner,
+}
 
 struct State {
     records: BTreeMap<JobId, JobRecord>,
@@ -73,7 +86,7 @@ struct Shared {
     log_tail: usize,
     state: Mutex<State>,
     wake: Condvar,
-    runner: Runner,
+    handlers: JobHandlers,
 }
 
 /// The queue and its workers.
@@ -124,7 +137,7 @@ impl Shared {
 impl JobManager {
     /// Opens the queue in `dir`, recovering records: a job left `running` by a crash becomes
     /// `interrupted`. Unreadable records are renamed `*.corrupt` and reported, never deleted.
-    pub fn open(dir: &Path, log_tail: usize, runner: Runner) -> std::io::Result<Self> {
+    pub fn open(dir: &Path, log_tail: usize, handlers: JobHandlers) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         crate::atomic::remove_stale_temps(dir)?;
         let mut records = BTreeMap::new();
@@ -165,7 +178,7 @@ impl JobManager {
                 shutting_down: false,
             }),
             wake: Condvar::new(),
-            runner,
+            handlers,
         });
         {
             let mut st = shared.lock();
@@ -208,7 +221,7 @@ impl JobManager {
 
     /// Queues a new job.
     pub fn submit(&self, spec: JobSpec) -> Result<JobId, JobsError> {
-        validate(&spec)?;
+        (self.shared.handlers.validate)(&spec)?;
         let mut st = self.shared.lock();
         if st.shutting_down {
             return Err(JobsError::ShuttingDown);
@@ -331,200 +344,6 @@ impl JobManager {
     }
 }
 
-fn require_absolute(paths: &[(&str, &String)]) -> Result<(), JobsError> {
-    for (what, p) in paths {
-        if !Path::new(p).is_absolute() {
-            return Err(JobsError::InvalidInput(format!(
-                "{what} {p:?} must be an absolute path (the daemon has its own working folder)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A job's device spelling must name a device (training: or a comma list of them, data
-/// parallel); whether they work here is the job's to find out when it starts.
-fn check_device(device: Option<&str>, list: bool) -> Result<(), JobsError> {
-    let Some(device) = device else {
-        return Ok(());
-    };
-    if device.contains(',') && !list {
-        return Err(JobsError::InvalidInput(format!(
-            "device {device:?}: only training splits over several devices; name one"
-        )));
-    }
-    for one in device.split(',') {
-        crate::config::device_request(one.trim()).map_err(JobsError::InvalidInput)?;
-    }
-    Ok(())
-}
-
-fn validate(spec: &JobSpec) -> Result<(), JobsError> {
-    match spec {
-        JobSpec::ExtractFrames {
-            input,
-            output_dir,
-            every_nth,
-        } => {
-            require_absolute(&[("input", input), ("output folder", output_dir)])?;
-            if !Path::new(input).is_file() {
-                return Err(JobsError::InvalidInput(format!(
-                    "no such video file: {input}"
-                )));
-            }
-            if *every_nth == 0 {
-                return Err(JobsError::InvalidInput(
-                    "every_nth must be at least 1".into(),
-                ));
-            }
-            Ok(())
-        }
-        JobSpec::Extract {
-            input,
-            output_dir,
-            size,
-            centering,
-            every_nth,
-            refeed,
-            ..
-        } => {
-            require_absolute(&[("input", input), ("output folder", output_dir)])?;
-            if !Path::new(input).exists() {
-                return Err(JobsError::InvalidInput(format!(
-                    "no such video or folder: {input}"
-                )));
-            }
-            if !(32..=4096).contains(size) {
-                return Err(JobsError::InvalidInput(format!(
-                    "face size {size} must be 32..4096"
-                )));
-            }
-            if crate::extract::geometry::Centering::parse(centering).is_none() {
-                return Err(JobsError::InvalidInput(format!(
-                    "centering {centering:?}: use legacy, face, head, f, wf or dfl-head"
-                )));
-            }
-            if *every_nth == 0 || *refeed > 16 {
-                return Err(JobsError::InvalidInput(
-                    "every_nth must be at least 1 and refeed at most 16".into(),
-                ));
-            }
-            Ok(())
-        }
-        JobSpec::Train {
-            faceset_a,
-            faceset_b,
-            model_dir,
-            settings,
-        } => {
-            require_absolute(&[
-                ("faceset A", faceset_a),
-                ("faceset B", faceset_b),
-                ("model folder", model_dir),
-            ])?;
-            for (side, dir) in [("A", faceset_a), ("B", faceset_b)] {
-                if !Path::new(dir).is_dir() {
-                    return Err(JobsError::InvalidInput(format!(
-                        "faceset {side} {dir} is not a folder; run `faceswapd extract` first"
-                    )));
-                }
-            }
-            crate::train::network_options(settings).map_err(JobsError::InvalidInput)?;
-            check_device(settings.device.as_deref(), true)?;
-            if settings.batch == 0 || settings.micro_batches > settings.batch {
-                return Err(JobsError::InvalidInput(
-                    "batch must be at least 1 and micro_batches at most the batch".into(),
-                ));
-            }
-            Ok(())
-        }
-        JobSpec::Convert {
-            input,
-            alignments,
-            model_dir,
-            output,
-            settings,
-        } => {
-            require_absolute(&[
-                ("input", input),
-                ("alignments", alignments),
-                ("model folder", model_dir),
-                ("output", output),
-            ])?;
-            if !Path::new(input).exists() {
-                return Err(JobsError::InvalidInput(format!(
-                    "input {input} does not exist"
-                )));
-            }
-            if !Path::new(model_dir)
-                .join(crate::train::MODEL_FILE)
-                .is_file()
-            {
-                return Err(JobsError::InvalidInput(format!(
-                    "{model_dir} is not a model folder (no {}); train one with `faceswapd train`",
-                    crate::train::MODEL_FILE
-                )));
-            }
-            crate::merge::convert::merge_settings(settings)
-                .map_err(|e| JobsError::InvalidInput(e.to_string()))?;
-            check_device(settings.device.as_deref(), false)?;
-            Ok(())
-        }
-        JobSpec::XsegTrain {
-            facesets,
-            model_dir,
-            settings,
-        } => {
-            let mut named: Vec<(&str, &String)> = vec![("model folder", model_dir)];
-            named.extend(facesets.iter().map(|f| ("faceset", f)));
-            require_absolute(&named)?;
-            if facesets.is_empty() {
-                return Err(JobsError::InvalidInput("name at least one faceset".into()));
-            }
-            if !settings.resolution.is_multiple_of(16) || settings.resolution < 32 {
-                return Err(JobsError::InvalidInput(format!(
-                    "XSeg resolution {} must be a multiple of 16, at least 32",
-                    settings.resolution
-                )));
-            }
-            check_device(settings.device.as_deref(), false)?;
-            Ok(())
-        }
-        JobSpec::Tool { faceset, tool } => {
-            let mut named: Vec<(&str, &String)> = vec![("faceset", faceset)];
-            match tool {
-                faceswap_protocol::ToolSpec::Sort { by, out, .. } => {
-                    named.push(("output folder", out));
-                    if crate::tools::SortMethod::parse(by).is_none() {
-                        return Err(JobsError::InvalidInput(format!(
-                            "unknown sort {by:?}: blur, blur-fft, distance, yaw, pitch, roll, hist, size, face"
-                        )));
-                    }
-                }
-                faceswap_protocol::ToolSpec::Draw { source, out } => {
-                    named.push(("source", source));
-                    named.push(("output folder", out));
-                }
-                faceswap_protocol::ToolSpec::MissingFrames { source }
-                | faceswap_protocol::ToolSpec::Extract { source, .. } => {
-                    named.push(("source", source));
-                }
-                _ => {}
-            }
-            require_absolute(&named)?;
-            if !Path::new(faceset)
-                .join(crate::extract::ALIGNMENTS_FILE)
-                .is_file()
-            {
-                return Err(JobsError::InvalidInput(format!(
-                    "{faceset} has no alignments.fsppa: point at a faceset folder `faceswapd extract` wrote"
-                )));
-            }
-            Ok(())
-        }
-    }
-}
-
 fn worker_loop(shared: Arc<Shared>) {
     loop {
         let (id, spec, stop) = {
@@ -558,7 +377,7 @@ fn worker_loop(shared: Arc<Shared>) {
             stop: Arc::clone(&stop),
             shared: Arc::clone(&shared),
         };
-        let runner = shared.runner;
+        let runner = shared.handlers.run;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&spec, &ctx)))
             .unwrap_or_else(|panic| Err(crash_error(&spec, panic.as_ref())));
         faceswap_models::conv::release_scratch();
@@ -748,6 +567,23 @@ mod tests {
         Err(JobError::Failed("input is not a video".into()))
     }
 
+    /// The queue's part of validation: whatever the validator refuses is never queued.
+    fn refuse_relative(spec: &JobSpec) -> Result<(), JobsError> {
+        match spec {
+            JobSpec::ExtractFrames { input, .. } if !Path::new(input).is_absolute() => {
+                Err(JobsError::InvalidInput(format!("{input} is relative")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn handlers(run: Runner) -> JobHandlers {
+        JobHandlers {
+            validate: refuse_relative,
+            run,
+        }
+    }
+
     fn wait_for(m: &JobManager, id: JobId, state: JobState) -> JobRecord {
         for _ in 0..500 {
             let r = m.get(id).unwrap();
@@ -763,7 +599,7 @@ mod tests {
     fn runs_cancels_resumes_and_recovers_running_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let jobs = dir.path().join("jobs");
-        let m = JobManager::open(&jobs, 5, slow_runner).unwrap();
+        let m = JobManager::open(&jobs, 5, handlers(slow_runner)).unwrap();
         m.start_workers(1);
         let a = m.submit(spec(dir.path())).unwrap();
         let b = m.submit(spec(dir.path())).unwrap();
@@ -790,7 +626,7 @@ mod tests {
         rec.state = JobState::Running;
         std::fs::write(record_path(&jobs, b), toml::to_string(&rec).unwrap()).unwrap();
         std::fs::write(jobs.join("job-00000099.toml"), "not = [valid").unwrap();
-        let m2 = JobManager::open(&jobs, 5, slow_runner).unwrap();
+        let m2 = JobManager::open(&jobs, 5, handlers(slow_runner)).unwrap();
         assert_eq!(m2.get(b).unwrap().state, JobState::Interrupted);
         assert_eq!(m2.get(a).unwrap().state, JobState::Done);
         assert!(jobs.join("job-00000099.toml.corrupt").exists());
@@ -800,7 +636,7 @@ mod tests {
     #[test]
     fn failures_are_recorded_and_bad_specs_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let m = JobManager::open(&dir.path().join("jobs"), 5, failing_runner).unwrap();
+        let m = JobManager::open(&dir.path().join("jobs"), 5, handlers(failing_runner)).unwrap();
         m.start_workers(1);
         let id = m.submit(spec(dir.path())).unwrap();
         let rec = wait_for(&m, id, JobState::Failed);

@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod atomic;
+pub mod checkpoint;
 pub mod cli;
 pub mod cli_output;
 pub mod client;
@@ -27,5 +28,7 @@ pub mod paths;
 pub mod project;
 pub mod server;
 pub mod service;
+pub mod stages;
 pub mod tools;
 pub mod train;
+pub mod warp;

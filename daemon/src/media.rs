@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use faceswap_protocol::JobSpec;
 use ffmpeg_next as ffmpeg;
 
 use crate::atomic::{remove_stale_temps, write_atomic};
@@ -318,22 +317,6 @@ pub fn frame_file_name(i: u64) -> String {
 impl From<MediaError> for JobError {
     fn from(e: MediaError) -> Self {
         JobError::Failed(e.to_string())
-    }
-}
-
-/// The daemon's job runner: dispatches a spec to its implementation.
-pub fn run_job(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
-    match spec {
-        JobSpec::ExtractFrames {
-            input,
-            output_dir,
-            every_nth,
-        } => extract_frames(Path::new(input), Path::new(output_dir), *every_nth, ctx),
-        JobSpec::Extract { .. } => crate::extract::run_job(spec, ctx),
-        JobSpec::Train { .. } => crate::train::run_job(spec, ctx),
-        JobSpec::Convert { .. } => crate::merge::convert::run_job(spec, ctx),
-        JobSpec::XsegTrain { .. } => crate::masks::xseg::run_job(spec, ctx),
-        JobSpec::Tool { .. } => crate::tools::run_job(spec, ctx),
     }
 }
 

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use faceswap_protocol::{JobId, JobSpec, ProjectReport, Side, TrainSettings};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint;
 use crate::extract::geometry::{Centering, centered_matrix, crop_matrix};
 use crate::extract::image::Pyramid;
 use crate::extract::pipeline::{Extractor, StageTimings};
 use crate::extract::{FaceMeta, encode_face_png};
 use crate::jobs::JobManager;
 use crate::media::RgbFrame;
-use crate::train::checkpoint;
 
 /// Aligned faces collected from the editor: DFL whole-face-like full crops at this size.
 pub const COLLECT_SIZE: u32 = 128;

@@ -89,7 +89,7 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
     let jobs = JobManager::open(
         &dirs.jobs(),
         cfg.jobs.log_tail_lines as usize,
-        crate::media::run_job,
+        crate::stages::HANDLERS,
     )
     .map_err(io_err(format!(
         "opening the job store {}",

@@ -1146,7 +1146,7 @@ mod tests {
     /// same inputs (drawn once, under the trainers' lock: tests share the device's generator).
     fn grads(options: &ConvOptions<2>, kernel: [usize; 2]) -> [Results; 2] {
         let device = Device::flex().autodiff();
-        let draws = crate::train::random_draws();
+        let draws = crate::weights::random_draws();
         let data = |dims: Vec<usize>| {
             Tensor::<1>::random(
                 [dims.iter().product::<usize>()],
@@ -1220,7 +1220,7 @@ mod tests {
     fn fused_bias_residual_leaky_equals_burns_ops() {
         use burn::nn::conv::Conv2dConfig;
         let device = Device::flex().autodiff();
-        let draws = crate::train::random_draws();
+        let draws = crate::weights::random_draws();
         let conv = Conv2dConfig::new([4, 5], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(&device);

@@ -70,7 +70,7 @@ impl FaceModel {
         device: &Device,
         weights: Vec<u8>,
     ) -> Result<FaceModel, LoadError> {
-        crate::train::load_weights(|| opts.init(device), weights)
+        crate::weights::load_weights(|| opts.init(device), weights)
     }
 
     /// Reconstructs both sides as a training step needs: `(image, mask)` of A and of B.

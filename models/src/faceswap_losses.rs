@@ -7,7 +7,7 @@ use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::losses::{dssim, gaussian_filter, ssim_parts};
+use crate::ssim::{dssim, gaussian_filter, ssim_parts};
 
 /// One of the image losses.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,7 +36,7 @@ impl ImageLoss {
     /// `ffl`, `laploss`); `ssim` takes DFL's window for `resolution`.
     pub fn parse(name: &str, resolution: usize) -> Option<ImageLoss> {
         Some(match name {
-            "ssim" | "dssim" => ImageLoss::Dssim(crate::losses::dssim_kernel(resolution)),
+            "ssim" | "dssim" => ImageLoss::Dssim(crate::ssim::dssim_kernel(resolution)),
             "mse" => ImageLoss::Mse,
             "mae" => ImageLoss::Mae,
             "logcosh" => ImageLoss::LogCosh,

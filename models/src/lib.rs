@@ -8,6 +8,7 @@
 pub use burn;
 
 pub mod backend;
+pub mod batch;
 pub mod bisenet;
 pub mod blazeface;
 pub mod conv;
@@ -24,7 +25,9 @@ pub mod optim;
 pub mod phaze_a;
 pub mod s3fd;
 pub mod saehd;
+pub mod ssim;
 pub mod train;
+pub mod weights;
 pub mod xseg;
 
 #[cfg(all(test, any(feature = "vulkan", feature = "wgpu", feature = "cuda")))]
@@ -38,6 +41,7 @@ pub use backend::{
     ComputeBackend, ComputeDevice, DeviceRequest, ProbeReport, compiled_backends, probe,
     select_device,
 };
+pub use batch::SideBatch;
 pub use blazeface::{BlazeFace, BlazeFaceKind, RawDetection};
 pub use face_model::{FaceModel, ModelOptions};
 pub use facemesh::{FaceMesh, IBUG68_FROM_FACEMESH, MeshResult};
@@ -46,4 +50,4 @@ pub use onnx::{OnnxModel, OnnxRuntimeError, load_onnx_runtime};
 pub use phaze_a::{PhazeA, PhazeAOptions};
 pub use s3fd::{S3fd, S3fdBox};
 pub use saehd::{Archi, FaceOutput, ModelPart, Saehd, SaehdOptions, SwapOutput};
-pub use train::{FaceTrainer, OptimizerKind, SideBatch, StepStats, TrainerConfig};
+pub use train::{FaceTrainer, OptimizerKind, StepStats, TrainerConfig};

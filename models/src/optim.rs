@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn learning_rate_dropout_keeps_about_thirty_percent() {
         // burn draws from one generator per process; keep other tests' draws out of ours.
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         let device = Device::flex();
         let n = 100_000;
         let p = Tensor::<1>::zeros([n], &device);

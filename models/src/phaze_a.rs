@@ -1581,7 +1581,7 @@ mod tests {
     #[test]
     fn efficientnet_v2_b0_has_keras_parameter_count() {
         // burn draws from one generator per process; keep other tests' draws out of ours.
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         // Keras EfficientNetV2B0(include_top=False) holds 5,919,312 weights (7,200,312 with its
         // 1,281,000-weight top); burn counts batch-norm moving statistics as Keras does.
         let (net, ch) = EfficientNetV2::new(1.0, 1.0, &Device::flex());
@@ -1595,11 +1595,12 @@ mod tests {
 pub(crate) mod build_tests {
     use super::*;
     use crate::face_model::ModelOptions;
-    use crate::train::{FaceTrainer, SideBatch, TrainerConfig};
+    use crate::SideBatch;
+    use crate::train::{FaceTrainer, TrainerConfig};
 
     pub(crate) fn batch(res: usize, seed: f32, device: &Device) -> SideBatch {
         // Drawn under the trainers' lock: tests comparing seeded runs share the generator.
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         let img = Tensor::<4>::random([2, 3, res, res], Distribution::Uniform(0.0, 1.0), device)
             .mul_scalar(0.5)
             .add_scalar(seed * 0.25);

@@ -716,7 +716,7 @@ mod tests {
     #[test]
     fn every_archi_builds_with_dfl_parameter_counts_and_shapes() {
         // burn draws from one generator per process; keep other tests' draws out of ours.
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         let device = Device::flex();
         for archi in [
             "df", "df-u", "df-d", "df-t", "df-ud", "df-udt", "liae", "liae-u", "liae-d", "liae-t",
@@ -755,7 +755,7 @@ mod tests {
     #[test]
     fn accumulated_micro_batches_give_the_full_batch_update() {
         // burn draws from one generator per process; keep other tests' draws out of ours.
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         use crate::losses::saehd_image_loss;
         use burn::optim::{GradientsAccumulator, GradientsParams, SgdConfig};
         let device = Device::flex().autodiff();
@@ -823,7 +823,7 @@ mod tests {
     #[test]
     fn dfl_default_sizes_have_dfl_parameter_counts_at_256() {
         // burn draws from one generator per process; keep other tests' draws out of ours.
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         // Formula only (building 256 px at DFL's default dims takes too long for a unit test).
         let o = SaehdOptions::parse("liae-ud", 256, 256, 64, 64, 22).unwrap();
         println!(

@@ -11,62 +11,11 @@ use burn::optim::{
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, FloatDType, Tensor};
 
+use crate::batch::SideBatch;
 use crate::face_model::{FaceModel, ModelOptions};
 use crate::losses::{SideLossOptions, saehd_side_loss};
 use crate::optim::{AdaBeliefConfig, LrSchedule};
-
-/// One side's training batch, all `[B, C, R, R]` with values in [0, 1].
-#[derive(Debug, Clone)]
-pub struct SideBatch {
-    /// Network input: the augmented face with random warp (`[B, 3, R, R]`).
-    pub warped: Tensor<4>,
-    /// What the decoder should reproduce: the same face and transform, no warp.
-    pub target: Tensor<4>,
-    /// Full-face mask of the target (`[B, 1, R, R]`), the learned mask's target.
-    pub mask: Tensor<4>,
-    /// DFL's `clip(blur(mask, R/32), 0, 0.5)·2`: where the image loss counts when masked.
-    pub loss_mask: Tensor<4>,
-    /// Eyes-and-mouth priority weights (`[B, 1, R, R]`).
-    pub em_mask: Tensor<4>,
-}
-
-impl SideBatch {
-    /// A batch of unwarped faces `[B, 3, R, R]` that fill the frame: the target is the input and
-    /// every mask is 1 (tests and benches).
-    pub fn unmasked(faces: Tensor<4>) -> SideBatch {
-        let [b, _, h, w] = faces.dims();
-        let ones = Tensor::<4>::ones([b, 1, h, w], &faces.device());
-        SideBatch {
-            warped: faces.clone(),
-            target: faces,
-            mask: ones.clone(),
-            loss_mask: ones.clone(),
-            em_mask: ones,
-        }
-    }
-
-    fn narrow(&self, start: usize, len: usize) -> SideBatch {
-        self.map(|t| t.narrow(0, start, len))
-    }
-
-    fn to_device(&self, device: &Device) -> SideBatch {
-        self.map(|t| t.to_device(device))
-    }
-
-    fn map(&self, f: impl Fn(Tensor<4>) -> Tensor<4>) -> SideBatch {
-        SideBatch {
-            warped: f(self.warped.clone()),
-            target: f(self.target.clone()),
-            mask: f(self.mask.clone()),
-            loss_mask: f(self.loss_mask.clone()),
-            em_mask: f(self.em_mask.clone()),
-        }
-    }
-
-    fn batch_size(&self) -> usize {
-        self.warped.dims()[0]
-    }
-}
+use crate::weights::{materialise, random_draws, step_seed, weight_values};
 
 /// Which optimiser updates the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,69 +355,6 @@ pub fn percentile(values: &[f32], p: f64) -> f32 {
     let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
     let f = (rank - lo as f64) as f32;
     v[lo] + (v[hi] - v[lo]) * f
-}
-
-/// burn's CPU backend keeps one random generator per process; seeding and drawing happen under
-/// this lock so concurrent trainers (jobs, tests) never take each other's draws.
-static RANDOM_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-pub(crate) fn random_draws() -> std::sync::MutexGuard<'static, ()> {
-    RANDOM_DRAWS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A network built by `build` with the weights `weights` (burnpack bytes a trainer saved).
-/// Building draws throwaway initial weights from the process's one generator, so it happens
-/// under the trainers' lock: loading a model never shifts a concurrent training run's draws.
-pub(crate) fn load_weights<M: Module>(
-    build: impl FnOnce() -> M,
-    weights: Vec<u8>,
-) -> Result<M, crate::saehd::LoadError> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-        .map_err(|e| crate::saehd::LoadError(e.to_string()))?;
-    let _draws = random_draws();
-    build()
-        .try_load_record(record)
-        .map_err(|e| crate::saehd::LoadError(e.to_string()))
-}
-
-/// A seed for step `step` of a run seeded `seed` (splitmix64 of both), so each step's random
-/// draws depend only on the run and the step.
-pub fn step_seed(seed: u64, step: u64) -> u64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Draws every lazily initialised parameter of `module` now. burn draws parameters on first
-/// use; drawing them right after seeding (under [`random_draws`]) makes the initial weights
-/// depend on the seed alone, whatever other threads draw later.
-pub fn materialise<M: Module>(module: &M) {
-    struct Materialise;
-    impl ModuleVisitor for Materialise {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    module.visit(&mut Materialise);
-}
-
-/// Every weight value of `module` in its visiting order: compares two models' weights (their
-/// saved records also carry parameter ids, which differ between separately built models).
-pub fn weight_values<M: Module>(module: &M) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Ok(v) = param.val().to_data().try_to_vec::<f32>() {
-                self.0.extend(v);
-            }
-        }
-    }
-    let mut c = Collect(Vec::new());
-    module.visit(&mut c);
-    c.0
 }
 
 impl FaceTrainer {
@@ -860,6 +746,44 @@ mod tests_support {
         }
     }
 
+    /// A batch of `batch` different faces (a per-sample wave pattern) with uneven masks, so
+    /// each sample's loss and gradient differ.
+    pub(super) fn varied_side(batch: usize, seed: u32, device: &Device) -> SideBatch {
+        let r = 32;
+        let wave = |k: usize, c: usize, y: usize, x: usize| {
+            let f = (seed as usize * 7 + k * 3 + c) as f32;
+            0.5 + 0.4 * ((x as f32 * 0.21 * (1.0 + f * 0.1)) + (y as f32 * 0.13 * f).cos()).sin()
+        };
+        let mut img = Vec::with_capacity(batch * 3 * r * r);
+        let mut mask = Vec::with_capacity(batch * r * r);
+        for k in 0..batch {
+            for c in 0..3 {
+                for y in 0..r {
+                    for x in 0..r {
+                        img.push(wave(k, c, y, x));
+                    }
+                }
+            }
+            for y in 0..r {
+                for x in 0..r {
+                    // A disc whose radius differs per sample.
+                    let (dx, dy) = (x as f32 - 15.5, y as f32 - 15.5);
+                    let inside = dx * dx + dy * dy < ((10 + 2 * k) as f32).powi(2);
+                    mask.push(if inside { 1.0 } else { 0.0 });
+                }
+            }
+        }
+        let faces = Tensor::<4>::from_data(TensorData::new(img, [batch, 3, r, r]), device);
+        let mask = Tensor::<4>::from_data(TensorData::new(mask, [batch, 1, r, r]), device);
+        SideBatch {
+            warped: faces.clone().flip([3]),
+            target: faces,
+            mask: mask.clone(),
+            loss_mask: mask.clone().add_scalar(0.25).clamp(0.0, 1.0),
+            em_mask: mask.mul_scalar(0.3),
+        }
+    }
+
     pub(super) fn trainer(device: &Device, cfg: TrainerConfig) -> FaceTrainer {
         let opts = SaehdOptions::parse("df", 32, 16, 4, 4, 2).unwrap();
         FaceTrainer::new(&opts, device, cfg)
@@ -965,6 +889,53 @@ mod tests {
         assert!(moved > 1e-3, "3 steps moved the weights by only {moved}");
         let apart = max_difference(&w1, &w2);
         assert!(apart <= 1e-5, "weights differ by {apart} after 3 steps");
+    }
+
+    #[test]
+    fn micro_batches_through_the_trainer_take_the_same_steps_as_one_whole_batch() {
+        // The trainer's own step: batch split, share weighting, masked + eyes/mouth loss,
+        // learned mask, clipping, lr dropout and AdaBelief, with 1, 2 and 3 micro-batches
+        // (3 splits the 4 faces unevenly: 1, 1, 2).
+        let device = Device::flex().autodiff();
+        let (a, b) = (varied_side(4, 1, &device), varied_side(4, 2, &device));
+        let whole = TrainerConfig {
+            micro_batches: 1,
+            ..cfg()
+        };
+        let mut one = trainer(&device, whole.clone());
+        let start = weights(&one);
+        let reference: Vec<StepStats> = (0..3).map(|_| one.train_step(&a, &b)).collect();
+        let w1 = weights(&one);
+        let moved = max_difference(&start, &w1);
+        assert!(moved > 1e-3, "3 steps moved the weights by only {moved}");
+        for n in [2, 3] {
+            let mut split = trainer(
+                &device,
+                TrainerConfig {
+                    micro_batches: n,
+                    ..whole.clone()
+                },
+            );
+            for (k, r) in reference.iter().enumerate() {
+                let s = split.train_step(&a, &b);
+                let close = |x: f32, y: f32| (x - y).abs() <= 1e-5 * x.abs().max(1e-3);
+                assert!(
+                    close(r.loss_a, s.loss_a) && close(r.loss_b, s.loss_b),
+                    "{n} micro-batches, step {k}: {r:?} vs {s:?}"
+                );
+                let (g1, g2) = (r.grad_norm.unwrap(), s.grad_norm.unwrap());
+                assert!(
+                    close(g1, g2),
+                    "{n} micro-batches, step {k}: grad norm {g1} vs {g2}"
+                );
+            }
+            let apart = max_difference(&w1, &weights(&split));
+            println!("{n} micro-batches: weights within {apart:e} of the whole batch's");
+            assert!(
+                apart <= 1e-5,
+                "{n} micro-batches: weights differ by {apart}"
+            );
+        }
     }
 
     #[test]

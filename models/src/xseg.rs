@@ -181,10 +181,10 @@ pub struct XSegTrainer {
 impl XSegTrainer {
     /// A fresh network on `device` (an autodiff device), weights from `seed`.
     pub fn new(opts: &XSegOptions, device: &Device, lr: f64, seed: u64) -> Self {
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         device.seed(seed);
         let model = opts.init(device);
-        crate::train::materialise(&model);
+        crate::weights::materialise(&model);
         XSegTrainer {
             model,
             optimizer: AdamConfig::new().init(),
@@ -241,7 +241,7 @@ impl XSeg {
         device: &Device,
         weights: Vec<u8>,
     ) -> Result<XSeg, crate::saehd::LoadError> {
-        crate::train::load_weights(|| opts.init(device), weights)
+        crate::weights::load_weights(|| opts.init(device), weights)
     }
 }
 
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn shapes_and_a_step_that_lowers_the_loss_on_one_batch() {
-        let _draws = crate::train::random_draws();
+        let _draws = crate::weights::random_draws();
         let device = Device::flex().autodiff();
         drop(_draws);
         let opts = XSegOptions {

@@ -419,7 +419,7 @@ pub fn kill_during_training(
 ) -> anyhow::Result<(bool, Connection)> {
     d.kill9()?;
     let mid_write = temp_files(model_dir) > 0;
-    let (ck, warnings) = faceswapd::train::checkpoint::load_latest(model_dir)?;
+    let (ck, warnings) = faceswapd::checkpoint::load_latest(model_dir)?;
     let step = ck.map_or(0, |c| c.step);
     if step < *last_step {
         bail!("checkpoint went back: {step} < {last_step}");

@@ -567,7 +567,7 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
 #[test]
 fn convert_with_an_xseg_model() {
     use faceswapd::masks::xseg::{LabelPolygon, XsegTrainRequest, train_xseg};
-    use faceswapd::train::augment::convex_hull;
+    use faceswapd::warp::convex_hull;
     let fx = fixture();
     let root = tempfile::tempdir().unwrap();
     // Label a copy of the destination faceset's first faces with their hulls.

@@ -8,7 +8,7 @@ use faceswap_tests::{faceset_from_photos, run_converter_python};
 use faceswapd::extract::store::Alignments;
 use faceswapd::extract::{ALIGNMENTS_FILE, read_face_meta};
 use faceswapd::import::{dfl::read_dfl_jpg, import_dfl_labels};
-use faceswapd::train::augment::convex_hull;
+use faceswapd::warp::convex_hull;
 
 /// Writes DFL aligned JPGs from a JSON list of faces: the pickled dict goes into an APP15
 /// segment after the JPEG's own APPn segments, as DFLJPG.setDFLDictData places it.

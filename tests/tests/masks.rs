@@ -6,7 +6,7 @@ use faceswapd::extract::image::{Pyramid, load_image};
 use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
 use faceswapd::masks::{LandmarkMask, landmark_mask};
 use faceswapd::paths::Dirs;
-use faceswapd::train::augment::convex_hull;
+use faceswapd::warp::convex_hull;
 
 /// Even–odd scanline fill at pixel centres, written here independently of the mask code.
 fn rasterise(poly: &[[f64; 2]], size: usize) -> Vec<bool> {
@@ -132,7 +132,7 @@ fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
         assert_eq!(plane, &want.data, "{}", face.file.display());
         // The extended mask reaches the forehead: more area than the landmark hull.
         if name == "extended" {
-            let hull = faceswapd::train::augment::fill_convex(&convex_hull(&face.landmarks), 64);
+            let hull = faceswapd::warp::fill_convex(&convex_hull(&face.landmarks), 64);
             let area = |m: &[f32]| m.iter().filter(|v| **v > 0.5).count();
             let top = |m: &[f32]| m.iter().position(|v| *v > 0.5).unwrap_or(0) / 64;
             println!(

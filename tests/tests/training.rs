@@ -12,11 +12,11 @@ use faceswap_tests::{
     DaemonUnderTest, job, kill_during_training, test_asset, wait_for_temp_file, wait_running_past,
     wait_state,
 };
+use faceswapd::checkpoint::{self, Checkpoint};
 use faceswapd::extract::geometry::Centering;
 use faceswapd::extract::pipeline::ExtractSettings;
 use faceswapd::extract::{ExtractRequest, run_extraction};
 use faceswapd::paths::Dirs;
-use faceswapd::train::checkpoint::{self, Checkpoint};
 use faceswapd::train::{LOSS_LOG, PREVIEW, TrainRequest, run_training};
 
 /// Two facesets at 64 px, made once per test binary: A from the four fixture photos (6 faces),

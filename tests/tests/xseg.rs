@@ -237,7 +237,7 @@ fn label_with_hulls(faceset: &Path, cut_mouth: bool) {
     use faceswapd::extract::ALIGNMENTS_FILE;
     use faceswapd::extract::store::Alignments;
     use faceswapd::masks::xseg::LabelPolygon;
-    use faceswapd::train::augment::convex_hull;
+    use faceswapd::warp::convex_hull;
     let path = faceset.join(ALIGNMENTS_FILE);
     let mut store = Alignments::load(&path).unwrap();
     for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
@@ -373,8 +373,8 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
         DaemonUnderTest, job, kill_during_training, wait_for_temp_file, wait_running_past,
         wait_state,
     };
+    use faceswapd::checkpoint;
     use faceswapd::masks::xseg::{XsegTrainRequest, train_xseg};
-    use faceswapd::train::checkpoint;
 
     let root = tempfile::tempdir().unwrap();
     let faceset = labelled_pair(root.path(), true);
@@ -443,7 +443,7 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
     let (straight, _) = checkpoint::load_latest(&reference).unwrap();
     let (resumed, straight) = (resumed.unwrap(), straight.unwrap());
     assert_eq!((resumed.step, straight.step), (90, 90));
-    let values = |ck: faceswapd::train::checkpoint::Checkpoint| {
+    let values = |ck: faceswapd::checkpoint::Checkpoint| {
         let device = Device::flex().autodiff();
         let opts = XSegOptions {
             resolution: 32,
@@ -451,7 +451,7 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
         };
         let mut t = XSegTrainer::new(&opts, &device, 1e-3, 0);
         t.restore_state(ck.model, ck.optimizer, ck.step).unwrap();
-        faceswap_models::train::weight_values(t.model())
+        faceswap_models::weights::weight_values(t.model())
     };
     let (w1, w2) = (values(resumed), values(straight));
     let differing = w1

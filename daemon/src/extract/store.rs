@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::geometry::Affine;
 use super::pipeline::{ExtractSettings, Face};
 use crate::atomic::write_atomic;
 
@@ -39,6 +40,28 @@ pub struct FrameEntry {
     pub faces: Vec<StoredFace>,
 }
 
+/// A mask as stored with a face: 8-bit, `size`², deflate-compressed, with the frame→mask
+/// matrix it was made at (faceswap keeps the same: a 128 px mask and its affine matrix).
+/// Making and reading its plane are mask operations (`crate::masks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMask {
+    /// Side in pixels.
+    pub size: u32,
+    /// Frame pixels → mask pixels.
+    pub matrix: Affine,
+    /// Deflate-compressed `size × size` bytes.
+    pub data: Vec<u8>,
+}
+
+/// One XSeg label polygon, as stored with a face.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelPolygon {
+    /// Include (face) or exclude (hair, hands, glasses…).
+    pub include: bool,
+    /// Vertices in frame pixels.
+    pub points: Vec<[f64; 2]>,
+}
+
 /// A face plus the file its aligned crop went to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredFace {
@@ -48,9 +71,9 @@ pub struct StoredFace {
     pub file: Option<String>,
     /// Masks by name (`components`, `extended`, `hull`, `xseg`, …), each with the matrix it was
     /// made at.
-    pub masks: BTreeMap<String, crate::masks::StoredMask>,
+    pub masks: BTreeMap<String, StoredMask>,
     /// XSeg labels: include/exclude polygons in frame pixels, applied in order.
-    pub labels: Vec<crate::masks::xseg::LabelPolygon>,
+    pub labels: Vec<LabelPolygon>,
     /// The track (the same person across frames) in videos; None for image folders.
     pub track: Option<u32>,
     /// Videos: how much the raw landmarks shook at this frame (frame-to-frame acceleration in
@@ -72,8 +95,8 @@ mod v2 {
     pub struct StoredFace {
         pub face: Face,
         pub file: Option<String>,
-        pub masks: BTreeMap<String, crate::masks::StoredMask>,
-        pub labels: Vec<crate::masks::xseg::LabelPolygon>,
+        pub masks: BTreeMap<String, super::StoredMask>,
+        pub labels: Vec<super::LabelPolygon>,
     }
 
     #[derive(Deserialize)]
@@ -230,16 +253,6 @@ pub enum StoreError {
 }
 
 impl StoredFace {
-    /// The stored mask `rules` pick for this face in `frame`, with its name.
-    pub fn mask_by_rules<'a>(
-        &'a self,
-        frame: u64,
-        rules: &'a crate::masks::rules::MaskRules,
-    ) -> Option<(&'a str, &'a crate::masks::StoredMask)> {
-        let name = rules.resolve(frame, |m| self.masks.contains_key(m))?;
-        Some((name, self.masks.get(name)?))
-    }
-
     /// A face with nothing else yet: no file, masks, labels, track or shake.
     pub fn new(face: Face) -> StoredFace {
         StoredFace {

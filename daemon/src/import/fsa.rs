@@ -15,7 +15,7 @@ use crate::extract::geometry::Affine;
 use crate::extract::pipeline::Face;
 use crate::extract::store::{Alignments, FrameEntry, StoredFace};
 use crate::masks::StoredMask;
-use crate::merge::mask::Plane;
+use crate::masks::plane::Plane;
 
 /// A faceswap alignments file, read.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,8 +10,8 @@ use crate::extract::ALIGNMENTS_FILE;
 use crate::extract::geometry::Affine;
 use crate::extract::store::Alignments;
 use crate::extract::track::inter_ocular;
+use crate::masks::plane::Plane;
 use crate::masks::{STORED_SIZE, StoredMask};
-use crate::merge::mask::Plane;
 
 /// What an import of DFL labels did.
 #[derive(Debug, Clone, Default, PartialEq)]

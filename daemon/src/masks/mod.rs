@@ -3,6 +3,7 @@
 //! with, so it can be re-projected into any crop — the per-frame-range mixing rules Faceswap++
 //! adds, and the post-processing (erode/dilate, blur, threshold).
 
+pub mod plane;
 pub mod rules;
 pub mod xseg;
 
@@ -10,9 +11,9 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use self::plane::{Plane, erode_dilate, gaussian_blur};
 use crate::extract::geometry::{Affine, Centering, crop_matrix, legacy_matrix};
-use crate::merge::mask::{Plane, erode_dilate, gaussian_blur};
-use crate::train::augment::{convex_hull, fill_convex};
+use crate::warp::{convex_hull, fill_convex};
 
 /// Side of a stored mask (faceswap's `storage_size`).
 pub const STORED_SIZE: u32 = 128;
@@ -114,18 +115,9 @@ pub fn landmark_mask(kind: LandmarkMask, lm: &[[f64; 2]; 68], size: usize) -> Pl
     }
 }
 
-/// A mask as stored with a face: 8-bit, `size`², deflate-compressed, with the frame→mask
-/// matrix it was made at (faceswap keeps the same: a 128 px mask and its affine matrix).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredMask {
-    /// Side in pixels.
-    pub size: u32,
-    /// Frame pixels → mask pixels.
-    pub matrix: Affine,
-    /// Deflate-compressed `size × size` bytes.
-    pub data: Vec<u8>,
-}
+pub use crate::extract::store::StoredMask;
 
+// The store keeps the data; making and reading the planes is a mask operation.
 impl StoredMask {
     /// Quantises and compresses `mask` (values in [0, 1]), made under `matrix`.
     pub fn new(mask: &Plane, matrix: Affine) -> StoredMask {

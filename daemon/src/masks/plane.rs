@@ -1,5 +1,5 @@
-//! The merge mask: which mask the face is blended through (DFL's mask modes), and DFL's
-//! post-processing of it in the face's own space — erode/dilate with an elliptic kernel, a
+//! Mask planes and the merge mask: which mask the face is blended through (DFL's mask modes),
+//! and DFL's post-processing of it in the face's own space — erode/dilate with an elliptic kernel, a
 //! zeroed band so it fades to zero inside the predicted square, then a Gaussian blur.
 
 /// Which mask blends the face in (DFL `merger/MergerConfig.py` mask modes).

@@ -12,22 +12,15 @@ use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 use serde::{Deserialize, Serialize};
 
 use super::{Plane, STORED_SIZE, StoredMask};
+use crate::checkpoint::{self, Checkpoint};
 use crate::extract::geometry::Affine;
 use crate::extract::store::Alignments;
 use crate::extract::{ALIGNMENTS_FILE, read_face_meta};
-use crate::train::augment::{
+use crate::warp::{
     TransformRanges, WarpGrid, gaussian_blur, random_transform, sample_plane, shift_hsv,
 };
-use crate::train::checkpoint::{self, Checkpoint};
 
-/// One labelled polygon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LabelPolygon {
-    /// Include (face) or exclude (hair, hands, glasses…).
-    pub include: bool,
-    /// Vertices in frame pixels.
-    pub points: Vec<[f64; 2]>,
-}
+pub use crate::extract::store::LabelPolygon;
 
 /// Rasterises labels into a crop (`frame_to_crop`, `size`²): polygons in order, include sets 1
 /// and exclude sets 0, even–odd fill at pixel centres.
@@ -247,7 +240,7 @@ pub fn train_xseg(
         );
         for slot in 0..batch as u64 {
             // Every draw is a function of (seed, step, slot): a resumed run sees the same batches.
-            let mut rng = Xoshiro256PlusPlus::seed_from_u64(faceswap_models::train::step_seed(
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(faceswap_models::weights::step_seed(
                 file.seed,
                 trainer.step().wrapping_mul(4096).wrapping_add(slot),
             ));

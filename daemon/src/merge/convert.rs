@@ -12,17 +12,18 @@ use faceswap_protocol::ConvertSettings;
 use ffmpeg_next as ffmpeg;
 
 use super::color::{BalanceSpace, ColorTransfer, ManualBalance, MaskStatistics};
-use super::mask::{MaskMode, Plane};
 use super::{
     FacePredictor, MergeMode, MergeSettings, Motion, Prediction, Rgb, SharpenKind, TargetFace,
     face_centre, merge_frame,
 };
+use crate::checkpoint;
 use crate::extract::geometry::Centering;
 use crate::extract::image::load_image;
 use crate::extract::store::{Alignments, FrameEntry};
 use crate::extract::{ALIGNMENTS_FILE, image_files};
+use crate::masks::plane::{MaskMode, Plane};
 use crate::media::{self, RgbFrame};
-use crate::train::{MODEL_FILE, ModelFile, checkpoint};
+use crate::train::{MODEL_FILE, ModelFile};
 
 /// Why a conversion stopped.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +217,7 @@ impl ModelPredictor {
         let file: ModelFile =
             toml::from_str(&text).map_err(|e| fail(format!("{MODEL_FILE} is damaged ({e})")))?;
         let opts = file.options().map_err(fail)?;
-        let centering = file.centering()?;
+        let centering = file.centering().map_err(ConvertError::Settings)?;
         let (latest, _warnings) =
             checkpoint::load_latest(model_dir).map_err(|e| fail(format!("{e}")))?;
         let ck = latest.ok_or_else(|| {

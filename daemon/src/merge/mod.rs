@@ -10,15 +10,15 @@
 
 pub mod color;
 pub mod convert;
-pub mod mask;
 pub mod render;
 
 use crate::extract::geometry::{Affine, Centering, centered_matrix, crop_matrix, legacy_matrix};
 use crate::extract::image::Pyramid;
+use crate::masks::plane as mask;
+pub use crate::masks::plane::{MaskMode, Plane};
 use crate::media::RgbFrame;
-use crate::train::augment::{convex_hull, fill_convex};
+use crate::warp::{convex_hull, fill_convex};
 pub use color::{BalanceSpace, ColorTransfer, ManualBalance, MaskStatistics, Rgb};
-pub use mask::{MaskMode, Plane};
 
 /// How the face is blended (DFL merge modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -13,10 +13,10 @@ use faceswap_protocol::{PixelFormat, SlotHeader, SwapSettings, SwapTarget, SwapV
 
 use super::convert::{ModelPredictor, merge_settings};
 use super::{Plane, TargetFace, merge_frame_with_mask};
+use crate::checkpoint;
 use crate::extract::image::Pyramid;
 use crate::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
 use crate::media::RgbFrame;
-use crate::train::checkpoint;
 
 /// A model loaded for rendering, with the checkpoint it came from.
 struct LoadedModel {

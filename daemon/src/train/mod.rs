@@ -3,7 +3,6 @@
 
 pub mod augment;
 pub mod average;
-pub mod checkpoint;
 pub mod faceset;
 
 use std::io::Write;
@@ -15,15 +14,16 @@ use std::time::{Duration, Instant};
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::losses::SideLossOptions;
 use faceswap_models::optim::{Cosine, LrSchedule};
-use faceswap_models::train::{FaceTrainer, OptimizerKind, Precision, SideBatch, TrainerConfig};
+use faceswap_models::SideBatch;
+use faceswap_models::train::{FaceTrainer, OptimizerKind, Precision, TrainerConfig};
 use faceswap_models::{ComputeDevice, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::extract::geometry::Centering;
 use crate::masks::rules::MaskRules;
 use augment::{AugmentOptions, HostSide, make_side, yaw_bins};
-use checkpoint::{Checkpoint, CheckpointError};
 use faceset::{Faceset, FacesetError, load_faceset};
 
 /// The model folder's description of the model (fixed at creation).
@@ -147,18 +147,13 @@ impl ModelFile {
         )
     }
 
-    /// The centering merge must crop with.
-    pub fn centering(&self) -> Result<Centering, crate::merge::convert::ConvertError> {
-        let name = self.centering.as_deref().ok_or_else(|| {
-            crate::merge::convert::ConvertError::Settings(
-                "model.toml does not say which face centering the model learned; train it at least one step with this version (it records the facesets' centering)".into(),
-            )
-        })?;
-        Centering::parse(name).ok_or_else(|| {
-            crate::merge::convert::ConvertError::Settings(format!(
-                "model.toml names an unknown centering {name:?}"
-            ))
-        })
+    /// The centering merge must crop with; the error says what the model file lacks.
+    pub fn centering(&self) -> Result<Centering, String> {
+        let name = self.centering.as_deref().ok_or(
+            "model.toml does not say which face centering the model learned; train it at least one step with this version (it records the facesets' centering)",
+        )?;
+        Centering::parse(name)
+            .ok_or_else(|| format!("model.toml names an unknown centering {name:?}"))
     }
 
     /// One line naming the architecture.
