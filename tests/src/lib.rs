@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests and benches: real `faceswapd` processes in isolated per-test
 //! folders (data, config, cache, runtime, socket), driven over the real socket.
 
+pub mod architecture;
 pub mod ofx_host;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,118 @@
+//! The shape of the code, checked: which top-level modules of a crate name which others
+//! (`crate::x` paths), and the import cycles among them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Top-level module → the top-level modules its code names through `crate::` paths. Test code
+/// (`tests.rs` files, and everything from a file's `#[cfg(test)]` on) and comments are left out;
+/// the crate root (`lib.rs`, `main.rs`) is not a module here.
+pub fn module_graph(src: &Path) -> std::io::Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut files = Vec::new();
+    collect_rs(src, &mut files)?;
+    for file in files {
+        let rel = file.strip_prefix(src).unwrap_or(&file);
+        let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+        let Some(first) = parts.next() else { continue };
+        let module = first.trim_end_matches(".rs").to_string();
+        if matches!(module.as_str(), "lib" | "main" | "bin")
+            || rel.file_name().is_some_and(|n| n == "tests.rs")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file)?;
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let code: String = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let names = graph.entry(module.clone()).or_default();
+        for named in crate_paths(&code) {
+            if named != module {
+                names.insert(named);
+            }
+        }
+    }
+    Ok(graph)
+}
+
+fn collect_rs(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_rs(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The first segment after each `crate::` in `code`, groups (`crate::{a, b::c}`) included.
+fn crate_paths(code: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let inner = group.split('}').next().unwrap_or_default();
+            for item in inner.split(',') {
+                let name = ident(item.trim());
+                if name.starts_with(|c: char| c.is_ascii_lowercase()) && name != "self" {
+                    out.insert(name);
+                }
+            }
+        } else {
+            let name = ident(rest);
+            // `crate::Type` names the root's re-exports, not a module.
+            if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// The cycles of `graph`: each strongly connected group of two or more modules, sorted.
+pub fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    // Two modules share a cycle when each reaches the other.
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(m) = todo.pop() {
+            for next in graph.get(&m).into_iter().flatten() {
+                if seen.insert(next.clone()) {
+                    todo.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reached: BTreeMap<&String, BTreeSet<String>> =
+        graph.keys().map(|m| (m, reach(m))).collect();
+    let mut groups: BTreeSet<Vec<String>> = BTreeSet::new();
+    for (m, from_m) in &reached {
+        let mut group: Vec<String> = from_m
+            .iter()
+            .filter(|o| reached.get(o).is_some_and(|r| r.contains(*m)))
+            .cloned()
+            .collect();
+        if !group.is_empty() {
+            if !group.contains(m) {
+                group.push((*m).clone());
+            }
+            group.sort();
+            group.dedup();
+            if group.len() > 1 {
+                groups.insert(group);
+            }
+        }
+    }
+    groups.into_iter().collect()
+}

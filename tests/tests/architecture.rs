@@ -1,0 +1,61 @@
+//! The layout stays a layered one: no import cycle between the top-level modules of any crate
+//! (a stage imports only what lies below it), and the check itself finds a planted cycle.
+
+use std::path::Path;
+
+use faceswap_tests::architecture::{cycles, module_graph};
+
+const CRATES: &[&str] = &["protocol", "models", "daemon", "ofx-plugin", "tests"];
+
+#[test]
+fn no_crate_has_an_import_cycle_between_its_top_level_modules() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for krate in CRATES {
+        let graph = module_graph(&root.join(krate).join("src")).unwrap();
+        assert!(graph.len() > 1 || *krate == "tests", "{krate}: {graph:?}");
+        let found = cycles(&graph);
+        println!("{krate}: {} modules, cycles {found:?}", graph.len());
+        assert!(
+            found.is_empty(),
+            "{krate}: import cycles between top-level modules: {found:?}; move the shared \
+             piece below both (ARCHITECTURE.md shows the layers)"
+        );
+    }
+}
+
+#[test]
+fn a_planted_cycle_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("stage")).unwrap();
+    std::fs::write(
+        src.join("lib.rs"),
+        "pub mod base;\npub mod stage;\npub mod top;\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("base.rs"), "pub struct Base;\n").unwrap();
+    std::fs::write(
+        src.join("stage/mod.rs"),
+        "use crate::base::Base;\n// crate::top in a comment does not count\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("top.rs"),
+        "use crate::{base::Base, stage};\n#[cfg(test)]\nmod tests { use crate::x; }\n",
+    )
+    .unwrap();
+    let graph = module_graph(src).unwrap();
+    assert!(cycles(&graph).is_empty(), "{graph:?}");
+    assert!(!graph["top"].contains("x"), "test code is left out");
+    // Plant one: the stage now names the module above it.
+    std::fs::write(
+        src.join("stage/run.rs"),
+        "pub fn run() { crate::top::go() }\n",
+    )
+    .unwrap();
+    let graph = module_graph(src).unwrap();
+    assert_eq!(
+        cycles(&graph),
+        [vec!["stage".to_string(), "top".to_string()]]
+    );
+}
