@@ -1594,8 +1594,8 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod build_tests {
     use super::*;
-    use crate::face_model::ModelOptions;
     use crate::SideBatch;
+    use crate::face_model::ModelOptions;
     use crate::train::{FaceTrainer, TrainerConfig};
 
     pub(crate) fn batch(res: usize, seed: f32, device: &Device) -> SideBatch {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
+use faceswap_models::SideBatch;
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::losses::SideLossOptions;
 use faceswap_models::optim::{Cosine, LrSchedule};
-use faceswap_models::SideBatch;
 use faceswap_models::train::{FaceTrainer, OptimizerKind, Precision, TrainerConfig};
 use faceswap_models::{ComputeDevice, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
