@@ -187,6 +187,66 @@ fn faceswapd_convert_writes_the_whole_clip_with_audio_and_provenance() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
+
+    // README's other merge modes, through the CLI and its job: three frames each, as PNGs.
+    let mut outputs = Vec::new();
+    for mode in [
+        "overlay",
+        "hist-match",
+        "seamless-hist-match",
+        "raw-rgb",
+        "raw-predict",
+    ] {
+        let dir = root.path().join(format!("frames-{mode}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let res = d
+            .cli(&[
+                "convert",
+                &video,
+                "--alignments",
+                &faceset,
+                "--model",
+                &model,
+                "--out",
+                &format!("{}/", dir.display()),
+                "--mode",
+                mode,
+                "--frames",
+                "0-2",
+            ])
+            .unwrap();
+        let text = String::from_utf8_lossy(&res.stderr).into_owned();
+        assert!(res.status.success(), "--mode {mode}: {text}");
+        let mut frames: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        frames.sort();
+        assert_eq!(frames.len(), 3, "--mode {mode}: {frames:?}");
+        let first = image::open(&frames[0]).unwrap().to_rgb8();
+        outputs.push((mode, first));
+    }
+    let overlay = &outputs[0].1;
+    for (mode, img) in &outputs[1..] {
+        if *mode == "raw-predict" {
+            // DFL's raw-predict writes the predicted face itself, at the model's size.
+            let (w, h) = img.dimensions();
+            assert!(w == h && w < overlay.width(), "raw-predict gave {w}x{h}");
+            assert!(
+                img.pixels().any(|p| p.0 != [0, 0, 0]),
+                "raw-predict is black"
+            );
+            continue;
+        }
+        assert_eq!(img.dimensions(), overlay.dimensions(), "--mode {mode}");
+        let differing = img
+            .pixels()
+            .zip(overlay.pixels())
+            .filter(|(a, b)| a != b)
+            .count();
+        println!("--mode {mode}: {differing} pixels differ from overlay in frame 0");
+        assert!(differing > 0, "--mode {mode} gave overlay's frame");
+    }
 }
 
 fn request(fx: &Fixture, output: PathBuf, settings: ConvertSettings) -> ConvertRequest {
