@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use faceswap_options::{
+    BalanceSpace, Centering, ColorTransferMode, ImageFormat, MaskMode, MergeMode, OptimizerKind,
+    Precision, SharpenKind, SortMethod,
+};
 use faceswap_protocol::{
     Connection, JobId, JobRecord, JobSpec, JobState, Request, Response, SocketPath,
 };
@@ -17,6 +21,9 @@ use crate::cli_output::{out, outln};
 use crate::client::EXIT_ALREADY_RUNNING;
 use crate::config::{Config, LoadedConfig};
 use crate::paths::Dirs;
+use faceswap_protocol::{
+    ConvertJob, ExtractFramesJob, ExtractJob, ToolJob, TrainJob, XsegTrainJob,
+};
 
 /// How long `shutdown` waits for the daemon to exit (running jobs save a checkpoint first).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(120);
@@ -103,9 +110,9 @@ pub enum Command {
     Sort {
         /// Faceset folder.
         faceset: PathBuf,
-        /// blur, blur-fft, distance, yaw, pitch, roll, hist, size or face.
-        #[arg(long, default_value = "face")]
-        by: String,
+        /// How to order the faces.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = SortMethod::Face)]
+        by: SortMethod,
         /// Where the sorted copies go (the faceset's own files are not renamed).
         #[arg(short, long)]
         out: PathBuf,
@@ -134,9 +141,9 @@ pub enum ImportCommand {
         /// Aligned face size.
         #[arg(long, default_value_t = 256)]
         size: u32,
-        /// Centering of the aligned faces (legacy, face, head, f, wf, dfl-head).
-        #[arg(long, default_value = "face")]
-        centering: String,
+        /// Centering of the aligned faces.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = Centering::Face)]
+        centering: Centering,
     },
     /// A DeepFaceLab aligned folder (faces, landmarks, XSeg labels and masks).
     Dfl {
@@ -162,9 +169,9 @@ pub enum AlignmentsCommand {
         /// Aligned face size.
         #[arg(long, default_value_t = 256)]
         size: u32,
-        /// Centering (legacy, face, head, f, wf, dfl-head).
-        #[arg(long, default_value = "face")]
-        centering: String,
+        /// Centering.
+        #[arg(long, value_enum, ignore_case = true, default_value_t = Centering::Face)]
+        centering: Centering,
     },
     /// Each track of a video faceset: frames, lost ranges, low-confidence frames, jitter.
     Tracks {
@@ -472,8 +479,8 @@ pub struct ExtractArgs {
     #[arg(long, default_value_t = 256)]
     pub size: u32,
     /// Centering / face type: legacy, face, head (faceswap); f, wf, dfl-head (DFL).
-    #[arg(long, default_value = "legacy")]
-    pub centering: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Centering::Legacy)]
+    pub centering: Centering,
     /// Keep one frame in N.
     #[arg(long, default_value_t = 1)]
     pub every: u32,
@@ -509,21 +516,21 @@ pub struct ConvertArgs {
     /// Output: a video file (.mp4, .mkv, .mov) or a folder for images.
     #[arg(long)]
     pub out: PathBuf,
-    /// Merge mode: original, overlay, hist-match, seamless, seamless-hist-match, raw-rgb, raw-predict.
-    #[arg(long, default_value = "overlay")]
-    pub mode: String,
-    /// Mask: full, dst, learned-prd, learned-dst, prd*dst, prd+dst (XSeg modes need XSeg).
-    #[arg(long, default_value = "learned-prd*learned-dst")]
-    pub mask_mode: String,
-    /// Colour transfer: none, rct, lct, mkl, idt, sot, mix, avg-color, match-hist, manual.
-    #[arg(long, default_value = "rct")]
-    pub color: String,
+    /// Merge mode (DFL's).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = MergeMode::default())]
+    pub mode: MergeMode,
+    /// Mask the face is blended through (the XSeg modes need --xseg-model).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = MaskMode::default())]
+    pub mask_mode: MaskMode,
+    /// Colour transfer.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ColorTransferMode::default())]
+    pub color: ColorTransferMode,
     /// Colour statistics as DFL computes them (pixels outside the mask count as black).
     #[arg(long)]
     pub dfl_mask_statistics: bool,
-    /// Manual balance colour space: rgb, hsv, lab, ycrcb.
-    #[arg(long, default_value = "lab")]
-    pub balance_space: String,
+    /// Manual balance colour space.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = BalanceSpace::default())]
+    pub balance_space: BalanceSpace,
     /// Manual balance, three percentages for the space's channels (e.g. 0,5,-5).
     #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [0.0, 0.0, 0.0], allow_negative_numbers = true)]
     pub balance: Vec<f32>,
@@ -545,9 +552,9 @@ pub struct ConvertArgs {
     /// Sharpen (> 0) or soften (< 0), −100…100.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub sharpen: i32,
-    /// Sharpen kernel: box, gaussian, unsharp.
-    #[arg(long, default_value = "box")]
-    pub sharpen_kind: String,
+    /// Sharpen kernel.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = SharpenKind::default())]
+    pub sharpen_kind: SharpenKind,
     /// Motion blur power, 0…100.
     #[arg(long, default_value_t = 0)]
     pub motion_blur: u32,
@@ -577,9 +584,9 @@ pub struct ConvertArgs {
     /// Pass frames missing from the alignments through unchanged instead of failing.
     #[arg(long)]
     pub allow_missing_alignments: bool,
-    /// Image format for folder outputs: png or tiff.
-    #[arg(long, default_value = "png")]
-    pub image_format: String,
+    /// Image format for folder outputs.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ImageFormat::default())]
+    pub image_format: ImageFormat,
     /// Video encoder (FFmpeg name): libx264, libx265, mpeg4, ffv1, …
     #[arg(long, default_value = "libx264")]
     pub codec: String,
@@ -638,11 +645,11 @@ impl ConvertArgs {
             self.balance.get(2).copied().unwrap_or(0.0),
         ];
         Ok(faceswap_protocol::ConvertSettings {
-            mode: self.mode.clone(),
-            mask_mode: self.mask_mode.clone(),
-            color: self.color.clone(),
+            mode: self.mode,
+            mask_mode: self.mask_mode,
+            color: self.color,
             dfl_mask_statistics: self.dfl_mask_statistics,
-            balance_space: self.balance_space.clone(),
+            balance_space: self.balance_space,
             balance,
             contrast: self.contrast,
             brightness: self.brightness,
@@ -650,7 +657,7 @@ impl ConvertArgs {
             blur: self.blur,
             face_scale: self.face_scale,
             sharpen: self.sharpen,
-            sharpen_kind: self.sharpen_kind.clone(),
+            sharpen_kind: self.sharpen_kind,
             motion_blur: self.motion_blur,
             hist_match_threshold: self.hist_match_threshold,
             masked_hist_match: true,
@@ -665,7 +672,7 @@ impl ConvertArgs {
             frames,
             keep_unchanged: self.keep_unchanged,
             allow_missing_alignments: self.allow_missing_alignments,
-            image_format: self.image_format.clone(),
+            image_format: self.image_format,
             codec: self.codec.clone(),
             crf: self.crf,
             pixel_format: self.pixel_format.clone(),
@@ -725,9 +732,9 @@ pub struct TrainArgs {
     /// Seed of a new model's weights and every random draw (kept in model.toml).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// adabelief (DFL), adam, adamw, rmsprop or lion (faceswap).
-    #[arg(long, default_value = "adabelief")]
-    pub optimizer: String,
+    /// The optimiser: adabelief is DFL's; adam, adamw, rmsprop and lion faceswap's.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = OptimizerKind::default())]
+    pub optimizer: OptimizerKind,
     /// Peak learning rate.
     #[arg(long, default_value_t = 5e-5)]
     pub lr: f64,
@@ -776,8 +783,8 @@ pub struct TrainArgs {
     pub autoclip: bool,
     /// Compute precision: f32, or mixed f16 / bf16 (half-precision compute, f32 master weights,
     /// dynamic loss scaling; for GPUs with fast half precision).
-    #[arg(long, default_value = "f32")]
-    pub precision: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Precision::default())]
+    pub precision: Precision,
     /// Eyes-and-mouth priority.
     #[arg(long)]
     pub eyes_mouth_prio: bool,
@@ -841,7 +848,7 @@ impl TrainArgs {
             micro_batches: self.micro_batches,
             steps: self.steps,
             seed: self.seed,
-            optimizer: self.optimizer.clone(),
+            optimizer: self.optimizer,
             lr: self.lr,
             warmup: self.warmup,
             cosine_cycle: self.cosine_cycle,
@@ -861,7 +868,7 @@ impl TrainArgs {
             load_parts: self.load_parts.clone(),
             freeze_steps: self.freeze_steps,
             autoclip: self.autoclip,
-            precision: self.precision.clone(),
+            precision: self.precision,
             eyes_mouth_prio: self.eyes_mouth_prio,
             learn_mask: !self.no_learn_mask,
             random_warp: !self.no_random_warp,
@@ -1003,11 +1010,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Assets(a) => assets(&dirs, a),
         Command::Import(c) => {
-            let centering = |c: &str| {
-                crate::extract::geometry::Centering::parse(c).ok_or_else(|| {
-                    anyhow::anyhow!("unknown centering {c:?}: legacy, face, head, f, wf, dfl-head")
-                })
-            };
             let r = match c {
                 ImportCommand::Fsa {
                     alignments,
@@ -1015,7 +1017,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out,
                     size,
                     centering: c,
-                } => crate::import::import_fsa(&alignments, &source, &out, size, centering(&c)?),
+                } => crate::import::import_fsa(&alignments, &source, &out, size, c),
                 ImportCommand::Dfl { aligned, out } => {
                     crate::import::import_dfl_faceset(&aligned, &out)
                 }
@@ -1095,7 +1097,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let faceset = abs(&faceset)?;
             let what = format!("{} on {faceset}", tool.name());
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
-            submit_and_follow(&mut c, JobSpec::Tool { faceset, tool }, &what, false)
+            submit_and_follow(
+                &mut c,
+                JobSpec::Tool(ToolJob { faceset, tool }),
+                &what,
+                false,
+            )
         }
         Command::Sort {
             faceset,
@@ -1106,13 +1113,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let faceset = absolute(&faceset)?.display().to_string();
             let tool = faceswap_protocol::ToolSpec::Sort {
-                by: by.clone(),
+                by,
                 out: absolute(&out)?.display().to_string(),
                 groups: groups as u32,
             };
             let what = format!("sort {faceset} by {by}");
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
-            submit_and_follow(&mut c, JobSpec::Tool { faceset, tool }, &what, false)
+            submit_and_follow(
+                &mut c,
+                JobSpec::Tool(ToolJob { faceset, tool }),
+                &what,
+                false,
+            )
         }
         Command::Service(c) => {
             use crate::service;
@@ -1175,17 +1187,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(a) => {
             let (input, out) = input_and_output(&a.input, &a.out)?;
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
-            let spec = JobSpec::Extract {
+            let spec = JobSpec::Extract(ExtractJob {
                 input: input.display().to_string(),
                 output_dir: out.display().to_string(),
                 size: a.size,
-                centering: a.centering.clone(),
+                centering: a.centering,
                 every_nth: a.every,
                 second_pass: !a.no_second_pass,
                 refeed: a.refeed,
                 smoothing: !a.no_smoothing,
                 max_faces: a.max_faces,
-            };
+            });
             let what = format!(
                 "extract faces from {} into {}",
                 input.display(),
@@ -1199,12 +1211,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("creating model folder {}", a.model.display()))?;
             let model = absolute(&a.model)?;
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
-            let spec = JobSpec::Train {
+            let spec = JobSpec::Train(TrainJob {
                 faceset_a: fa.display().to_string(),
                 faceset_b: fb.display().to_string(),
                 model_dir: model.display().to_string(),
                 settings: Box::new(a.settings()),
-            };
+            });
             let what = format!(
                 "train {} to {} steps from {} (A) and {} (B) into {}",
                 a.archi,
@@ -1238,13 +1250,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::env::current_dir()?.join(&a.out)
             };
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
-            let spec = JobSpec::Convert {
+            let spec = JobSpec::Convert(ConvertJob {
                 input: input.display().to_string(),
                 alignments: alignments.display().to_string(),
                 model_dir: model.display().to_string(),
                 output: out.display().to_string(),
                 settings: Box::new(settings),
-            };
+            });
             let what = format!(
                 "convert {} with model {} into {}",
                 input.display(),
@@ -1265,7 +1277,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::fs::create_dir_all(&a.model)
                         .with_context(|| format!("creating {}", a.model.display()))?;
                     let model = absolute(&a.model)?;
-                    let spec = JobSpec::XsegTrain {
+                    let spec = JobSpec::XsegTrain(XsegTrainJob {
                         facesets: facesets.clone(),
                         model_dir: model.display().to_string(),
                         settings: faceswap_protocol::XsegSettings {
@@ -1277,7 +1289,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             save_every: a.save_every,
                             device: a.device.clone(),
                         },
-                    };
+                    });
                     let what = format!(
                         "train XSeg to {} steps on {} into {}",
                         a.steps,
@@ -1292,7 +1304,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     model,
                     device,
                 } => {
-                    let device = crate::device::resolve(device.as_deref())?;
+                    let device = crate::runtime::Runtime::load(dirs.clone())
+                        .and_then(|rt| rt.device(device.as_deref()))
+                        .map_err(|e| anyhow::anyhow!(e))?;
                     let n = crate::masks::xseg::apply_xseg(&faceset, &model, device)
                         .map_err(|e| anyhow::anyhow!(e))?;
                     outln!("stored an xseg mask for {n} faces in {}", faceset.display());
@@ -1381,11 +1395,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Frames(FramesCommand::Extract(a)) => {
             let (input, out) = input_and_output(&a.input, &a.out)?;
             let mut c = connect(&dirs, &socket, !cli.no_autostart)?;
-            let spec = JobSpec::ExtractFrames {
+            let spec = JobSpec::ExtractFrames(ExtractFramesJob {
                 input: input.display().to_string(),
                 output_dir: out.display().to_string(),
                 every_nth: a.every,
-            };
+            });
             let what = format!(
                 "extract frames of {} into {}",
                 input.display(),

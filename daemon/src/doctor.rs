@@ -58,18 +58,15 @@ fn backend_detail(backend: ComputeBackend) -> String {
 /// Which device the configured `compute.device` resolves to, by the rule every job uses.
 fn device_choice_check(dirs: &Dirs) -> Check {
     let what = "compute device";
-    let configured = match crate::config::LoadedConfig::load(&dirs.config_file()) {
-        Ok(cfg) => cfg.config.compute.device,
-        Err(e) => {
-            return check(
-                what,
-                Outcome::Fail,
-                e.to_string(),
-                Some("faceswapd config show"),
-            );
-        }
+    let runtime = match crate::runtime::Runtime::load(dirs.clone()) {
+        Ok(rt) => rt,
+        Err(e) => return check(what, Outcome::Fail, e, Some("faceswapd config show")),
     };
-    match crate::device::resolve(Some(&configured)) {
+    let configured = match runtime.config() {
+        Ok(cfg) => cfg.compute.device.clone(),
+        Err(e) => return check(what, Outcome::Fail, e, Some("faceswapd config show")),
+    };
+    match runtime.device(None) {
         Ok(device) => check(
             what,
             Outcome::Ok,

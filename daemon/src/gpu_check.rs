@@ -105,14 +105,6 @@ fn half_precision(backend: ComputeBackend) -> Precision {
     }
 }
 
-fn precision_name(p: Precision) -> &'static str {
-    match p {
-        Precision::F32 => "f32",
-        Precision::F16 => "f16",
-        Precision::Bf16 => "bf16",
-    }
-}
-
 /// Runs the check, writing its report (markdown) to `out` a line at a time (a run cut short
 /// keeps what it measured); returns whether every smoke row passed.
 pub fn run(args: &GpuCheckArgs, out: &mut dyn Write) -> Result<bool, String> {
@@ -190,7 +182,7 @@ pub fn run(args: &GpuCheckArgs, out: &mut dyn Write) -> Result<bool, String> {
                 line(format!(
                     "| {} | {device} | {} | {} | {:.1} | {memory} | {tflops} | {:.4} |",
                     w.name,
-                    precision_name(precision),
+                    Precision::name(precision),
                     t.params,
                     t.ms_per_step,
                     t.loss

@@ -12,6 +12,8 @@ use faceswap_protocol::{ErrorCode, JobId, JobRecord, JobSpec, JobState, JobSumma
 use thiserror::Error;
 
 use crate::atomic::write_atomic;
+use crate::runtime::Runtime;
+use faceswap_protocol::{TrainJob, XsegTrainJob};
 
 const NO_STOP: u8 = 0;
 const STOP_CANCEL: u8 = 1;
@@ -87,6 +89,7 @@ struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     handlers: JobHandlers,
+    runtime: Arc<Runtime>,
 }
 
 /// The queue and its workers.
@@ -137,7 +140,13 @@ impl Shared {
 impl JobManager {
     /// Opens the queue in `dir`, recovering records: a job left `running` by a crash becomes
     /// `interrupted`. Unreadable records are renamed `*.corrupt` and reported, never deleted.
-    pub fn open(dir: &Path, log_tail: usize, handlers: JobHandlers) -> std::io::Result<Self> {
+    /// Jobs run with `runtime`'s config and device rule.
+    pub fn open(
+        dir: &Path,
+        log_tail: usize,
+        handlers: JobHandlers,
+        runtime: Arc<Runtime>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         crate::atomic::remove_stale_temps(dir)?;
         let mut records = BTreeMap::new();
@@ -179,6 +188,7 @@ impl JobManager {
             }),
             wake: Condvar::new(),
             handlers,
+            runtime,
         });
         {
             let mut st = shared.lock();
@@ -424,6 +434,11 @@ impl JobContext {
         self.id
     }
 
+    /// The daemon's folders, config and device rule.
+    pub fn runtime(&self) -> &Runtime {
+        &self.shared.runtime
+    }
+
     /// True once the job was cancelled or the daemon is stopping: return [`JobError::Stopped`]
     /// at the next safe point.
     pub fn should_stop(&self) -> bool {
@@ -494,11 +509,11 @@ fn crash_error(spec: &JobSpec, panic: &(dyn std::any::Any + Send)) -> JobError {
         return JobError::Failed("the job crashed (a bug; see the daemon log)".into());
     }
     let fix = match spec {
-        JobSpec::Train { settings, .. } => format!(
+        JobSpec::Train(TrainJob { settings, .. }) => format!(
             "lower --batch (now {}) or --resolution (now {}), or use --micro-batches / --precision bf16; or train on another device (--device)",
             settings.batch, settings.resolution
         ),
-        JobSpec::XsegTrain { settings, .. } => format!(
+        JobSpec::XsegTrain(XsegTrainJob { settings, .. }) => format!(
             "lower --batch (now {}) or --resolution (now {}), or train on another device (--device)",
             settings.batch, settings.resolution
         ),
@@ -517,7 +532,7 @@ mod tests {
 
     #[test]
     fn a_panic_for_device_memory_names_the_settings_to_lower() {
-        let spec = JobSpec::Train {
+        let spec = JobSpec::Train(TrainJob {
             faceset_a: "a".into(),
             faceset_b: "b".into(),
             model_dir: "m".into(),
@@ -526,7 +541,7 @@ mod tests {
                 resolution: 256,
                 ..Default::default()
             }),
-        };
+        });
         let oom: Box<dyn std::any::Any + Send> =
             Box::new("out of device memory allocating 1073741824 bytes\nbacktrace…".to_string());
         let err = crash_error(&spec, oom.as_ref()).to_string();
@@ -544,11 +559,11 @@ mod tests {
     fn spec(dir: &Path) -> JobSpec {
         let input = dir.join("in.mp4");
         std::fs::write(&input, b"x").unwrap();
-        JobSpec::ExtractFrames {
+        JobSpec::ExtractFrames(faceswap_protocol::ExtractFramesJob {
             input: input.display().to_string(),
             output_dir: dir.join("out").display().to_string(),
             every_nth: 1,
-        }
+        })
     }
 
     /// Counts to 50, 20 ms a step, stopping when asked.
@@ -570,11 +585,22 @@ mod tests {
     /// The queue's part of validation: whatever the validator refuses is never queued.
     fn refuse_relative(spec: &JobSpec) -> Result<(), JobsError> {
         match spec {
-            JobSpec::ExtractFrames { input, .. } if !Path::new(input).is_absolute() => {
+            JobSpec::ExtractFrames(faceswap_protocol::ExtractFramesJob { input, .. })
+                if !Path::new(input).is_absolute() =>
+            {
                 Err(JobsError::InvalidInput(format!("{input} is relative")))
             }
             _ => Ok(()),
         }
+    }
+
+    fn runtime(root: &Path) -> Arc<Runtime> {
+        let dirs = crate::paths::Dirs {
+            data: root.join("data"),
+            cache: root.join("cache"),
+            config: root.join("config"),
+        };
+        Runtime::new(dirs, crate::config::Config::default())
     }
 
     fn handlers(run: Runner) -> JobHandlers {
@@ -599,7 +625,7 @@ mod tests {
     fn runs_cancels_resumes_and_recovers_running_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let jobs = dir.path().join("jobs");
-        let m = JobManager::open(&jobs, 5, handlers(slow_runner)).unwrap();
+        let m = JobManager::open(&jobs, 5, handlers(slow_runner), runtime(&jobs)).unwrap();
         m.start_workers(1);
         let a = m.submit(spec(dir.path())).unwrap();
         let b = m.submit(spec(dir.path())).unwrap();
@@ -626,7 +652,7 @@ mod tests {
         rec.state = JobState::Running;
         std::fs::write(record_path(&jobs, b), toml::to_string(&rec).unwrap()).unwrap();
         std::fs::write(jobs.join("job-00000099.toml"), "not = [valid").unwrap();
-        let m2 = JobManager::open(&jobs, 5, handlers(slow_runner)).unwrap();
+        let m2 = JobManager::open(&jobs, 5, handlers(slow_runner), runtime(&jobs)).unwrap();
         assert_eq!(m2.get(b).unwrap().state, JobState::Interrupted);
         assert_eq!(m2.get(a).unwrap().state, JobState::Done);
         assert!(jobs.join("job-00000099.toml.corrupt").exists());
@@ -636,16 +662,22 @@ mod tests {
     #[test]
     fn failures_are_recorded_and_bad_specs_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let m = JobManager::open(&dir.path().join("jobs"), 5, handlers(failing_runner)).unwrap();
+        let m = JobManager::open(
+            &dir.path().join("jobs"),
+            5,
+            handlers(failing_runner),
+            runtime(dir.path()),
+        )
+        .unwrap();
         m.start_workers(1);
         let id = m.submit(spec(dir.path())).unwrap();
         let rec = wait_for(&m, id, JobState::Failed);
         assert_eq!(rec.error.as_deref(), Some("input is not a video"));
-        let bad = JobSpec::ExtractFrames {
+        let bad = JobSpec::ExtractFrames(faceswap_protocol::ExtractFramesJob {
             input: "relative.mp4".into(),
             output_dir: "/tmp".into(),
             every_nth: 1,
-        };
+        });
         assert!(matches!(m.submit(bad), Err(JobsError::InvalidInput(_))));
         assert!(matches!(m.get(999), Err(JobsError::NotFound(999))));
         m.shutdown();

@@ -26,6 +26,7 @@ pub mod memory;
 pub mod merge;
 pub mod paths;
 pub mod project;
+pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod stages;

@@ -14,6 +14,7 @@ use crate::extract::pipeline::{Extractor, StageTimings};
 use crate::extract::{FaceMeta, encode_face_png};
 use crate::jobs::JobManager;
 use crate::media::RgbFrame;
+use faceswap_protocol::TrainJob;
 
 /// Aligned faces collected from the editor: DFL whole-face-like full crops at this size.
 pub const COLLECT_SIZE: u32 = 128;
@@ -147,12 +148,12 @@ pub fn train(jobs: &JobManager, project: &Path, settings: TrainSettings) -> Resu
     let model = project.join("model");
     std::fs::create_dir_all(&model)
         .map_err(|e| format!("cannot create {}: {e}", model.display()))?;
-    let spec = JobSpec::Train {
+    let spec = JobSpec::Train(TrainJob {
         faceset_a: side_dir(project, Side::A).display().to_string(),
         faceset_b: side_dir(project, Side::B).display().to_string(),
         model_dir: model.display().to_string(),
         settings: Box::new(settings),
-    };
+    });
     let id = jobs.submit(spec).map_err(|e| e.to_string())?;
     let text = toml::to_string(&ProjectFile { last_job: Some(id) }).map_err(|e| e.to_string())?;
     crate::atomic::write_atomic(&project.join(PROJECT_FILE), text.as_bytes())

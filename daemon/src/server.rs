@@ -86,10 +86,13 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
             .map_err(io_err(format!("removing stale socket {socket}")))?;
     }
     let slot_dir = socket.slot_dir()?;
+    // Built once: jobs and the plug-in's renders share its config and device rule.
+    let runtime = crate::runtime::Runtime::new(dirs.clone(), cfg.clone());
     let jobs = JobManager::open(
         &dirs.jobs(),
         cfg.jobs.log_tail_lines as usize,
         crate::stages::HANDLERS,
+        Arc::clone(&runtime),
     )
     .map_err(io_err(format!(
         "opening the job store {}",
@@ -108,7 +111,7 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
         std::fs::set_permissions(socket.path(), std::fs::Permissions::from_mode(0o600))
             .map_err(io_err(format!("restricting {socket} to its owner")))?;
     }
-    let (render_device, unusable) = crate::device::render_device(&cfg);
+    let (render_device, unusable) = runtime.render_device();
     // Jobs choose their own device; status shows the one renders use, and why it is the cpu
     // when the configured one cannot be used.
     let device = match unusable {
@@ -125,7 +128,10 @@ pub fn serve(cfg: Config, dirs: &Dirs, socket: SocketPath) -> Result<(), ServeEr
         slot_dir,
         socket: socket.clone(),
         data_dir: dirs.data.clone(),
-        swapper: std::sync::Mutex::new(crate::merge::render::FrameSwapper::new(render_device)),
+        swapper: std::sync::Mutex::new(crate::merge::render::FrameSwapper::new(
+            render_device,
+            runtime,
+        )),
         device,
     });
     service.jobs.start_workers(workers);

@@ -4,26 +4,30 @@
 
 use std::path::Path;
 
-use faceswap_protocol::JobSpec;
+use faceswap_protocol::{
+    ConvertJob, ExtractFramesJob, ExtractJob, JobSpec, ToolJob, TrainJob, XsegTrainJob,
+};
 
 use crate::jobs::{JobContext, JobError, JobHandlers, JobsError};
 
 /// The daemon's handlers, registered with the queue by `serve`.
 pub const HANDLERS: JobHandlers = JobHandlers { validate, run };
 
-/// Dispatches a spec to its stage.
+/// Dispatches a spec to its stage, which gets its own typed job.
 fn run(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
     match spec {
-        JobSpec::ExtractFrames {
+        JobSpec::ExtractFrames(ExtractFramesJob {
             input,
             output_dir,
             every_nth,
-        } => crate::media::extract_frames(Path::new(input), Path::new(output_dir), *every_nth, ctx),
-        JobSpec::Extract { .. } => crate::extract::run_job(spec, ctx),
-        JobSpec::Train { .. } => crate::train::run_job(spec, ctx),
-        JobSpec::Convert { .. } => crate::merge::convert::run_job(spec, ctx),
-        JobSpec::XsegTrain { .. } => crate::masks::xseg::run_job(spec, ctx),
-        JobSpec::Tool { .. } => crate::tools::run_job(spec, ctx),
+        }) => {
+            crate::media::extract_frames(Path::new(input), Path::new(output_dir), *every_nth, ctx)
+        }
+        JobSpec::Extract(job) => crate::extract::run_job(job, ctx),
+        JobSpec::Train(job) => crate::train::run_job(job, ctx),
+        JobSpec::Convert(job) => crate::merge::convert::run_job(job, ctx),
+        JobSpec::XsegTrain(job) => crate::masks::xseg::run_job(job, ctx),
+        JobSpec::Tool(job) => crate::tools::run_job(job, ctx),
     }
 }
 
@@ -58,168 +62,175 @@ fn check_device(device: Option<&str>, list: bool) -> Result<(), JobsError> {
 /// Refuses a spec that cannot run: relative paths, missing inputs, unknown options.
 pub fn validate(spec: &JobSpec) -> Result<(), JobsError> {
     match spec {
-        JobSpec::ExtractFrames {
-            input,
-            output_dir,
-            every_nth,
-        } => {
-            require_absolute(&[("input", input), ("output folder", output_dir)])?;
-            if !Path::new(input).is_file() {
-                return Err(JobsError::InvalidInput(format!(
-                    "no such video file: {input}"
-                )));
-            }
-            if *every_nth == 0 {
-                return Err(JobsError::InvalidInput(
-                    "every_nth must be at least 1".into(),
-                ));
-            }
-            Ok(())
-        }
-        JobSpec::Extract {
-            input,
-            output_dir,
-            size,
-            centering,
-            every_nth,
-            refeed,
-            ..
-        } => {
-            require_absolute(&[("input", input), ("output folder", output_dir)])?;
-            if !Path::new(input).exists() {
-                return Err(JobsError::InvalidInput(format!(
-                    "no such video or folder: {input}"
-                )));
-            }
-            if !(32..=4096).contains(size) {
-                return Err(JobsError::InvalidInput(format!(
-                    "face size {size} must be 32..4096"
-                )));
-            }
-            if crate::extract::geometry::Centering::parse(centering).is_none() {
-                return Err(JobsError::InvalidInput(format!(
-                    "centering {centering:?}: use legacy, face, head, f, wf or dfl-head"
-                )));
-            }
-            if *every_nth == 0 || *refeed > 16 {
-                return Err(JobsError::InvalidInput(
-                    "every_nth must be at least 1 and refeed at most 16".into(),
-                ));
-            }
-            Ok(())
-        }
-        JobSpec::Train {
-            faceset_a,
-            faceset_b,
-            model_dir,
-            settings,
-        } => {
-            require_absolute(&[
-                ("faceset A", faceset_a),
-                ("faceset B", faceset_b),
-                ("model folder", model_dir),
-            ])?;
-            for (side, dir) in [("A", faceset_a), ("B", faceset_b)] {
-                if !Path::new(dir).is_dir() {
-                    return Err(JobsError::InvalidInput(format!(
-                        "faceset {side} {dir} is not a folder; run `faceswapd extract` first"
-                    )));
-                }
-            }
-            crate::train::network_options(settings).map_err(JobsError::InvalidInput)?;
-            check_device(settings.device.as_deref(), true)?;
-            if settings.batch == 0 || settings.micro_batches > settings.batch {
-                return Err(JobsError::InvalidInput(
-                    "batch must be at least 1 and micro_batches at most the batch".into(),
-                ));
-            }
-            Ok(())
-        }
-        JobSpec::Convert {
-            input,
-            alignments,
-            model_dir,
-            output,
-            settings,
-        } => {
-            require_absolute(&[
-                ("input", input),
-                ("alignments", alignments),
-                ("model folder", model_dir),
-                ("output", output),
-            ])?;
-            if !Path::new(input).exists() {
-                return Err(JobsError::InvalidInput(format!(
-                    "input {input} does not exist"
-                )));
-            }
-            if !Path::new(model_dir)
-                .join(crate::train::MODEL_FILE)
-                .is_file()
-            {
-                return Err(JobsError::InvalidInput(format!(
-                    "{model_dir} is not a model folder (no {}); train one with `faceswapd train`",
-                    crate::train::MODEL_FILE
-                )));
-            }
-            crate::merge::convert::merge_settings(settings)
-                .map_err(|e| JobsError::InvalidInput(e.to_string()))?;
-            check_device(settings.device.as_deref(), false)?;
-            Ok(())
-        }
-        JobSpec::XsegTrain {
-            facesets,
-            model_dir,
-            settings,
-        } => {
-            let mut named: Vec<(&str, &String)> = vec![("model folder", model_dir)];
-            named.extend(facesets.iter().map(|f| ("faceset", f)));
-            require_absolute(&named)?;
-            if facesets.is_empty() {
-                return Err(JobsError::InvalidInput("name at least one faceset".into()));
-            }
-            if !settings.resolution.is_multiple_of(16) || settings.resolution < 32 {
-                return Err(JobsError::InvalidInput(format!(
-                    "XSeg resolution {} must be a multiple of 16, at least 32",
-                    settings.resolution
-                )));
-            }
-            check_device(settings.device.as_deref(), false)?;
-            Ok(())
-        }
-        JobSpec::Tool { faceset, tool } => {
-            let mut named: Vec<(&str, &String)> = vec![("faceset", faceset)];
-            match tool {
-                faceswap_protocol::ToolSpec::Sort { by, out, .. } => {
-                    named.push(("output folder", out));
-                    if crate::tools::SortMethod::parse(by).is_none() {
-                        return Err(JobsError::InvalidInput(format!(
-                            "unknown sort {by:?}: blur, blur-fft, distance, yaw, pitch, roll, hist, size, face"
-                        )));
-                    }
-                }
-                faceswap_protocol::ToolSpec::Draw { source, out } => {
-                    named.push(("source", source));
-                    named.push(("output folder", out));
-                }
-                faceswap_protocol::ToolSpec::MissingFrames { source }
-                | faceswap_protocol::ToolSpec::Extract { source, .. } => {
-                    named.push(("source", source));
-                }
-                _ => {}
-            }
-            require_absolute(&named)?;
-            if !Path::new(faceset)
-                .join(crate::extract::ALIGNMENTS_FILE)
-                .is_file()
-            {
-                return Err(JobsError::InvalidInput(format!(
-                    "{faceset} has no alignments.fsppa: point at a faceset folder `faceswapd extract` wrote"
-                )));
-            }
-            Ok(())
+        JobSpec::ExtractFrames(job) => validate_extract_frames(job),
+        JobSpec::Extract(job) => validate_extract(job),
+        JobSpec::Train(job) => validate_train(job),
+        JobSpec::Convert(job) => validate_convert(job),
+        JobSpec::XsegTrain(job) => validate_xseg_train(job),
+        JobSpec::Tool(job) => validate_tool(job),
+    }
+}
+
+fn validate_extract_frames(job: &ExtractFramesJob) -> Result<(), JobsError> {
+    let ExtractFramesJob {
+        input,
+        output_dir,
+        every_nth,
+    } = job;
+    require_absolute(&[("input", input), ("output folder", output_dir)])?;
+    if !Path::new(input).is_file() {
+        return Err(JobsError::InvalidInput(format!(
+            "no such video file: {input}"
+        )));
+    }
+    if *every_nth == 0 {
+        return Err(JobsError::InvalidInput(
+            "every_nth must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_extract(job: &ExtractJob) -> Result<(), JobsError> {
+    let ExtractJob {
+        input,
+        output_dir,
+        size,
+        every_nth,
+        refeed,
+        ..
+    } = job;
+    require_absolute(&[("input", input), ("output folder", output_dir)])?;
+    if !Path::new(input).exists() {
+        return Err(JobsError::InvalidInput(format!(
+            "no such video or folder: {input}"
+        )));
+    }
+    if !(32..=4096).contains(size) {
+        return Err(JobsError::InvalidInput(format!(
+            "face size {size} must be 32..4096"
+        )));
+    }
+    if *every_nth == 0 || *refeed > 16 {
+        return Err(JobsError::InvalidInput(
+            "every_nth must be at least 1 and refeed at most 16".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_train(job: &TrainJob) -> Result<(), JobsError> {
+    let TrainJob {
+        faceset_a,
+        faceset_b,
+        model_dir,
+        settings,
+    } = job;
+    require_absolute(&[
+        ("faceset A", faceset_a),
+        ("faceset B", faceset_b),
+        ("model folder", model_dir),
+    ])?;
+    for (side, dir) in [("A", faceset_a), ("B", faceset_b)] {
+        if !Path::new(dir).is_dir() {
+            return Err(JobsError::InvalidInput(format!(
+                "faceset {side} {dir} is not a folder; run `faceswapd extract` first"
+            )));
         }
     }
+    crate::train::network_options(settings).map_err(JobsError::InvalidInput)?;
+    check_device(settings.device.as_deref(), true)?;
+    if settings.batch == 0 || settings.micro_batches > settings.batch {
+        return Err(JobsError::InvalidInput(
+            "batch must be at least 1 and micro_batches at most the batch".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_convert(job: &ConvertJob) -> Result<(), JobsError> {
+    let ConvertJob {
+        input,
+        alignments,
+        model_dir,
+        output,
+        settings,
+    } = job;
+    require_absolute(&[
+        ("input", input),
+        ("alignments", alignments),
+        ("model folder", model_dir),
+        ("output", output),
+    ])?;
+    if !Path::new(input).exists() {
+        return Err(JobsError::InvalidInput(format!(
+            "input {input} does not exist"
+        )));
+    }
+    if !Path::new(model_dir)
+        .join(crate::train::MODEL_FILE)
+        .is_file()
+    {
+        return Err(JobsError::InvalidInput(format!(
+            "{model_dir} is not a model folder (no {}); train one with `faceswapd train`",
+            crate::train::MODEL_FILE
+        )));
+    }
+    crate::merge::convert::merge_settings(settings)
+        .map_err(|e| JobsError::InvalidInput(e.to_string()))?;
+    check_device(settings.device.as_deref(), false)?;
+    Ok(())
+}
+
+fn validate_xseg_train(job: &XsegTrainJob) -> Result<(), JobsError> {
+    let XsegTrainJob {
+        facesets,
+        model_dir,
+        settings,
+    } = job;
+    let mut named: Vec<(&str, &String)> = vec![("model folder", model_dir)];
+    named.extend(facesets.iter().map(|f| ("faceset", f)));
+    require_absolute(&named)?;
+    if facesets.is_empty() {
+        return Err(JobsError::InvalidInput("name at least one faceset".into()));
+    }
+    if !settings.resolution.is_multiple_of(16) || settings.resolution < 32 {
+        return Err(JobsError::InvalidInput(format!(
+            "XSeg resolution {} must be a multiple of 16, at least 32",
+            settings.resolution
+        )));
+    }
+    check_device(settings.device.as_deref(), false)?;
+    Ok(())
+}
+
+fn validate_tool(job: &ToolJob) -> Result<(), JobsError> {
+    let ToolJob { faceset, tool } = job;
+    let mut named: Vec<(&str, &String)> = vec![("faceset", faceset)];
+    match tool {
+        faceswap_protocol::ToolSpec::Sort { out, .. } => {
+            named.push(("output folder", out));
+        }
+        faceswap_protocol::ToolSpec::Draw { source, out } => {
+            named.push(("source", source));
+            named.push(("output folder", out));
+        }
+        faceswap_protocol::ToolSpec::MissingFrames { source }
+        | faceswap_protocol::ToolSpec::Extract { source, .. } => {
+            named.push(("source", source));
+        }
+        _ => {}
+    }
+    require_absolute(&named)?;
+    if !Path::new(faceset)
+        .join(crate::extract::ALIGNMENTS_FILE)
+        .is_file()
+    {
+        return Err(JobsError::InvalidInput(format!(
+            "{faceset} has no alignments.fsppa: point at a faceset folder `faceswapd extract` wrote"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -228,18 +239,18 @@ mod tests {
 
     #[test]
     fn relative_paths_and_missing_inputs_are_refused() {
-        let relative = JobSpec::ExtractFrames {
+        let relative = JobSpec::ExtractFrames(ExtractFramesJob {
             input: "relative.mp4".into(),
             output_dir: "/tmp".into(),
             every_nth: 1,
-        };
+        });
         let e = validate(&relative).unwrap_err().to_string();
         assert!(e.contains("absolute path"), "{e}");
-        let missing = JobSpec::ExtractFrames {
+        let missing = JobSpec::ExtractFrames(ExtractFramesJob {
             input: "/no/such/video.mp4".into(),
             output_dir: "/tmp".into(),
             every_nth: 1,
-        };
+        });
         let e = validate(&missing).unwrap_err().to_string();
         assert!(e.contains("no such video file"), "{e}");
     }

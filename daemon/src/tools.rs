@@ -12,47 +12,7 @@ use crate::extract::geometry::HeadPose;
 use crate::extract::store::Alignments;
 use crate::extract::{ALIGNMENTS_FILE, FaceMeta, read_face_meta};
 
-/// How faces are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortMethod {
-    /// Sharpest first: variance of the Laplacian of the grey face (faceswap "blur").
-    Blur,
-    /// Sharpest first: mean log-magnitude of the face's high frequencies (faceswap "blur-fft").
-    BlurFft,
-    /// Best aligned first: landmark distance from the mean face (faceswap "distance").
-    Distance,
-    /// Head yaw, left to right (degrees, from the head pose).
-    Yaw,
-    /// Head pitch, down to up.
-    Pitch,
-    /// Roll.
-    Roll,
-    /// Each face next to the most similar colour histogram (faceswap "hist").
-    Histogram,
-    /// Largest face in the frame first (faceswap "size").
-    Size,
-    /// Each face next to the most similar-looking face: the aligned face's normalised grey
-    /// pixels (faceswap uses a VGGFace2 identity network, which no package here ships).
-    Face,
-}
-
-impl SortMethod {
-    /// Parses the CLI spelling.
-    pub fn parse(s: &str) -> Option<SortMethod> {
-        Some(match s {
-            "blur" => SortMethod::Blur,
-            "blur-fft" => SortMethod::BlurFft,
-            "distance" => SortMethod::Distance,
-            "yaw" => SortMethod::Yaw,
-            "pitch" => SortMethod::Pitch,
-            "roll" => SortMethod::Roll,
-            "hist" | "histogram" => SortMethod::Histogram,
-            "size" => SortMethod::Size,
-            "face" => SortMethod::Face,
-            _ => return None,
-        })
-    }
-}
+pub use faceswap_options::SortMethod;
 
 /// One aligned face file with what sorting needs.
 struct FaceFile {
@@ -566,22 +526,18 @@ pub fn frame_ranges(frames: &[u64]) -> String {
     out.join(", ")
 }
 
-/// The daemon job for [`faceswap_protocol::JobSpec::Tool`]: runs the tool and logs its result.
+/// The daemon job for [`faceswap_protocol::ToolJob`]: runs the tool and logs its result.
 pub fn run_job(
-    spec: &faceswap_protocol::JobSpec,
+    job: &faceswap_protocol::ToolJob,
     ctx: &crate::jobs::JobContext,
 ) -> Result<(), crate::jobs::JobError> {
     use crate::jobs::JobError;
     use faceswap_protocol::ToolSpec;
-    let faceswap_protocol::JobSpec::Tool { faceset, tool } = spec else {
-        return Err(JobError::Failed("not a faceset tool job".into()));
-    };
+    let faceswap_protocol::ToolJob { faceset, tool } = job;
     let faceset = Path::new(faceset);
     let line = match tool {
         ToolSpec::Sort { by, out, groups } => {
-            let method = SortMethod::parse(by)
-                .ok_or_else(|| JobError::Failed(format!("unknown sort {by:?}")))?;
-            let sorted = sort_faces(faceset, method).map_err(JobError::Failed)?;
+            let sorted = sort_faces(faceset, *by).map_err(JobError::Failed)?;
             let files = write_sorted(&sorted, Path::new(out), *groups as usize)
                 .map_err(JobError::Failed)?;
             format!("{} faces sorted by {by} into {out}", files.len())
@@ -619,9 +575,7 @@ pub fn run_job(
             size,
             centering,
         } => {
-            let c = crate::extract::geometry::Centering::parse(centering)
-                .ok_or_else(|| JobError::Failed(format!("unknown centering {centering:?}")))?;
-            let n = crate::extract::export_faces(faceset, Path::new(source), *size, c)
+            let n = crate::extract::export_faces(faceset, Path::new(source), *size, *centering)
                 .map_err(|e| JobError::Failed(e.to_string()))?;
             format!(
                 "wrote {n} aligned faces into {}",

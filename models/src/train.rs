@@ -17,21 +17,7 @@ use crate::losses::{SideLossOptions, saehd_side_loss};
 use crate::optim::{AdaBeliefConfig, LrSchedule};
 use crate::weights::{materialise, random_draws, step_seed, weight_values};
 
-/// Which optimiser updates the weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptimizerKind {
-    /// DFL's default: AdaBelief without bias correction.
-    AdaBelief,
-    /// Adam (β 0.9/0.999, ε 1e-7), bias-corrected as usual.
-    Adam,
-    /// AdamW: Adam with decoupled weight decay (Keras' defaults, which faceswap uses: ε 1e-7,
-    /// weight decay 0.004).
-    AdamW,
-    /// RMSprop as Keras (faceswap) runs it: ρ 0.9, no momentum, ε 1e-7.
-    RmsProp,
-    /// Lion (β 0.9/0.99); its paper advises a learning rate 3–10× below AdamW's for long runs.
-    Lion,
-}
+pub use faceswap_options::{OptimizerKind, Precision};
 
 /// How to train, fixed for a run (changes take effect on resume).
 #[derive(Debug, Clone, PartialEq)]
@@ -62,38 +48,15 @@ pub struct TrainerConfig {
     pub precision: Precision,
 }
 
-/// Compute precision of a training step. Mixed precision (f16/bf16) runs the networks on a
-/// half-precision copy of the f32 master weights, takes the loss in f32, and scales it
-/// dynamically so small gradients survive half precision (faceswap `mixed_precision`, Keras'
-/// `LossScaleOptimizer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// Everything in f32.
-    #[default]
-    F32,
-    /// f16 compute, f32 master weights, dynamic loss scaling.
-    F16,
-    /// bf16 compute, f32 master weights, dynamic loss scaling.
-    Bf16,
-}
-
-impl Precision {
-    /// Parses `f32`, `f16` (also `mixed`) or `bf16`.
-    pub fn parse(s: &str) -> Option<Precision> {
-        Some(match s {
-            "f32" | "full" => Precision::F32,
-            "f16" | "fp16" | "mixed" => Precision::F16,
-            "bf16" => Precision::Bf16,
-            _ => return None,
-        })
-    }
-
-    fn compute_dtype(self) -> Option<FloatDType> {
-        match self {
-            Precision::F32 => None,
-            Precision::F16 => Some(FloatDType::F16),
-            Precision::Bf16 => Some(FloatDType::BF16),
-        }
+/// The half-precision dtype a mixed-precision step computes in (`None`: all f32). Mixed
+/// precision (f16/bf16) runs the networks on a half-precision copy of the f32 master weights,
+/// takes the loss in f32, and scales it dynamically so small gradients survive (faceswap
+/// `mixed_precision`, Keras' `LossScaleOptimizer`).
+fn compute_dtype(precision: Precision) -> Option<FloatDType> {
+    match precision {
+        Precision::F32 => None,
+        Precision::F16 => Some(FloatDType::F16),
+        Precision::Bf16 => Some(FloatDType::BF16),
     }
 }
 
@@ -493,7 +456,7 @@ impl FaceTrainer {
             self.model = self.model.clone().with_parts_trainable(parts, trainable);
         }
         let batch = a.batch_size();
-        let half = self.cfg.precision.compute_dtype();
+        let half = compute_dtype(self.cfg.precision);
         let scale = half.map(|_| self.loss_scale.scale);
         let devices: Vec<&Device> = std::iter::once(&self.device)
             .chain(&self.replicas)

@@ -521,6 +521,15 @@ impl Drop for Held<'_> {
     }
 }
 
+/// A choice table whose labels are the options' own names (each name spelled once, in
+/// `faceswap_options`).
+macro_rules! named_choices {
+    ($($v:expr),+ $(,)?) => {
+        [$(($v.c_name(), $v)),+]
+    };
+}
+pub(crate) use named_choices;
+
 /// The value of choice `index` in a table; an index the table lacks (a project saved by a
 /// newer plug-in) is its first entry.
 pub(crate) fn choice_value<T: Copy, const N: usize>(options: &[(&CStr, T); N], index: c_int) -> T {

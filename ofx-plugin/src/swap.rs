@@ -4,7 +4,10 @@
 
 use std::ffi::CStr;
 
-use faceswap_protocol::{ConvertSettings, FrameOp, SwapSettings, SwapTarget, SwapView};
+use faceswap_protocol::{
+    ColorTransferMode, ConvertSettings, FrameOp, MaskMode, MergeMode, SwapSettings, SwapTarget,
+    SwapView,
+};
 use openfx::sys::generic::core::*;
 use openfx::sys::image_effect_v1::image_effect::*;
 
@@ -22,38 +25,45 @@ const TARGETS: [(&CStr, SwapTarget); 5] = [
 
 const TARGETS_LABELS: [&CStr; 5] = choice_labels(&TARGETS);
 
-const MERGE_MODES: [(&CStr, &str); 6] = [
-    (c"overlay", "overlay"),
-    (c"hist-match", "hist-match"),
-    (c"seamless", "seamless"),
-    (c"seamless-hist-match", "seamless-hist-match"),
-    (c"raw-rgb", "raw-rgb"),
-    (c"original", "original"),
+// Choice order is what saved projects store: append only.
+const MERGE_MODES: [(&CStr, MergeMode); 6] = named_choices![
+    MergeMode::Overlay,
+    MergeMode::HistMatch,
+    MergeMode::Seamless,
+    MergeMode::SeamlessHistMatch,
+    MergeMode::RawRgb,
+    MergeMode::Original,
 ];
 
 const MERGE_MODES_LABELS: [&CStr; 6] = choice_labels(&MERGE_MODES);
 
-const MASK_MODES: [(&CStr, &str); 6] = [
-    (c"learned-prd*learned-dst", "learned-prd*learned-dst"),
-    (c"learned-prd+learned-dst", "learned-prd+learned-dst"),
-    (c"learned-prd", "learned-prd"),
-    (c"learned-dst", "learned-dst"),
-    (c"dst (landmark hull)", "dst"),
-    (c"full", "full"),
+const MASK_MODES: [(&CStr, MaskMode); 6] = [
+    (
+        MaskMode::LearnedPrdTimesDst.c_name(),
+        MaskMode::LearnedPrdTimesDst,
+    ),
+    (
+        MaskMode::LearnedPrdPlusDst.c_name(),
+        MaskMode::LearnedPrdPlusDst,
+    ),
+    (MaskMode::LearnedPrd.c_name(), MaskMode::LearnedPrd),
+    (MaskMode::LearnedDst.c_name(), MaskMode::LearnedDst),
+    (c"dst (landmark hull)", MaskMode::Dst),
+    (MaskMode::Full.c_name(), MaskMode::Full),
 ];
 
 const MASK_MODES_LABELS: [&CStr; 6] = choice_labels(&MASK_MODES);
 
-const COLORS: [(&CStr, &str); 9] = [
-    (c"rct", "rct"),
-    (c"lct", "lct"),
-    (c"mkl", "mkl"),
-    (c"idt", "idt"),
-    (c"sot", "sot"),
-    (c"mix", "mix"),
-    (c"avg-color", "avg-color"),
-    (c"match-hist", "match-hist"),
-    (c"none", "none"),
+const COLORS: [(&CStr, ColorTransferMode); 9] = named_choices![
+    ColorTransferMode::Rct,
+    ColorTransferMode::Lct,
+    ColorTransferMode::Mkl,
+    ColorTransferMode::Idt,
+    ColorTransferMode::Sot,
+    ColorTransferMode::Mix,
+    ColorTransferMode::AvgColor,
+    ColorTransferMode::MatchHist,
+    ColorTransferMode::None,
 ];
 
 const COLORS_LABELS: [&CStr; 9] = choice_labels(&COLORS);
@@ -185,9 +195,9 @@ fn swap_settings(
             _ => SwapView::Result,
         },
         merge: ConvertSettings {
-            mode: choice_value(&MERGE_MODES, param_int(s, effect, c"mergeMode", time)?).into(),
-            mask_mode: choice_value(&MASK_MODES, param_int(s, effect, c"maskMode", time)?).into(),
-            color: choice_value(&COLORS, param_int(s, effect, c"colorTransfer", time)?).into(),
+            mode: choice_value(&MERGE_MODES, param_int(s, effect, c"mergeMode", time)?),
+            mask_mode: choice_value(&MASK_MODES, param_int(s, effect, c"maskMode", time)?),
+            color: choice_value(&COLORS, param_int(s, effect, c"colorTransfer", time)?),
             erode: param_int(s, effect, c"erode", time)?,
             blur: param_int(s, effect, c"blur", time)?.max(0) as u32,
             face_scale: param_int(s, effect, c"faceScale", time)?,
@@ -246,5 +256,27 @@ mod tests {
             assert_eq!(choice_value(&TARGETS, bad), SwapTarget::Largest);
         }
         assert_eq!(TARGETS_LABELS[2], c"Face 1");
+    }
+
+    #[test]
+    fn option_choices_are_the_shared_options_and_saved_indexes_keep_their_meaning() {
+        // Index order is what hosts save in projects: these must never move.
+        assert_eq!(choice_value(&MERGE_MODES, 0), MergeMode::Overlay);
+        assert_eq!(choice_value(&MERGE_MODES, 5), MergeMode::Original);
+        assert_eq!(choice_value(&MASK_MODES, 4), MaskMode::Dst);
+        assert_eq!(choice_value(&COLORS, 8), ColorTransferMode::None);
+        // Labels are the options' own names (the hull's label says what `dst` is).
+        for (label, mode) in MERGE_MODES {
+            assert_eq!(label.to_str().unwrap().parse::<MergeMode>(), Ok(mode));
+        }
+        for (label, mode) in COLORS {
+            assert_eq!(
+                label.to_str().unwrap().parse::<ColorTransferMode>(),
+                Ok(mode)
+            );
+        }
+        for (label, mode) in MASK_MODES.iter().filter(|(_, m)| *m != MaskMode::Dst) {
+            assert_eq!(label.to_str().unwrap().parse::<MaskMode>(), Ok(*mode));
+        }
     }
 }

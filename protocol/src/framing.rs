@@ -107,16 +107,16 @@ pub fn read_frame_bytes<R: Read>(r: &mut R) -> Result<Vec<u8>, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{JobSpec, Request};
+    use crate::{ExtractFramesJob, JobSpec, Request};
 
     #[test]
     fn frame_round_trips() {
         let req = Request::SubmitJob {
-            spec: JobSpec::ExtractFrames {
+            spec: JobSpec::ExtractFrames(ExtractFramesJob {
                 input: "/videos/clip.mp4".into(),
                 output_dir: "/tmp/out".into(),
                 every_nth: 2,
-            },
+            }),
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &req).unwrap();
@@ -161,11 +161,11 @@ mod tests {
     fn huge_container_claims_do_not_allocate() {
         // Variant SubmitJob(ExtractFrames) then a string length claiming ~2^62 bytes.
         let mut body = encode_payload(&Request::SubmitJob {
-            spec: JobSpec::ExtractFrames {
+            spec: JobSpec::ExtractFrames(ExtractFramesJob {
                 input: String::new(),
                 output_dir: String::new(),
                 every_nth: 1,
-            },
+            }),
         })
         .unwrap();
         body.truncate(2);

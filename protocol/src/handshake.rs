@@ -14,7 +14,9 @@ use crate::{ErrorCode, ErrorReply, ProtocolError, Response, read_frame, write_fr
 pub const MAGIC: [u8; 4] = *b"FSPP";
 
 /// Version of the control protocol and slot layout; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// v8: closed option sets are typed ([`faceswap_options`]); a name outside a set no longer
+/// reaches the daemon.
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Who is connecting, for logs and for per-kind policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

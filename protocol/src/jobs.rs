@@ -1,93 +1,123 @@
 //! Job descriptions and records: what the daemon persists and what clients see.
 
+use faceswap_options::{
+    BalanceSpace, Centering, ColorTransferMode, ImageFormat, MaskMode, MergeMode, OptimizerKind,
+    Precision, SharpenKind, SortMethod,
+};
 use serde::{Deserialize, Serialize};
 
 /// Identifies a job; allocated by the daemon, increasing, never reused within a data dir.
 pub type JobId = u64;
 
-/// What a job does. New capabilities add variants (a protocol version bump).
+/// What a job does: one variant per stage, each carrying its own job struct. New capabilities
+/// add variants (a protocol version bump). Serialised as the struct-variants of protocol v7
+/// were, so their job records still load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobSpec {
-    /// Decode a video (or image folder) and write every `every_nth` frame as a PNG into
-    /// `output_dir` as `frame_NNNNNN.png` (faceswap's `effmpeg extract`). Resumable: frames
-    /// already written are not decoded to disk again.
-    ExtractFrames {
-        /// Video file path.
-        input: String,
-        /// Output folder (created when missing).
-        output_dir: String,
-        /// Keep one frame in this many (1 = all).
-        every_nth: u32,
-    },
-    /// Find, landmark and align faces in a video or image folder; write an alignments store and
-    /// aligned face PNGs into `output_dir` (faceswap/DFL "extract"). Resumable: frames already
-    /// in the store are skipped.
-    Extract {
-        /// Video file or image folder.
-        input: String,
-        /// Faceset folder.
-        output_dir: String,
-        /// Aligned face size in pixels.
-        size: u32,
-        /// `legacy`, `face`, `head`, `f`, `wf` or `dfl-head`.
-        centering: String,
-        /// Keep one frame in this many.
-        every_nth: u32,
-        /// Re-run landmarks on an aligned crop.
-        second_pass: bool,
-        /// Extra jittered landmark runs averaged in.
-        refeed: u32,
-        /// Smooth landmarks over time in videos (One-Euro per face).
-        #[serde(default = "default_true")]
-        smoothing: bool,
-        /// At most this many faces per frame, the largest (DFL's max faces from image); 0: all.
-        #[serde(default)]
-        max_faces: u32,
-    },
-    /// Train a SAEHD swap model from faceset A (the identity to put in) and faceset B (the
-    /// faces to replace) into `model_dir`, until `settings.steps` optimiser steps are done.
-    /// Resumable: it continues from the newest checkpoint, bit-exactly.
-    Train {
-        /// Faceset A folder (DFL "src").
-        faceset_a: String,
-        /// Faceset B folder (DFL "dst").
-        faceset_b: String,
-        /// Model folder (created; holds model.toml, checkpoints, previews, the loss log).
-        model_dir: String,
-        /// Architecture and training options (boxed: the other variants are small).
-        settings: Box<TrainSettings>,
-    },
-    /// Swap the faces of a video (or image folder) with a trained model and write the result
-    /// (faceswap "convert", DFL "merge"): a video with the source's audio, or PNG/TIFF images.
-    /// The output appears under its final name only when complete.
-    Convert {
-        /// The destination video file or image folder (what `extract` read).
-        input: String,
-        /// The alignments store of that input (`alignments.fsppa`, or the faceset folder).
-        alignments: String,
-        /// The trained model folder.
-        model_dir: String,
-        /// A video file (.mp4, .mkv, .mov) or a folder for an image sequence.
-        output: String,
-        /// Merge and writer options (boxed: the other variants are small).
-        settings: Box<ConvertSettings>,
-    },
-    /// A faceset clean-up tool (faceswap's sort and alignments tools).
-    Tool {
-        /// Faceset folder.
-        faceset: String,
-        /// What to run.
-        tool: ToolSpec,
-    },
-    /// Train (or resume) an XSeg model on the labelled faces of facesets.
-    XsegTrain {
-        /// Faceset folders with labelled faces.
-        facesets: Vec<String>,
-        /// XSeg model folder (created).
-        model_dir: String,
-        /// Options.
-        settings: XsegSettings,
-    },
+    /// [`ExtractFramesJob`].
+    ExtractFrames(ExtractFramesJob),
+    /// [`ExtractJob`].
+    Extract(ExtractJob),
+    /// [`TrainJob`].
+    Train(TrainJob),
+    /// [`ConvertJob`].
+    Convert(ConvertJob),
+    /// [`ToolJob`].
+    Tool(ToolJob),
+    /// [`XsegTrainJob`].
+    XsegTrain(XsegTrainJob),
+}
+
+/// Decode a video (or image folder) and write every `every_nth` frame as a PNG into
+/// `output_dir` as `frame_NNNNNN.png` (faceswap's `effmpeg extract`). Resumable: frames
+/// already written are not decoded to disk again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtractFramesJob {
+    /// Video file path.
+    pub input: String,
+    /// Output folder (created when missing).
+    pub output_dir: String,
+    /// Keep one frame in this many (1 = all).
+    pub every_nth: u32,
+}
+
+/// Find, landmark and align faces in a video or image folder; write an alignments store and
+/// aligned face PNGs into `output_dir` (faceswap/DFL "extract"). Resumable: frames already
+/// in the store are skipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtractJob {
+    /// Video file or image folder.
+    pub input: String,
+    /// Faceset folder.
+    pub output_dir: String,
+    /// Aligned face size in pixels.
+    pub size: u32,
+    /// Aligned face centering / face type.
+    pub centering: Centering,
+    /// Keep one frame in this many.
+    pub every_nth: u32,
+    /// Re-run landmarks on an aligned crop.
+    pub second_pass: bool,
+    /// Extra jittered landmark runs averaged in.
+    pub refeed: u32,
+    /// Smooth landmarks over time in videos (One-Euro per face).
+    #[serde(default = "default_true")]
+    pub smoothing: bool,
+    /// At most this many faces per frame, the largest (DFL's max faces from image); 0: all.
+    #[serde(default)]
+    pub max_faces: u32,
+}
+
+/// Train a SAEHD swap model from faceset A (the identity to put in) and faceset B (the
+/// faces to replace) into `model_dir`, until `settings.steps` optimiser steps are done.
+/// Resumable: it continues from the newest checkpoint, bit-exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainJob {
+    /// Faceset A folder (DFL "src").
+    pub faceset_a: String,
+    /// Faceset B folder (DFL "dst").
+    pub faceset_b: String,
+    /// Model folder (created; holds model.toml, checkpoints, previews, the loss log).
+    pub model_dir: String,
+    /// Architecture and training options (boxed: the other variants are small).
+    pub settings: Box<TrainSettings>,
+}
+
+/// Swap the faces of a video (or image folder) with a trained model and write the result
+/// (faceswap "convert", DFL "merge"): a video with the source's audio, or PNG/TIFF images.
+/// The output appears under its final name only when complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvertJob {
+    /// The destination video file or image folder (what `extract` read).
+    pub input: String,
+    /// The alignments store of that input (`alignments.fsppa`, or the faceset folder).
+    pub alignments: String,
+    /// The trained model folder.
+    pub model_dir: String,
+    /// A video file (.mp4, .mkv, .mov) or a folder for an image sequence.
+    pub output: String,
+    /// Merge and writer options (boxed: the other variants are small).
+    pub settings: Box<ConvertSettings>,
+}
+
+/// A faceset clean-up tool (faceswap's sort and alignments tools).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolJob {
+    /// Faceset folder.
+    pub faceset: String,
+    /// What to run.
+    pub tool: ToolSpec,
+}
+
+/// Train (or resume) an XSeg model on the labelled faces of facesets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XsegTrainJob {
+    /// Faceset folders with labelled faces.
+    pub facesets: Vec<String>,
+    /// XSeg model folder (created).
+    pub model_dir: String,
+    /// Options.
+    pub settings: XsegSettings,
 }
 
 fn default_true() -> bool {
@@ -97,11 +127,10 @@ fn default_true() -> bool {
 /// The faceset tools the daemon runs as jobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToolSpec {
-    /// Sorted copies of the faces (blur, blur-fft, distance, yaw, pitch, roll, hist, size,
-    /// face) in `out`, or in `groups` folders.
+    /// Sorted copies of the faces in `out`, or in `groups` folders.
     Sort {
         /// Method.
-        by: String,
+        by: SortMethod,
         /// Output folder.
         out: String,
         /// Group folders (1 = one sorted folder).
@@ -133,8 +162,8 @@ pub enum ToolSpec {
         source: String,
         /// Face size.
         size: u32,
-        /// Centering name.
-        centering: String,
+        /// Centering.
+        centering: Centering,
     },
 }
 
@@ -192,16 +221,16 @@ impl Default for XsegSettings {
 /// Merge options, named as DeepFaceLab's merger and faceswap's convert name them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvertSettings {
-    /// original, overlay, hist-match, seamless, seamless-hist-match, raw-rgb, raw-predict.
-    pub mode: String,
-    /// full, dst, learned-prd, learned-dst, prd*dst, prd+dst, XSeg-… .
-    pub mask_mode: String,
-    /// none, rct, lct, mkl, idt, sot, mix, avg-color, match-hist, manual.
-    pub color: String,
+    /// How the face is blended.
+    pub mode: MergeMode,
+    /// Which mask blends it.
+    pub mask_mode: MaskMode,
+    /// Colour transfer.
+    pub color: ColorTransferMode,
     /// Colour statistics as DFL computes them (zeroed pixels outside the mask count).
     pub dfl_mask_statistics: bool,
-    /// Manual balance colour space: rgb, hsv, lab, ycrcb.
-    pub balance_space: String,
+    /// Manual balance colour space.
+    pub balance_space: BalanceSpace,
     /// Manual balance per channel, percent.
     pub balance: [f32; 3],
     /// Manual contrast, percent.
@@ -216,8 +245,8 @@ pub struct ConvertSettings {
     pub face_scale: i32,
     /// Sharpen (> 0) or soften (< 0), −100…100.
     pub sharpen: i32,
-    /// box, gaussian or unsharp.
-    pub sharpen_kind: String,
+    /// Sharpening kernel.
+    pub sharpen_kind: SharpenKind,
     /// Motion blur power, 0…100.
     pub motion_blur: u32,
     /// hist-match threshold, 0…255.
@@ -240,8 +269,8 @@ pub struct ConvertSettings {
     pub keep_unchanged: bool,
     /// Frames missing from the alignments pass through unchanged instead of failing.
     pub allow_missing_alignments: bool,
-    /// `png` or `tiff` for image sequences (video outputs ignore it).
-    pub image_format: String,
+    /// Image-sequence format (video outputs ignore it).
+    pub image_format: ImageFormat,
     /// Video encoder (FFmpeg name), e.g. libx264, libx265, mpeg4, ffv1.
     pub codec: String,
     /// Constant rate factor / quality (encoder-specific; libx264: 0…51).
@@ -271,11 +300,11 @@ pub struct ConvertSettings {
 impl Default for ConvertSettings {
     fn default() -> Self {
         ConvertSettings {
-            mode: "overlay".into(),
-            mask_mode: "learned-prd*learned-dst".into(),
-            color: "rct".into(),
+            mode: MergeMode::default(),
+            mask_mode: MaskMode::default(),
+            color: ColorTransferMode::default(),
             dfl_mask_statistics: false,
-            balance_space: "lab".into(),
+            balance_space: BalanceSpace::default(),
             balance: [0.0; 3],
             contrast: 0.0,
             brightness: 0.0,
@@ -283,7 +312,7 @@ impl Default for ConvertSettings {
             blur: 0,
             face_scale: 0,
             sharpen: 0,
-            sharpen_kind: "box".into(),
+            sharpen_kind: SharpenKind::default(),
             motion_blur: 0,
             hist_match_threshold: 238,
             masked_hist_match: true,
@@ -294,7 +323,7 @@ impl Default for ConvertSettings {
             frames: Vec::new(),
             keep_unchanged: false,
             allow_missing_alignments: false,
-            image_format: "png".into(),
+            image_format: ImageFormat::default(),
             codec: "libx264".into(),
             crf: 18,
             pixel_format: "yuv420p".into(),
@@ -334,8 +363,8 @@ pub struct TrainSettings {
     pub steps: u64,
     /// Seed of the weights and of every random draw.
     pub seed: u64,
-    /// `adabelief` (DFL), `adam`, `adamw`, `rmsprop` or `lion` (faceswap).
-    pub optimizer: String,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
     /// Peak learning rate.
     pub lr: f64,
     /// Linear warmup steps.
@@ -376,9 +405,10 @@ pub struct TrainSettings {
     /// of a fixed `clip_norm`.
     #[serde(default)]
     pub autoclip: bool,
-    /// Compute precision: `f32`, or mixed `f16` / `bf16` (f32 master weights, loss scaling).
-    #[serde(default)]
-    pub precision: String,
+    /// Compute precision: f32, or mixed f16 / bf16 (f32 master weights, loss scaling).
+    /// Protocol v7 wrote `""` for f32.
+    #[serde(default, deserialize_with = "faceswap_options::empty_as_default")]
+    pub precision: Precision,
     /// Eyes-and-mouth priority.
     pub eyes_mouth_prio: bool,
     /// Train the learned mask.
@@ -421,7 +451,7 @@ impl Default for TrainSettings {
             micro_batches: 1,
             steps: 100_000,
             seed: 0,
-            optimizer: "adabelief".into(),
+            optimizer: OptimizerKind::default(),
             lr: 5e-5,
             warmup: 250,
             cosine_cycle: 0,
@@ -436,7 +466,7 @@ impl Default for TrainSettings {
             load_parts: Vec::new(),
             freeze_steps: 0,
             autoclip: false,
-            precision: String::new(),
+            precision: Precision::default(),
             eyes_mouth_prio: false,
             learn_mask: true,
             random_warp: true,
@@ -457,12 +487,12 @@ impl JobSpec {
     /// Short kind name for listings.
     pub fn kind(&self) -> &'static str {
         match self {
-            JobSpec::ExtractFrames { .. } => "extract-frames",
-            JobSpec::Extract { .. } => "extract",
-            JobSpec::Train { .. } => "train",
-            JobSpec::Convert { .. } => "convert",
-            JobSpec::XsegTrain { .. } => "xseg-train",
-            JobSpec::Tool { tool, .. } => tool.name(),
+            JobSpec::ExtractFrames(_) => "extract-frames",
+            JobSpec::Extract(_) => "extract",
+            JobSpec::Train(_) => "train",
+            JobSpec::Convert(_) => "convert",
+            JobSpec::XsegTrain(_) => "xseg-train",
+            JobSpec::Tool(job) => job.tool.name(),
         }
     }
 }

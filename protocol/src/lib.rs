@@ -16,11 +16,15 @@ pub mod slot;
 pub mod transport;
 
 pub use error::{ErrorCode, ProtocolError};
+pub use faceswap_options::{
+    self as options, BalanceSpace, Centering, ColorTransferMode, ImageFormat, MaskMode, MergeMode,
+    OptimizerKind, Precision, SharpenKind, SortMethod, UnknownOption,
+};
 pub use framing::{MAX_CONTROL_MESSAGE, decode_payload, encode_payload, read_frame, write_frame};
 pub use handshake::{ClientKind, Hello, MAGIC, PROTOCOL_VERSION, Welcome, error_response};
 pub use jobs::{
-    ConvertSettings, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, ToolSpec,
-    TrainSettings, XsegSettings,
+    ConvertJob, ConvertSettings, ExtractFramesJob, ExtractJob, JobId, JobRecord, JobSpec, JobState,
+    JobSummary, Progress, ToolJob, ToolSpec, TrainJob, TrainSettings, XsegSettings, XsegTrainJob,
 };
 pub use messages::{
     DaemonStatus, ErrorReply, FrameOp, ProjectReport, Request, Response, Side, SwapSettings,

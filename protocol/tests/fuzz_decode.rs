@@ -53,11 +53,11 @@ fn samples() -> Vec<Vec<u8>> {
         Request::ShowJob { id: 42 },
         Request::CancelJob { id: u64::MAX },
         Request::SubmitJob {
-            spec: JobSpec::ExtractFrames {
+            spec: JobSpec::ExtractFrames(faceswap_protocol::ExtractFramesJob {
                 input: "/a/video.mp4".into(),
                 output_dir: "/a/out".into(),
                 every_nth: 3,
-            },
+            }),
         },
         Request::ProcessFrame {
             slot: "/run/user/1000/faceswappp/slots/slot-1-2-3.fsslot".into(),

@@ -62,7 +62,9 @@ fn main() -> anyhow::Result<()> {
     };
 
     // In one process, no IPC: what the daemon does with a frame.
-    let mut swapper = FrameSwapper::new(ComputeDevice::CPU);
+    let dirs = faceswapd::paths::Dirs::resolve().expect("a home folder");
+    let runtime = faceswapd::runtime::Runtime::load(dirs).expect("the daemon's config");
+    let mut swapper = FrameSwapper::new(ComputeDevice::CPU, runtime);
     let header = SlotHeader {
         width: w as u32,
         height: h as u32,

@@ -88,7 +88,11 @@ fn main() -> anyhow::Result<()> {
         p_fspp as f64 / p_df as f64
     );
     let precision: String = env_or("FSPP_BENCH_PRECISION", "bf16".to_string());
-    if let Some(half) = Precision::parse(&precision).filter(|p| *p != Precision::F32) {
+    if let Some(half) = precision
+        .parse::<Precision>()
+        .ok()
+        .filter(|p| *p != Precision::F32)
+    {
         let (_, mem_half, ms_half) = measure(&fspp, half, batch, steps);
         println!(
             "fspp-256 mixed {precision}: peak {mem_half:.0} MiB, {ms_half:.0} ms/step; vs f32 {:.2}× memory, {:.2}× time",

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use faceswap_tests::architecture::{cycles, module_graph};
 
-const CRATES: &[&str] = &["protocol", "models", "daemon", "ofx-plugin", "tests"];
+const CRATES: &[&str] = &["options", "protocol", "models", "daemon", "ofx-plugin", "tests"];
 
 #[test]
 fn no_crate_has_an_import_cycle_between_its_top_level_modules() {

@@ -358,21 +358,17 @@ fn bad_inputs_give_clear_errors_and_no_partial_output() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
-    // Unknown options name what is accepted.
-    let bad = ConvertSettings {
-        color: "sepia".into(),
-        ..ConvertSettings::default()
-    };
-    let e = run_convert(
-        &request(fx, root.path().join("x.mp4"), bad),
-        &mut model,
-        |_, _| true,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("mkl"), "{e}");
+    // An unknown option never reaches the job: reading it (a job record, a wire message) fails
+    // naming what is accepted.
+    let text = toml::to_string(&ConvertSettings::default())
+        .unwrap()
+        .replace("color = \"rct\"", "color = \"sepia\"");
+    let e = toml::from_str::<ConvertSettings>(&text)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sepia") && e.contains("mkl"), "{e}");
     let xseg = ConvertSettings {
-        mask_mode: "XSeg-dst".into(),
+        mask_mode: MaskMode::XsegDst,
         ..ConvertSettings::default()
     };
     let e = run_convert(
@@ -394,7 +390,7 @@ fn image_sequences_carry_the_provenance_tag() {
         let out = root.path().join(format!("frames-{format}"));
         let settings = ConvertSettings {
             frames: vec![(0, 2), (100, 101)],
-            image_format: format.into(),
+            image_format: format.parse().unwrap(),
             project: "seq".into(),
             ..ConvertSettings::default()
         };
@@ -532,7 +528,7 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
         bottom_up: false,
         show: faceswap_protocol::SwapView::Result,
         merge: ConvertSettings {
-            mask_mode: "dst".into(),
+            mask_mode: MaskMode::Dst,
             ..ConvertSettings::default()
         },
     };
@@ -671,7 +667,7 @@ fn convert_with_an_xseg_model() {
     let out = root.path().join("xseg.mp4");
     let settings = ConvertSettings {
         frames: vec![(0, 2)],
-        mask_mode: "XSeg-prd*XSeg-dst".into(),
+        mask_mode: MaskMode::XsegPrdTimesDst,
         ..ConvertSettings::default()
     };
     let s = run_convert(&request(fx, out.clone(), settings), &mut model, |_, _| true).unwrap();

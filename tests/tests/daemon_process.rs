@@ -28,11 +28,11 @@ fn submit_frames_job(
 ) -> faceswap_protocol::JobId {
     match c
         .call(&Request::SubmitJob {
-            spec: JobSpec::ExtractFrames {
+            spec: JobSpec::ExtractFrames(faceswap_protocol::ExtractFramesJob {
                 input,
                 output_dir,
                 every_nth: 1,
-            },
+            }),
         })
         .unwrap()
     {
@@ -64,11 +64,11 @@ fn good_client(d: &DaemonUnderTest, n: usize) {
         ));
         let bad = c
             .call(&Request::SubmitJob {
-                spec: JobSpec::ExtractFrames {
+                spec: JobSpec::ExtractFrames(faceswap_protocol::ExtractFramesJob {
                     input: format!("/nonexistent/{n}-{i}.mp4"),
                     output_dir: "/tmp/x".into(),
                     every_nth: 1,
-                },
+                }),
             })
             .unwrap_err();
         assert!(
@@ -474,14 +474,16 @@ fn a_job_runs_on_the_device_it_names_records_it_and_an_unusable_one_fails_it() {
     }
     let d = start(root.path());
     let mut c = d.connect().unwrap();
-    let train = |device: &str| JobSpec::Train {
-        faceset_a: root.path().join("no_a").display().to_string(),
-        faceset_b: root.path().join("no_b").display().to_string(),
-        model_dir: root.path().join("model").display().to_string(),
-        settings: Box::new(faceswap_protocol::TrainSettings {
-            device: Some(device.into()),
-            ..Default::default()
-        }),
+    let train = |device: &str| {
+        JobSpec::Train(faceswap_protocol::TrainJob {
+            faceset_a: root.path().join("no_a").display().to_string(),
+            faceset_b: root.path().join("no_b").display().to_string(),
+            model_dir: root.path().join("model").display().to_string(),
+            settings: Box::new(faceswap_protocol::TrainSettings {
+                device: Some(device.into()),
+                ..Default::default()
+            }),
+        })
     };
     let submit = |c: &mut faceswap_protocol::Connection, spec| match c
         .call(&Request::SubmitJob { spec })

@@ -410,11 +410,11 @@ fn xseg_job_survives_sigkills_and_ends_with_the_uninterrupted_weights() {
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
     let mut d = DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
     let mut c = d.connect().unwrap();
-    let spec = JobSpec::XsegTrain {
+    let spec = JobSpec::XsegTrain(faceswap_protocol::XsegTrainJob {
         facesets: vec![faceset.display().to_string()],
         model_dir: model.display().to_string(),
         settings: settings.clone(),
-    };
+    });
     let Response::JobSubmitted { id } = c.call(&Request::SubmitJob { spec }).unwrap() else {
         panic!("not submitted");
     };

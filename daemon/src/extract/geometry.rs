@@ -363,70 +363,28 @@ pub fn centered_matrix(
     m
 }
 
-/// How much room around the inner face an aligned crop keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Centering {
-    /// faceswap "legacy": padding ratio 0.375 (`EXTRACT_RATIOS`).
-    Legacy,
-    /// faceswap "face": ratio 0.5, centred on the face by the head-pose offset.
-    Face,
-    /// faceswap "head": ratio 0.625, centred on the head by the head-pose offset.
-    Head,
-    /// DFL full face `f` (padding 0.2109375 of the mean-face square).
-    DflFull,
-    /// DFL whole face `wf` (padding 0.40, shifted 7% up).
-    DflWholeFace,
-    /// DFL head (padding 0.70, shifted down).
-    DflHead,
-}
+pub use faceswap_options::Centering;
 
-impl Centering {
-    /// Parses the CLI spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "legacy" => Centering::Legacy,
-            "face" => Centering::Face,
-            "head" => Centering::Head,
-            "f" | "full" => Centering::DflFull,
-            "wf" | "whole_face" => Centering::DflWholeFace,
-            "dfl-head" => Centering::DflHead,
-            _ => return None,
-        })
-    }
-
-    /// The CLI spelling ([`Self::parse`] reads it back).
-    pub fn name(self) -> &'static str {
-        match self {
-            Centering::Legacy => "legacy",
-            Centering::Face => "face",
-            Centering::Head => "head",
-            Centering::DflFull => "f",
-            Centering::DflWholeFace => "wf",
-            Centering::DflHead => "dfl-head",
-        }
-    }
-
-    /// `(padding around the unit square as a fraction of its side, vertical shift in units of
-    /// the unit square, positive = down)`. faceswap: crop side = 1 / (1 − ratio) of the
-    /// mean-face square (lib/align/constants.py EXTRACT_RATIOS); DFL: `padding` on each side
-    /// (facelib/LandmarksProcessor.py FaceType paddings).
-    fn padding_and_shift(self) -> (f64, f64) {
-        let fs = |ratio: f64| (ratio / (1.0 - ratio) / 2.0, 0.0);
-        match self {
-            Centering::Legacy => fs(0.375),
-            Centering::Face => fs(0.5),
-            Centering::Head => fs(0.625),
-            Centering::DflFull => (0.2109375, 0.0),
-            Centering::DflWholeFace => (0.40, -0.07),
-            Centering::DflHead => (0.70, 0.5 * 0.70 * 0.5),
-        }
+/// `(padding around the unit square as a fraction of its side, vertical shift in units of
+/// the unit square, positive = down)`. faceswap: crop side = 1 / (1 − ratio) of the
+/// mean-face square (lib/align/constants.py EXTRACT_RATIOS); DFL: `padding` on each side
+/// (facelib/LandmarksProcessor.py FaceType paddings).
+fn padding_and_shift(centering: Centering) -> (f64, f64) {
+    let fs = |ratio: f64| (ratio / (1.0 - ratio) / 2.0, 0.0);
+    match centering {
+        Centering::Legacy => fs(0.375),
+        Centering::Face => fs(0.5),
+        Centering::Head => fs(0.625),
+        Centering::DflFull => (0.2109375, 0.0),
+        Centering::DflWholeFace => (0.40, -0.07),
+        Centering::DflHead => (0.70, 0.5 * 0.70 * 0.5),
     }
 }
 
 /// Frame pixels → aligned crop pixels of side `size` for `centering`. For face / head centering
 /// pass the matrix from [`centered_matrix`].
 pub fn crop_matrix(legacy: &Affine, size: u32, centering: Centering) -> Affine {
-    let (pad, shift) = centering.padding_and_shift();
+    let (pad, shift) = padding_and_shift(centering);
     let side = 1.0 + 2.0 * pad;
     let s = size as f64 / side;
     // unit-square coords u → crop: (u + pad) * s, shifted.

@@ -803,13 +803,13 @@ pub fn default_models(dirs: &crate::paths::Dirs) -> Result<ModelFiles, crate::as
     })
 }
 
-/// The daemon job for [`faceswap_protocol::JobSpec::Extract`].
+/// The daemon job for [`faceswap_protocol::ExtractJob`].
 pub fn run_job(
-    spec: &faceswap_protocol::JobSpec,
+    job: &faceswap_protocol::ExtractJob,
     ctx: &crate::jobs::JobContext,
 ) -> Result<(), crate::jobs::JobError> {
     use crate::jobs::JobError;
-    let faceswap_protocol::JobSpec::Extract {
+    let faceswap_protocol::ExtractJob {
         input,
         output_dir,
         size,
@@ -819,14 +819,9 @@ pub fn run_job(
         refeed,
         smoothing,
         max_faces,
-    } = spec
-    else {
-        return Err(JobError::Failed("not an extract job".into()));
-    };
-    let dirs = crate::paths::Dirs::resolve().map_err(|e| JobError::Failed(e.to_string()))?;
-    let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
-        .map_err(|e| JobError::Failed(e.to_string()))?;
-    let models = configured_models(&dirs, &cfg.config.extract)
+    } = job;
+    let cfg = ctx.runtime().config().map_err(JobError::Failed)?;
+    let models = configured_models(ctx.runtime().dirs(), &cfg.extract)
         .map_err(|e| JobError::Failed(e.to_string()))?;
     if models.s3fd.is_some() || models.fan.is_some() {
         ctx.log(format!(
@@ -845,7 +840,7 @@ pub fn run_job(
         input: PathBuf::from(input),
         output: PathBuf::from(output_dir),
         size: *size,
-        centering: Centering::parse(centering).unwrap_or(Centering::Legacy),
+        centering: *centering,
         every_nth: *every_nth,
         settings: ExtractSettings {
             second_pass: *second_pass,

@@ -2,68 +2,7 @@
 //! and DFL's post-processing of it in the face's own space — erode/dilate with an elliptic kernel, a
 //! zeroed band so it fades to zero inside the predicted square, then a Gaussian blur.
 
-/// Which mask blends the face in (DFL `merger/MergerConfig.py` mask modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MaskMode {
-    /// The whole predicted square.
-    Full,
-    /// The destination face's landmark hull.
-    Dst,
-    /// The mask the model predicts with the swapped face.
-    LearnedPrd,
-    /// The mask the model predicts for the destination face.
-    LearnedDst,
-    /// learned-prd × learned-dst.
-    #[default]
-    LearnedPrdTimesDst,
-    /// learned-prd + learned-dst, clipped.
-    LearnedPrdPlusDst,
-    /// XSeg on the predicted face.
-    XsegPrd,
-    /// XSeg on the destination face.
-    XsegDst,
-    /// XSeg-prd × XSeg-dst.
-    XsegPrdTimesDst,
-    /// learned-prd × learned-dst × XSeg-prd × XSeg-dst.
-    LearnedTimesXseg,
-    /// The destination face's stored mask the mask rules pick for the frame (components,
-    /// extended, xseg, bisenet-fp…); the landmark hull when the face has none of them.
-    Stored,
-}
-
-impl MaskMode {
-    /// Every accepted name, for help text.
-    pub const NAMES: &'static str = "full, dst, learned-prd, learned-dst, learned-prd*learned-dst (prd*dst), learned-prd+learned-dst (prd+dst), XSeg-prd, XSeg-dst, XSeg-prd*XSeg-dst, learned-prd*learned-dst*XSeg-prd*XSeg-dst, stored (with mask rules)";
-
-    /// Parses DFL's names (and the short `prd*dst` / `prd+dst`).
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "full" => MaskMode::Full,
-            "dst" => MaskMode::Dst,
-            "learned-prd" => MaskMode::LearnedPrd,
-            "learned-dst" => MaskMode::LearnedDst,
-            "learned-prd*learned-dst" | "prd*dst" => MaskMode::LearnedPrdTimesDst,
-            "learned-prd+learned-dst" | "prd+dst" => MaskMode::LearnedPrdPlusDst,
-            "xseg-prd" => MaskMode::XsegPrd,
-            "xseg-dst" => MaskMode::XsegDst,
-            "xseg-prd*xseg-dst" => MaskMode::XsegPrdTimesDst,
-            "learned-prd*learned-dst*xseg-prd*xseg-dst" => MaskMode::LearnedTimesXseg,
-            "stored" => MaskMode::Stored,
-            _ => return None,
-        })
-    }
-
-    /// Whether the mode needs an XSeg model.
-    pub fn needs_xseg(self) -> bool {
-        matches!(
-            self,
-            MaskMode::XsegPrd
-                | MaskMode::XsegDst
-                | MaskMode::XsegPrdTimesDst
-                | MaskMode::LearnedTimesXseg
-        )
-    }
-}
+pub use faceswap_options::MaskMode;
 
 /// A single-channel image, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -393,11 +332,16 @@ mod tests {
         let (s0, s1): (f32, f32) = (p.data.iter().sum(), b.data.iter().sum());
         assert!((s0 - s1).abs() < 1e-2 * s0);
         assert_eq!(
-            MaskMode::parse("prd*dst"),
+            "prd*dst".parse::<MaskMode>().ok(),
             Some(MaskMode::LearnedPrdTimesDst)
         );
-        assert_eq!(MaskMode::parse("XSeg-dst"), Some(MaskMode::XsegDst));
-        assert!(MaskMode::parse("xseg-dst").is_some_and(|m| m.needs_xseg()));
-        assert_eq!(MaskMode::parse("bogus"), None);
+        assert_eq!("XSeg-dst".parse::<MaskMode>().ok(), Some(MaskMode::XsegDst));
+        assert!(
+            "xseg-dst"
+                .parse::<MaskMode>()
+                .ok()
+                .is_some_and(|m| m.needs_xseg())
+        );
+        assert_eq!("bogus".parse::<MaskMode>().ok(), None);
     }
 }

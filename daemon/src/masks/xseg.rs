@@ -495,20 +495,17 @@ pub fn fetch_labelled(faceset: &Path, out: &Path) -> Result<usize, String> {
     Ok(n)
 }
 
-/// The daemon job for [`faceswap_protocol::JobSpec::XsegTrain`].
+/// The daemon job for [`faceswap_protocol::XsegTrainJob`].
 pub fn run_job(
-    spec: &faceswap_protocol::JobSpec,
+    job: &faceswap_protocol::XsegTrainJob,
     ctx: &crate::jobs::JobContext,
 ) -> Result<(), crate::jobs::JobError> {
     use crate::jobs::JobError;
-    let faceswap_protocol::JobSpec::XsegTrain {
+    let faceswap_protocol::XsegTrainJob {
         facesets,
         model_dir,
         settings,
-    } = spec
-    else {
-        return Err(JobError::Failed("not an XSeg training job".into()));
-    };
+    } = job;
     let device = crate::device::job_device(settings.device.as_deref(), ctx)?;
     let req = XsegTrainRequest {
         facesets: facesets.iter().map(PathBuf::from).collect(),

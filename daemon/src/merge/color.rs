@@ -40,25 +40,20 @@ pub enum ColorTransfer {
 }
 
 impl ColorTransfer {
-    /// Every accepted name, for help text.
-    pub const NAMES: &'static str =
-        "none, rct, lct, mkl, idt, sot, mix, avg-color, match-hist, manual";
-
-    /// Parses a CLI / config name (manual balance takes its values from `manual`).
-    pub fn parse(name: &str, manual: ManualBalance) -> Option<Self> {
-        Some(match name {
-            "none" => ColorTransfer::None,
-            "rct" => ColorTransfer::Rct,
-            "lct" => ColorTransfer::Lct,
-            "mkl" | "mkl-m" => ColorTransfer::Mkl,
-            "idt" | "idt-m" => ColorTransfer::Idt,
-            "sot" | "sot-m" => ColorTransfer::Sot,
-            "mix" | "mix-m" => ColorTransfer::Mix,
-            "avg-color" => ColorTransfer::AvgColor,
-            "match-hist" => ColorTransfer::MatchHist,
-            "manual" | "manual-balance" => ColorTransfer::Manual(manual),
-            _ => return None,
-        })
+    /// The transfer a mode names (manual balance takes its values from `manual`).
+    pub fn from_mode(mode: ColorTransferMode, manual: ManualBalance) -> Self {
+        match mode {
+            ColorTransferMode::None => ColorTransfer::None,
+            ColorTransferMode::Rct => ColorTransfer::Rct,
+            ColorTransferMode::Lct => ColorTransfer::Lct,
+            ColorTransferMode::Mkl => ColorTransfer::Mkl,
+            ColorTransferMode::Idt => ColorTransfer::Idt,
+            ColorTransferMode::Sot => ColorTransfer::Sot,
+            ColorTransferMode::Mix => ColorTransfer::Mix,
+            ColorTransferMode::AvgColor => ColorTransfer::AvgColor,
+            ColorTransferMode::MatchHist => ColorTransfer::MatchHist,
+            ColorTransferMode::Manual => ColorTransfer::Manual(manual),
+        }
     }
 }
 
@@ -72,19 +67,7 @@ pub enum MaskStatistics {
     DflParity,
 }
 
-/// The colour space manual balance works in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BalanceSpace {
-    /// Red, green, blue.
-    Rgb,
-    /// Hue, saturation, value.
-    Hsv,
-    /// CIE LAB (OpenCV scaling).
-    #[default]
-    Lab,
-    /// Luma and chroma (BT.601).
-    YCrCb,
-}
+pub use faceswap_options::{BalanceSpace, ColorTransferMode};
 
 /// faceswap's manual balance: a shift per channel of the chosen space, then contrast and
 /// brightness, each in −100…100 %.

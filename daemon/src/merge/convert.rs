@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::{ComputeDevice, FaceModel};
-use faceswap_protocol::ConvertSettings;
+use faceswap_protocol::{ConvertSettings, ImageFormat};
 use ffmpeg_next as ffmpeg;
 
-use super::color::{BalanceSpace, ColorTransfer, ManualBalance, MaskStatistics};
+use super::color::{ColorTransfer, ManualBalance, MaskStatistics};
 use super::{
-    FacePredictor, MergeMode, MergeSettings, Motion, Prediction, Rgb, SharpenKind, TargetFace,
-    face_centre, merge_frame,
+    FacePredictor, MergeMode, MergeSettings, Motion, Prediction, Rgb, TargetFace, face_centre,
+    merge_frame,
 };
 use crate::checkpoint;
 use crate::extract::geometry::Centering;
@@ -141,29 +141,16 @@ impl ConvertSummary {
 
 /// The merge settings a job's options ask for.
 pub fn merge_settings(s: &ConvertSettings) -> Result<MergeSettings, ConvertError> {
-    let bad = |what: &str, v: &str, names: &str| {
-        ConvertError::Settings(format!("unknown {what} {v:?}: use one of {names}"))
-    };
-    let space = match s.balance_space.to_ascii_lowercase().as_str() {
-        "rgb" => BalanceSpace::Rgb,
-        "hsv" => BalanceSpace::Hsv,
-        "lab" => BalanceSpace::Lab,
-        "ycrcb" => BalanceSpace::YCrCb,
-        other => return Err(bad("balance colour space", other, "rgb, hsv, lab, ycrcb")),
-    };
     let manual = ManualBalance {
-        space,
+        space: s.balance_space,
         balance: s.balance,
         contrast: s.contrast,
         brightness: s.brightness,
     };
     let m = MergeSettings {
-        mode: MergeMode::parse(&s.mode)
-            .ok_or_else(|| bad("merge mode", &s.mode, MergeMode::NAMES))?,
-        mask_mode: MaskMode::parse(&s.mask_mode)
-            .ok_or_else(|| bad("mask mode", &s.mask_mode, MaskMode::NAMES))?,
-        color: ColorTransfer::parse(&s.color, manual)
-            .ok_or_else(|| bad("colour transfer", &s.color, ColorTransfer::NAMES))?,
+        mode: s.mode,
+        mask_mode: s.mask_mode,
+        color: ColorTransfer::from_mode(s.color, manual),
         mask_statistics: if s.dfl_mask_statistics {
             MaskStatistics::DflParity
         } else {
@@ -173,12 +160,7 @@ pub fn merge_settings(s: &ConvertSettings) -> Result<MergeSettings, ConvertError
         blur: s.blur,
         face_scale: s.face_scale,
         sharpen: s.sharpen,
-        sharpen_kind: match s.sharpen_kind.as_str() {
-            "box" => SharpenKind::Box,
-            "gaussian" => SharpenKind::Gaussian,
-            "unsharp" => SharpenKind::Unsharp,
-            other => return Err(bad("sharpen kind", other, "box, gaussian, unsharp")),
-        },
+        sharpen_kind: s.sharpen_kind,
         motion_blur: s.motion_blur,
         hist_match_threshold: s.hist_match_threshold,
         masked_hist_match: s.masked_hist_match,
@@ -467,16 +449,8 @@ struct ImageSink {
 }
 
 impl ImageSink {
-    fn create(output: &Path, format: &str, tag: String) -> Result<Self, ConvertError> {
-        let tiff = match format {
-            "png" => false,
-            "tiff" | "tif" => true,
-            other => {
-                return Err(ConvertError::Settings(format!(
-                    "unknown image format {other:?}: use png or tiff"
-                )));
-            }
-        };
+    fn create(output: &Path, format: ImageFormat, tag: String) -> Result<Self, ConvertError> {
+        let tiff = format == ImageFormat::Tiff;
         let out_err = |reason: String| ConvertError::Output {
             path: output.to_path_buf(),
             reason,
@@ -1046,11 +1020,7 @@ pub fn run_convert(
                 &tag,
             )?)
         } else {
-            Box::new(ImageSink::create(
-                &req.output,
-                &s.image_format,
-                tag.clone(),
-            )?)
+            Box::new(ImageSink::create(&req.output, s.image_format, tag.clone())?)
         };
         let total = files.len() as u64;
         for (i, path) in files.iter().enumerate() {
@@ -1205,7 +1175,7 @@ fn convert_video(
     let mut image_sink = if video_sink.is_none() {
         Some(ImageSink::create(
             &req.output,
-            &req.settings.image_format,
+            req.settings.image_format,
             tag.to_string(),
         )?)
     } else {
@@ -1278,22 +1248,19 @@ fn convert_video(
     Ok(())
 }
 
-/// The daemon job for [`faceswap_protocol::JobSpec::Convert`].
+/// The daemon job for [`faceswap_protocol::ConvertJob`].
 pub fn run_job(
-    spec: &faceswap_protocol::JobSpec,
+    job: &faceswap_protocol::ConvertJob,
     ctx: &crate::jobs::JobContext,
 ) -> Result<(), crate::jobs::JobError> {
     use crate::jobs::JobError;
-    let faceswap_protocol::JobSpec::Convert {
+    let faceswap_protocol::ConvertJob {
         input,
         alignments,
         model_dir,
         output,
         settings,
-    } = spec
-    else {
-        return Err(JobError::Failed("not a convert job".into()));
-    };
+    } = job;
     let device = crate::device::job_device(settings.device.as_deref(), ctx)?;
     let req = ConvertRequest {
         input: input.into(),

@@ -20,65 +20,7 @@ use crate::media::RgbFrame;
 use crate::warp::{convex_hull, fill_convex};
 pub use color::{BalanceSpace, ColorTransfer, ManualBalance, MaskStatistics, Rgb};
 
-/// How the face is blended (DFL merge modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MergeMode {
-    /// The frame unchanged.
-    Original,
-    /// The face through the processed mask.
-    #[default]
-    Overlay,
-    /// Overlay after per-channel histogram matching to the destination face.
-    HistMatch,
-    /// Poisson (seamless) clone inside the mask.
-    Seamless,
-    /// Seamless, then histogram matching.
-    SeamlessHistMatch,
-    /// The whole predicted square pasted, no mask processing.
-    RawRgb,
-    /// The predicted face itself, at the model's resolution, instead of the frame.
-    RawPredict,
-}
-
-impl MergeMode {
-    /// Every accepted name.
-    pub const NAMES: &'static str =
-        "original, overlay, hist-match, seamless, seamless-hist-match, raw-rgb, raw-predict";
-
-    /// Parses DFL's names.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "original" => MergeMode::Original,
-            "overlay" => MergeMode::Overlay,
-            "hist-match" => MergeMode::HistMatch,
-            "seamless" => MergeMode::Seamless,
-            "seamless-hist-match" => MergeMode::SeamlessHistMatch,
-            "raw-rgb" => MergeMode::RawRgb,
-            "raw-predict" => MergeMode::RawPredict,
-            _ => return None,
-        })
-    }
-
-    fn is_raw(self) -> bool {
-        matches!(self, MergeMode::RawRgb | MergeMode::RawPredict)
-    }
-
-    fn is_seamless(self) -> bool {
-        matches!(self, MergeMode::Seamless | MergeMode::SeamlessHistMatch)
-    }
-}
-
-/// Sharpening kernel (DFL blur-sharpen; faceswap's unsharp mask).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SharpenKind {
-    /// 3×3 box: `x + a·(x − box(x))`.
-    #[default]
-    Box,
-    /// 3×3 Gaussian: `x + a·(x − gauss(x))`.
-    Gaussian,
-    /// Unsharp mask with a wider Gaussian and a threshold (faceswap).
-    Unsharp,
-}
+pub use faceswap_options::{MergeMode, SharpenKind};
 
 /// Every merge option.
 #[derive(Debug, Clone, PartialEq)]

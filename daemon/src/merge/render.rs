@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use faceswap_models::ComputeDevice;
@@ -17,6 +18,7 @@ use crate::checkpoint;
 use crate::extract::image::Pyramid;
 use crate::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
 use crate::media::RgbFrame;
+use crate::runtime::Runtime;
 
 /// A model loaded for rendering, with the checkpoint it came from.
 struct LoadedModel {
@@ -43,6 +45,8 @@ pub struct FrameSwapper {
     requested: HashMap<String, ComputeDevice>,
     extractor: Option<Extractor>,
     models: HashMap<(PathBuf, Option<String>, ComputeDevice), LoadedModel>,
+    /// The daemon's config and device rule, shared with its jobs.
+    runtime: Arc<Runtime>,
 }
 
 fn checkpoint_mtime(dir: &Path) -> Option<SystemTime> {
@@ -52,23 +56,22 @@ fn checkpoint_mtime(dir: &Path) -> Option<SystemTime> {
 }
 
 impl FrameSwapper {
-    /// Nothing loaded yet; models run on `device`.
-    pub fn new(device: ComputeDevice) -> Self {
+    /// Nothing loaded yet; models run on `device` (see [`Runtime::render_device`]).
+    pub fn new(device: ComputeDevice, runtime: Arc<Runtime>) -> Self {
         FrameSwapper {
             device,
             requested: HashMap::new(),
             extractor: None,
             models: HashMap::new(),
+            runtime,
         }
     }
 
     /// The extractor, loaded on first use (configured models, as extract jobs use).
     pub fn extractor(&mut self) -> Result<&mut Extractor, String> {
         if self.extractor.is_none() {
-            let dirs = crate::paths::Dirs::resolve().map_err(|e| e.to_string())?;
-            let cfg = crate::config::LoadedConfig::load(&dirs.config_file())
-                .map_err(|e| e.to_string())?;
-            let files = crate::extract::configured_models(&dirs, &cfg.config.extract)
+            let cfg = self.runtime.config()?;
+            let files = crate::extract::configured_models(self.runtime.dirs(), &cfg.extract)
                 .map_err(|e| e.to_string())?;
             self.extractor = Some(
                 Extractor::load(&files, ExtractSettings::default()).map_err(|e| e.to_string())?,
@@ -88,7 +91,7 @@ impl FrameSwapper {
         if let Some(device) = self.requested.get(spelling) {
             return Ok(*device);
         }
-        let device = crate::device::resolve(Some(spelling)).map_err(|e| e.to_string())?;
+        let device = self.runtime.device(Some(spelling))?;
         self.requested.insert(spelling.to_string(), device);
         Ok(device)
     }

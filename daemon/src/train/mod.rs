@@ -15,7 +15,7 @@ use faceswap_models::SideBatch;
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::losses::SideLossOptions;
 use faceswap_models::optim::{Cosine, LrSchedule};
-use faceswap_models::train::{FaceTrainer, OptimizerKind, Precision, TrainerConfig};
+use faceswap_models::train::{FaceTrainer, TrainerConfig};
 use faceswap_models::{ComputeDevice, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
@@ -152,8 +152,8 @@ impl ModelFile {
         let name = self.centering.as_deref().ok_or(
             "model.toml does not say which face centering the model learned; train it at least one step with this version (it records the facesets' centering)",
         )?;
-        Centering::parse(name)
-            .ok_or_else(|| format!("model.toml names an unknown centering {name:?}"))
+        name.parse::<Centering>()
+            .map_err(|e| format!("model.toml names an {e}"))
     }
 
     /// One line naming the architecture.
@@ -288,34 +288,14 @@ fn trainer_config(
     seed: u64,
     resolution: usize,
 ) -> Result<TrainerConfig, TrainError> {
-    let optimizer = match s.optimizer.as_str() {
-        "adabelief" => OptimizerKind::AdaBelief,
-        "adam" => OptimizerKind::Adam,
-        "adamw" => OptimizerKind::AdamW,
-        "rmsprop" | "rms-prop" => OptimizerKind::RmsProp,
-        "lion" => OptimizerKind::Lion,
-        other => {
-            return Err(TrainError::Settings(format!(
-                "unknown optimizer {other:?}: use adabelief, adam, adamw, rmsprop or lion"
-            )));
-        }
-    };
+    let optimizer = s.optimizer;
     if !(s.lr.is_finite() && s.lr > 0.0) {
         return Err(TrainError::Settings(format!(
             "learning rate {} must be above 0",
             s.lr
         )));
     }
-    let precision = if s.precision.is_empty() {
-        Precision::F32
-    } else {
-        Precision::parse(&s.precision).ok_or_else(|| {
-            TrainError::Settings(format!(
-                "unknown precision {:?}; use f32, f16 or bf16",
-                s.precision
-            ))
-        })?
-    };
+    let precision = s.precision;
     Ok(TrainerConfig {
         precision,
         optimizer,
@@ -888,21 +868,18 @@ fn write_preview(
     Ok(())
 }
 
-/// The daemon job for [`faceswap_protocol::JobSpec::Train`].
+/// The daemon job for [`faceswap_protocol::TrainJob`].
 pub fn run_job(
-    spec: &faceswap_protocol::JobSpec,
+    job: &faceswap_protocol::TrainJob,
     ctx: &crate::jobs::JobContext,
 ) -> Result<(), crate::jobs::JobError> {
     use crate::jobs::JobError;
-    let faceswap_protocol::JobSpec::Train {
+    let faceswap_protocol::TrainJob {
         faceset_a,
         faceset_b,
         model_dir,
         settings,
-    } = spec
-    else {
-        return Err(JobError::Failed("not a train job".into()));
-    };
+    } = job;
     let devices = crate::device::job_devices(settings.device.as_deref(), ctx)?;
     let Some((&device, replicas)) = devices.split_first() else {
         return Err(JobError::Failed("no compute device".into()));
