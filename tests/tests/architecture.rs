@@ -5,14 +5,25 @@ use std::path::Path;
 
 use faceswap_tests::architecture::{cycles, module_graph};
 
-const CRATES: &[&str] = &["options", "protocol", "models", "daemon", "ofx-plugin", "tests"];
+const CRATES: &[&str] = &[
+    "options",
+    "protocol",
+    "models",
+    "daemon",
+    "ofx-plugin",
+    "tests",
+];
 
 #[test]
 fn no_crate_has_an_import_cycle_between_its_top_level_modules() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for krate in CRATES {
         let graph = module_graph(&root.join(krate).join("src")).unwrap();
-        assert!(graph.len() > 1 || *krate == "tests", "{krate}: {graph:?}");
+        // The reader must see the modules of every crate with several (tests and options have one).
+        assert!(
+            graph.len() > 1 || matches!(*krate, "tests" | "options"),
+            "{krate}: {graph:?}"
+        );
         let found = cycles(&graph);
         println!("{krate}: {} modules, cycles {found:?}", graph.len());
         assert!(
