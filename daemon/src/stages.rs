@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use faceswap_protocol::{
-    ConvertJob, ExtractFramesJob, ExtractJob, JobSpec, ToolJob, TrainJob, XsegTrainJob,
+    AverageJob, ConvertJob, ExtractFramesJob, ExtractJob, ImportJob, ImportSource, JobSpec,
+    ToolJob, ToolSpec, TrainJob, XsegTrainJob,
 };
 
 use crate::jobs::{JobContext, JobError, JobHandlers, JobsError};
@@ -28,6 +29,8 @@ fn run(spec: &JobSpec, ctx: &JobContext) -> Result<(), JobError> {
         JobSpec::Convert(job) => crate::merge::convert::run_job(job, ctx),
         JobSpec::XsegTrain(job) => crate::masks::xseg::run_job(job, ctx),
         JobSpec::Tool(job) => crate::tools::run_job(job, ctx),
+        JobSpec::Import(job) => crate::import::run_job(job, ctx),
+        JobSpec::FacesetAverage(job) => crate::train::average::run_job(job, ctx),
     }
 }
 
@@ -68,6 +71,8 @@ pub fn validate(spec: &JobSpec) -> Result<(), JobsError> {
         JobSpec::Convert(job) => validate_convert(job),
         JobSpec::XsegTrain(job) => validate_xseg_train(job),
         JobSpec::Tool(job) => validate_tool(job),
+        JobSpec::Import(job) => validate_import(job),
+        JobSpec::FacesetAverage(job) => validate_average(job),
     }
 }
 
@@ -208,17 +213,27 @@ fn validate_tool(job: &ToolJob) -> Result<(), JobsError> {
     let ToolJob { faceset, tool } = job;
     let mut named: Vec<(&str, &String)> = vec![("faceset", faceset)];
     match tool {
-        faceswap_protocol::ToolSpec::Sort { out, .. } => {
+        ToolSpec::Sort { out, .. } => {
             named.push(("output folder", out));
         }
-        faceswap_protocol::ToolSpec::Draw { source, out } => {
+        ToolSpec::Draw { source, out } => {
             named.push(("source", source));
             named.push(("output folder", out));
         }
-        faceswap_protocol::ToolSpec::MissingFrames { source }
-        | faceswap_protocol::ToolSpec::Extract { source, .. } => {
+        ToolSpec::MissingFrames { source } | ToolSpec::Extract { source, .. } => {
             named.push(("source", source));
         }
+        ToolSpec::XsegApply { model, device } => {
+            named.push(("XSeg model folder", model));
+            check_device(device.as_deref(), false)?;
+        }
+        ToolSpec::MaskGenerate {
+            bisenet:
+                Some(faceswap_protocol::BisenetMask {
+                    model: Some(model), ..
+                }),
+            ..
+        } => named.push(("BiSeNet model", model)),
         _ => {}
     }
     require_absolute(&named)?;
@@ -229,6 +244,40 @@ fn validate_tool(job: &ToolJob) -> Result<(), JobsError> {
         return Err(JobsError::InvalidInput(format!(
             "{faceset} has no alignments.fsppa: point at a faceset folder `faceswapd extract` wrote"
         )));
+    }
+    Ok(())
+}
+
+fn validate_import(job: &ImportJob) -> Result<(), JobsError> {
+    let mut named: Vec<(&str, &String)> = vec![("output folder", &job.out)];
+    match &job.source {
+        ImportSource::Fsa {
+            alignments, source, ..
+        } => {
+            named.push(("alignments file", alignments));
+            named.push(("source", source));
+        }
+        ImportSource::Dfl { aligned } => named.push(("DFL aligned folder", aligned)),
+    }
+    require_absolute(&named)?;
+    for (what, p) in &named[1..] {
+        if !Path::new(p).exists() {
+            return Err(JobsError::InvalidInput(format!(
+                "{what} {p} does not exist"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_average(job: &AverageJob) -> Result<(), JobsError> {
+    let mut named: Vec<(&str, &String)> = vec![("output folder", &job.out)];
+    named.extend(job.inputs.iter().map(|f| ("faceset", f)));
+    require_absolute(&named)?;
+    if job.inputs.is_empty() || job.count == 0 {
+        return Err(JobsError::InvalidInput(
+            "name at least one faceset and write at least one face".into(),
+        ));
     }
     Ok(())
 }

@@ -570,6 +570,15 @@ pub fn run_job(
             "smoothed {} faces; rewrite their files with `faceswapd alignments extract`",
             spatial(faceset, Default::default()).map_err(JobError::Failed)?
         ),
+        ToolSpec::XsegApply { model, device } => {
+            let device = crate::device::job_device(device.as_deref(), ctx)?;
+            let n = crate::masks::xseg::apply_xseg(faceset, Path::new(model), device)
+                .map_err(JobError::Failed)?;
+            format!("stored an xseg mask for {n} faces in {}", faceset.display())
+        }
+        ToolSpec::MaskGenerate { kinds, bisenet } => {
+            crate::masks::generate_masks_job(faceset, kinds, bisenet.as_ref(), ctx)?
+        }
         ToolSpec::Extract {
             source,
             size,

@@ -177,6 +177,19 @@ closed_set! {
 }
 
 closed_set! {
+    /// A mask made from a face's 68 landmarks (faceswap's landmark masks), stored under its name.
+    pub enum LandmarkMask ("landmark mask") {
+        /// The convex hull of all 68 points.
+        Hull = "hull",
+        /// faceswap "components": the union of the hulls of eight face parts.
+        Components = "components",
+        /// faceswap "extended": components with the eyebrows raised by half their distance to
+        /// the eyes, so the mask reaches the forehead.
+        Extended = "extended",
+    }
+}
+
+closed_set! {
     /// How `sort` orders faces (faceswap's sort methods).
     pub enum SortMethod ("sort method") {
         /// Sharpest first: variance of the Laplacian of the grey face (faceswap "blur").

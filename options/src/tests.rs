@@ -29,6 +29,7 @@ fn every_name_and_alias_reads_back_as_its_member() {
     check(ImageFormat::ALL, ImageFormat::name, ImageFormat::aliases);
     check(Centering::ALL, Centering::name, Centering::aliases);
     check(SortMethod::ALL, SortMethod::name, SortMethod::aliases);
+    check(LandmarkMask::ALL, LandmarkMask::name, LandmarkMask::aliases);
     check(
         OptimizerKind::ALL,
         OptimizerKind::name,

@@ -1,8 +1,8 @@
 //! Job descriptions and records: what the daemon persists and what clients see.
 
 use faceswap_options::{
-    BalanceSpace, Centering, ColorTransferMode, ImageFormat, MaskMode, MergeMode, OptimizerKind,
-    Precision, SharpenKind, SortMethod,
+    BalanceSpace, Centering, ColorTransferMode, ImageFormat, LandmarkMask, MaskMode, MergeMode,
+    OptimizerKind, Precision, SharpenKind, SortMethod,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,10 @@ pub enum JobSpec {
     Tool(ToolJob),
     /// [`XsegTrainJob`].
     XsegTrain(XsegTrainJob),
+    /// [`ImportJob`].
+    Import(ImportJob),
+    /// [`AverageJob`].
+    FacesetAverage(AverageJob),
 }
 
 /// Decode a video (or image folder) and write every `every_nth` frame as a PNG into
@@ -120,6 +124,62 @@ pub struct XsegTrainJob {
     pub settings: XsegSettings,
 }
 
+/// Bring work from faceswap or DeepFaceLab into a new faceset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportJob {
+    /// What to read.
+    pub source: ImportSource,
+    /// The new faceset folder.
+    pub out: String,
+}
+
+/// Where an import reads from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ImportSource {
+    /// A faceswap alignments file and the video or image folder it describes.
+    Fsa {
+        /// The .fsa file.
+        alignments: String,
+        /// The video or image folder.
+        source: String,
+        /// Aligned face size.
+        size: u32,
+        /// Aligned face centering.
+        centering: Centering,
+    },
+    /// A DeepFaceLab aligned folder (faces, landmarks, XSeg labels and masks).
+    Dfl {
+        /// The aligned folder.
+        aligned: String,
+    },
+}
+
+/// An average faceset (for pretraining): the mean of facesets' faces and jittered copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AverageJob {
+    /// Faceset folders written by `extract`.
+    pub inputs: Vec<String>,
+    /// The new faceset folder.
+    pub out: String,
+    /// Faces to write.
+    pub count: u32,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+/// A BiSeNet-FP mask to store with each face (faceswap's bisenet-fp).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BisenetMask {
+    /// The ONNX model; `None`: the daemon's `masks.bisenet_model`.
+    pub model: Option<String>,
+    /// Hair counts as face (or the config's `masks.bisenet_hair`).
+    pub hair: bool,
+    /// Ears count as face (or `masks.bisenet_ears`).
+    pub ears: bool,
+    /// Glasses count as face (or `masks.bisenet_glasses`).
+    pub glasses: bool,
+}
+
 fn default_true() -> bool {
     true
 }
@@ -156,6 +216,20 @@ pub enum ToolSpec {
     NoFaces,
     /// Smooth each track's landmarks over time.
     Spatial,
+    /// Store an XSeg mask with every face, predicted by a trained XSeg model.
+    XsegApply {
+        /// The XSeg model folder.
+        model: String,
+        /// The compute device (`None`: the daemon's `compute.device`).
+        device: Option<String>,
+    },
+    /// Store landmark masks (and, when asked, a BiSeNet-FP mask) with every face.
+    MaskGenerate {
+        /// The landmark masks.
+        kinds: Vec<LandmarkMask>,
+        /// A BiSeNet-FP mask too (`None`: no BiSeNet, whatever the config says).
+        bisenet: Option<BisenetMask>,
+    },
     /// (Re)write the face files from the source at a size and centering.
     Extract {
         /// The video or image folder.
@@ -179,6 +253,8 @@ impl ToolSpec {
             ToolSpec::NoFaces => "no-faces",
             ToolSpec::Spatial => "spatial",
             ToolSpec::Extract { .. } => "alignments-extract",
+            ToolSpec::XsegApply { .. } => "xseg-apply",
+            ToolSpec::MaskGenerate { .. } => "mask-generate",
         }
     }
 }
@@ -493,6 +569,8 @@ impl JobSpec {
             JobSpec::Convert(_) => "convert",
             JobSpec::XsegTrain(_) => "xseg-train",
             JobSpec::Tool(job) => job.tool.name(),
+            JobSpec::Import(_) => "import",
+            JobSpec::FacesetAverage(_) => "faceset-average",
         }
     }
 }

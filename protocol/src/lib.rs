@@ -17,14 +17,15 @@ pub mod transport;
 
 pub use error::{ErrorCode, ProtocolError};
 pub use faceswap_options::{
-    self as options, BalanceSpace, Centering, ColorTransferMode, ImageFormat, MaskMode, MergeMode,
-    OptimizerKind, Precision, SharpenKind, SortMethod, UnknownOption,
+    self as options, BalanceSpace, Centering, ColorTransferMode, ImageFormat, LandmarkMask,
+    MaskMode, MergeMode, OptimizerKind, Precision, SharpenKind, SortMethod, UnknownOption,
 };
 pub use framing::{MAX_CONTROL_MESSAGE, decode_payload, encode_payload, read_frame, write_frame};
 pub use handshake::{ClientKind, Hello, MAGIC, PROTOCOL_VERSION, Welcome, error_response};
 pub use jobs::{
-    ConvertJob, ConvertSettings, ExtractFramesJob, ExtractJob, JobId, JobRecord, JobSpec, JobState,
-    JobSummary, Progress, ToolJob, ToolSpec, TrainJob, TrainSettings, XsegSettings, XsegTrainJob,
+    AverageJob, BisenetMask, ConvertJob, ConvertSettings, ExtractFramesJob, ExtractJob, ImportJob,
+    ImportSource, JobId, JobRecord, JobSpec, JobState, JobSummary, Progress, ToolJob, ToolSpec,
+    TrainJob, TrainSettings, XsegSettings, XsegTrainJob,
 };
 pub use messages::{
     DaemonStatus, ErrorReply, FrameOp, ProjectReport, Request, Response, Side, SwapSettings,

@@ -89,6 +89,33 @@ impl DaemonUnderTest {
         Ok(self.command().args(args).output()?)
     }
 
+    /// Runs a CLI command and checks that the work went through a daemon job of `kind`: the
+    /// command says it queued job N, succeeds, and `jobs list` shows job N of that kind done.
+    /// Returns the command's stdout.
+    pub fn cli_job(&self, args: &[&str], kind: &str) -> anyhow::Result<String> {
+        let out = self.cli(args)?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(out.status.success(), "{args:?} failed: {text}{err}");
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("job ")?.split_once(" queued"))
+            .map(|(id, _)| id.to_string())
+            .ok_or_else(|| anyhow::anyhow!("{args:?} queued no job: {text}"))?;
+        let list = self.cli(&["jobs", "list"])?;
+        let list = String::from_utf8_lossy(&list.stdout).into_owned();
+        let row: Vec<&str> = list
+            .lines()
+            .map(str::split_whitespace)
+            .find_map(|mut cols| (cols.next() == Some(id.as_str())).then(|| cols.collect()))
+            .ok_or_else(|| anyhow::anyhow!("job {id} is not listed: {list}"))?;
+        anyhow::ensure!(
+            row.first() == Some(&kind) && row.get(1) == Some(&"done"),
+            "job {id} is {row:?}, not a finished {kind} job"
+        );
+        Ok(text)
+    }
+
     /// The daemon's folders as it sees them.
     pub fn dirs(&self) -> Dirs {
         Dirs {

@@ -233,4 +233,24 @@ fn dfl_labels_and_xseg_masks_land_on_the_matching_faces() {
     assert!(hop.faces[0].masks.contains_key("xseg"));
     let again = faceswapd::import::import_dfl_faceset(&dfl, &from_dfl).unwrap_err();
     assert!(again.contains("already exists"), "{again}");
+
+    // The CLI imports through a daemon job, to the same faces.
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = faceswap_tests::DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let by_cli = root.path().join("from_dfl_by_cli");
+    let text = d
+        .cli_job(
+            &[
+                "import",
+                "dfl",
+                &dfl.display().to_string(),
+                "--out",
+                &by_cli.display().to_string(),
+            ],
+            "import",
+        )
+        .unwrap();
+    assert!(text.contains("imported 6 faces"), "{text}");
+    let set = faceswapd::train::faceset::load_faceset(&by_cli, 64, None).unwrap();
+    assert_eq!(set.faces.len(), 6);
 }

@@ -113,6 +113,39 @@ fn a_faceswap_alignments_file_becomes_a_trainable_faceset() {
     let set = faceswapd::train::faceset::load_faceset(&faceset, 64, None).unwrap();
     assert_eq!(set.faces.len(), 4);
 
+    // The CLI imports through a daemon job, to the same faces.
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = faceswap_tests::DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let by_cli = root.path().join("imported-by-cli");
+    let text = d
+        .cli_job(
+            &[
+                "import",
+                "fsa",
+                &fsa.display().to_string(),
+                &photos.display().to_string(),
+                "--out",
+                &by_cli.display().to_string(),
+                "--size",
+                "64",
+                "--centering",
+                "f",
+            ],
+            "import",
+        )
+        .unwrap();
+    assert!(
+        text.contains("imported 4 faces in 2 frames") && text.contains("not_here.jpg"),
+        "{text}"
+    );
+    assert_eq!(
+        Alignments::load(&by_cli.join(ALIGNMENTS_FILE))
+            .unwrap()
+            .frames
+            .len(),
+        imported.frames.len()
+    );
+
     // Bad input: a file that is not an .fsa, and a faceset that already has alignments.
     let bad = root.path().join("bad.fsa");
     std::fs::write(&bad, b"not zlib at all").unwrap();

@@ -291,3 +291,78 @@ fn bisenet_fp_masks_from_an_onnx_model_of_the_same_signature() {
     println!("wrong model: {e}");
     assert!(e.contains("5 or 19"), "{e}");
 }
+
+/// `faceswapd mask generate` runs in a daemon job (landmark masks, and the BiSeNet-FP model
+/// named on the command line); `mask review` draws what it stored.
+#[test]
+fn the_cli_generates_masks_in_a_daemon_job_and_reviews_them() {
+    let root = tempfile::tempdir().unwrap();
+    let photos = root.path().join("photos");
+    faceswap_tests::copy_fixtures(&photos, &["grace_hopper.jpg"]).unwrap();
+    let faceset = root.path().join("faces");
+    faceswap_tests::extract_faceset(&photos, &faceset, 128).unwrap();
+    let model = root.path().join("bisenet.onnx");
+    let python = faceswap_tests::converter_python().unwrap();
+    let ok = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(BUILD_BISENET)
+        .args(["19", "17"])
+        .arg(&model)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "building the model");
+    let daemon = root.path().join("daemon");
+    faceswap_tests::share_extractor_models(&daemon).unwrap();
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = faceswap_tests::DaemonUnderTest::start(&bin, &daemon).unwrap();
+    let fs = faceset.display().to_string();
+    let text = d
+        .cli_job(
+            &[
+                "mask",
+                "generate",
+                &fs,
+                "--kinds",
+                "hull",
+                "--bisenet",
+                &model.display().to_string(),
+                "--hair",
+            ],
+            "mask-generate",
+        )
+        .unwrap();
+    println!("{text}");
+    assert!(
+        text.contains("added hull to 1 faces") && text.contains("BiSeNet-FP"),
+        "{text}"
+    );
+    let store = faceswapd::extract::store::Alignments::load(
+        &faceset.join(faceswapd::extract::ALIGNMENTS_FILE),
+    )
+    .unwrap();
+    let masks = &store.frames[&0].faces[0].masks;
+    assert!(
+        masks.contains_key("hull") && masks.contains_key("bisenet-fp_head"),
+        "{:?}",
+        masks.keys()
+    );
+    let sheet = root.path().join("sheet.png");
+    let out = d
+        .cli(&[
+            "mask",
+            "review",
+            &fs,
+            "--rules",
+            "fallback: bisenet-fp_head",
+            "--out",
+            &sheet.display().to_string(),
+        ])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(image::open(&sheet).is_ok());
+}

@@ -281,3 +281,38 @@ fn missing_frames_and_spatial_smoothing_on_a_video() {
     let n = faceswapd::extract::export_faces(&raw, &video, 64, Centering::DflFull).unwrap();
     assert_eq!(n, 472);
 }
+
+/// `faceswapd faceset average` runs in a daemon job and writes the asked-for faces.
+#[test]
+fn the_cli_averages_facesets_in_a_daemon_job() {
+    let root = tempfile::tempdir().unwrap();
+    let a = faceswap_tests::faceset_from_photos(
+        root.path(),
+        &[
+            "grace_hopper.jpg",
+            "vladmandic_faceapi_sample3_multiface.jpg",
+        ],
+        64,
+    )
+    .unwrap();
+    let out = root.path().join("average");
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = faceswap_tests::DaemonUnderTest::start(&bin, &root.path().join("daemon")).unwrap();
+    let text = d
+        .cli_job(
+            &[
+                "faceset",
+                "average",
+                &a.display().to_string(),
+                "--out",
+                &out.display().to_string(),
+                "--count",
+                "3",
+            ],
+            "faceset-average",
+        )
+        .unwrap();
+    println!("{text}");
+    assert!(text.contains("averaged 4 faces"), "{text}");
+    assert_eq!(std::fs::read_dir(out.join("faces")).unwrap().count(), 3);
+}

@@ -357,6 +357,31 @@ fn xseg_training_is_a_daemon_job() {
     assert!(model.join("checkpoint.fsppm").is_file());
     let jobs = d.cli(&["jobs", "list"]).unwrap();
     assert!(String::from_utf8_lossy(&jobs.stdout).contains("xseg-train"));
+    // Applying the model is a daemon job too.
+    let text = d
+        .cli_job(
+            &[
+                "xseg",
+                "apply",
+                &faceset.display().to_string(),
+                "--model",
+                &model.display().to_string(),
+            ],
+            "xseg-apply",
+        )
+        .unwrap();
+    assert!(text.contains("stored an xseg mask for 2 faces"), "{text}");
+    let store = faceswapd::extract::store::Alignments::load(
+        &faceset.join(faceswapd::extract::ALIGNMENTS_FILE),
+    )
+    .unwrap();
+    assert!(
+        store
+            .frames
+            .values()
+            .flat_map(|e| &e.faces)
+            .all(|f| f.masks.contains_key("xseg"))
+    );
 }
 
 /// The XSeg train job, SIGKILLed with its daemon at random moments (some during a checkpoint

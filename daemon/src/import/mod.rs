@@ -198,6 +198,53 @@ pub struct FacesetImport {
     pub skipped: Vec<String>,
 }
 
+impl FacesetImport {
+    /// The summary line.
+    pub fn summary(&self) -> String {
+        format!(
+            "imported {} faces in {} frames ({} face files, {} labelled, {} tracks); {} skipped",
+            self.faces,
+            self.frames,
+            self.files,
+            self.labelled,
+            self.tracks,
+            self.skipped.len()
+        )
+    }
+}
+
+/// The daemon job for [`faceswap_protocol::ImportJob`]: what was skipped, then the summary,
+/// in its log.
+pub fn run_job(
+    job: &faceswap_protocol::ImportJob,
+    ctx: &crate::jobs::JobContext,
+) -> Result<(), crate::jobs::JobError> {
+    use faceswap_protocol::ImportSource;
+    let out = Path::new(&job.out);
+    ctx.progress(0, None, "importing");
+    let r = match &job.source {
+        ImportSource::Fsa {
+            alignments,
+            source,
+            size,
+            centering,
+        } => import_fsa(
+            Path::new(alignments),
+            Path::new(source),
+            out,
+            *size,
+            *centering,
+        ),
+        ImportSource::Dfl { aligned } => import_dfl_faceset(Path::new(aligned), out),
+    }
+    .map_err(crate::jobs::JobError::Failed)?;
+    for line in &r.skipped {
+        ctx.log(format!("skipped: {line}"));
+    }
+    ctx.log(r.summary());
+    Ok(())
+}
+
 /// The alignments store of a new faceset folder: an error if one is there already, so an
 /// import never replaces the user's work.
 fn new_store_path(faceset: &Path) -> Result<PathBuf, String> {

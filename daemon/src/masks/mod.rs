@@ -9,8 +9,6 @@ pub mod xseg;
 
 use std::io::{Read, Write};
 
-use serde::{Deserialize, Serialize};
-
 use self::plane::{Plane, erode_dilate, gaussian_blur};
 use crate::extract::geometry::{Affine, Centering, crop_matrix, legacy_matrix};
 use crate::warp::{convex_hull, fill_convex};
@@ -18,28 +16,7 @@ use crate::warp::{convex_hull, fill_convex};
 /// Side of a stored mask (faceswap's `storage_size`).
 pub const STORED_SIZE: u32 = 128;
 
-/// Landmark-based mask kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LandmarkMask {
-    /// The convex hull of all 68 points.
-    Hull,
-    /// faceswap "components": the union of the hulls of eight face parts.
-    Components,
-    /// faceswap "extended": components with the eyebrows raised by half their distance to the
-    /// eyes, so the mask reaches the forehead.
-    Extended,
-}
-
-impl LandmarkMask {
-    /// The stored name (`hull`, `components`, `extended`).
-    pub fn name(self) -> &'static str {
-        match self {
-            LandmarkMask::Hull => "hull",
-            LandmarkMask::Components => "components",
-            LandmarkMask::Extended => "extended",
-        }
-    }
-}
+pub use faceswap_options::LandmarkMask;
 
 /// faceswap's 68-point mask parts (lib/align/constants.py `LANDMARK_MASK_PARTS`): each part is
 /// the hull of these index ranges (end exclusive).
@@ -265,6 +242,58 @@ fn box_blur(p: &Plane, k: usize) -> Plane {
         height: p.height,
         data: pass(&tmp, false),
     }
+}
+
+/// The BiSeNet-FP model and parts a request asks for, the config filling what it leaves open;
+/// `None` when neither names a model.
+pub fn bisenet_choice(
+    req: &faceswap_protocol::BisenetMask,
+    cfg: &crate::config::MasksConfig,
+) -> Option<(std::path::PathBuf, faceswap_models::bisenet::BiSeNetParts)> {
+    let model = req
+        .model
+        .clone()
+        .or_else(|| (!cfg.bisenet_model.is_empty()).then(|| cfg.bisenet_model.clone()))?;
+    let parts = faceswap_models::bisenet::BiSeNetParts {
+        glasses: req.glasses || cfg.bisenet_glasses,
+        ears: req.ears || cfg.bisenet_ears,
+        hair: req.hair || cfg.bisenet_hair,
+    };
+    Some((model.into(), parts))
+}
+
+/// The `mask generate` job: landmark masks, then a BiSeNet-FP mask when asked (the model from
+/// the request or the config); returns the line the job reports.
+pub fn generate_masks_job(
+    faceset: &std::path::Path,
+    kinds: &[LandmarkMask],
+    bisenet: Option<&faceswap_protocol::BisenetMask>,
+    ctx: &crate::jobs::JobContext,
+) -> Result<String, crate::jobs::JobError> {
+    use crate::jobs::JobError;
+    let mut line = String::new();
+    if !kinds.is_empty() {
+        let n = generate_landmark_masks(faceset, kinds).map_err(JobError::Failed)?;
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        line = format!("added {} to {n} faces", names.join(", "));
+    }
+    let cfg = ctx.runtime().config().map_err(JobError::Failed)?;
+    if let Some((model, parts)) = bisenet.and_then(|b| bisenet_choice(b, &cfg.masks)) {
+        ctx.progress(0, None, "BiSeNet-FP masks");
+        let runtime = crate::extract::default_models(ctx.runtime().dirs())
+            .map_err(|e| JobError::Failed(e.to_string()))?
+            .runtime;
+        let n =
+            generate_bisenet_masks(faceset, &runtime, &model, parts).map_err(JobError::Failed)?;
+        if !line.is_empty() {
+            line.push_str("; ");
+        }
+        line.push_str(&format!(
+            "added a BiSeNet-FP mask ({}) to {n} faces",
+            model.display()
+        ));
+    }
+    Ok(line)
 }
 
 #[cfg(test)]

@@ -24,6 +24,34 @@ pub struct AverageSummary {
     pub centering: Centering,
 }
 
+impl AverageSummary {
+    /// The summary line for the faceset written in `out`.
+    pub fn report(&self, out: &Path) -> String {
+        format!(
+            "averaged {} faces ({} px, centering {}) into {} files in {}",
+            self.faces,
+            self.size,
+            self.centering.name(),
+            self.written,
+            out.join("faces").display()
+        )
+    }
+}
+
+/// The daemon job for [`faceswap_protocol::AverageJob`].
+pub fn run_job(
+    job: &faceswap_protocol::AverageJob,
+    ctx: &crate::jobs::JobContext,
+) -> Result<(), crate::jobs::JobError> {
+    let inputs: Vec<PathBuf> = job.inputs.iter().map(PathBuf::from).collect();
+    let out = Path::new(&job.out);
+    ctx.progress(0, None, "averaging");
+    let s = average_faceset(&inputs, out, job.count as usize, job.seed)
+        .map_err(crate::jobs::JobError::Failed)?;
+    ctx.log(s.report(out));
+    Ok(())
+}
+
 /// The aligned face PNGs of a faceset (its `faces/` folder, or the folder itself), sorted.
 pub(crate) fn face_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let folder = if dir.join("faces").is_dir() {
