@@ -10,7 +10,11 @@
 
 pub mod color;
 pub mod convert;
+pub mod error;
+pub mod output;
+pub mod predictor;
 pub mod render;
+pub mod settings;
 
 use crate::extract::geometry::{Affine, Centering, centered_matrix, crop_matrix, legacy_matrix};
 use crate::extract::image::Pyramid;

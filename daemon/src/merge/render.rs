@@ -12,7 +12,8 @@ use std::time::SystemTime;
 use faceswap_models::ComputeDevice;
 use faceswap_protocol::{PixelFormat, SlotHeader, SwapSettings, SwapTarget, SwapView};
 
-use super::convert::{ModelPredictor, merge_settings};
+use super::predictor::ModelPredictor;
+use super::settings::merge_settings;
 use super::{Plane, TargetFace, merge_frame_with_mask};
 use crate::checkpoint;
 use crate::extract::image::Pyramid;
