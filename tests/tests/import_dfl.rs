@@ -251,6 +251,34 @@ fn dfl_labels_and_xseg_masks_land_on_the_matching_faces() {
         )
         .unwrap();
     assert!(text.contains("imported 6 faces"), "{text}");
+    // `xseg import-dfl` through the CLI puts the same labels on a fresh extraction.
+    let fresh = faceset_from_photos(
+        &root.path().join("second"),
+        &[
+            "grace_hopper.jpg",
+            "vladmandic_faceapi_sample3_multiface.jpg",
+        ],
+        64,
+    )
+    .unwrap();
+    let out = d
+        .cli(&[
+            "xseg",
+            "import-dfl",
+            &dfl.display().to_string(),
+            &fresh.display().to_string(),
+        ])
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("labels for 4 faces, XSeg masks for 1"),
+        "{said}"
+    );
     let set = faceswapd::train::faceset::load_faceset(&by_cli, 64, None).unwrap();
     assert_eq!(set.faces.len(), 6);
 }
