@@ -5,190 +5,28 @@ pub mod augment;
 pub mod average;
 pub mod faceset;
 
+mod batches;
+mod model_file;
+mod preview;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use faceswap_models::SideBatch;
-use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
+use faceswap_models::ComputeDevice;
 use faceswap_models::losses::SideLossOptions;
 use faceswap_models::optim::{Cosine, LrSchedule};
 use faceswap_models::train::{FaceTrainer, TrainerConfig};
-use faceswap_models::{ComputeDevice, ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
-use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
-use crate::extract::geometry::Centering;
 use crate::masks::rules::MaskRules;
-use augment::{AugmentOptions, HostSide, make_side, yaw_bins};
+use augment::{AugmentOptions, yaw_bins};
+use batches::*;
 use faceset::{Faceset, FacesetError, load_faceset};
-
-/// The model folder's description of the model (fixed at creation).
-pub const MODEL_FILE: &str = "model.toml";
-/// The loss log: `step,loss_a,loss_b,lr,ms` per step.
-pub const LOSS_LOG: &str = "loss.csv";
-/// The newest preview image.
-pub const PREVIEW: &str = "preview.png";
-
-/// What `model.toml` holds: the architecture and the seed, fixed when the model is created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelFile {
-    /// `df`/`liae` with `u`/`d`/`t`, or `phaze-a[:preset name or file]`.
-    pub archi: String,
-    /// Face resolution.
-    pub resolution: u32,
-    /// Bottleneck width.
-    pub ae_dims: u32,
-    /// Encoder width.
-    pub e_dims: u32,
-    /// Decoder width.
-    pub d_dims: u32,
-    /// Mask decoder width.
-    pub d_mask_dims: u32,
-    /// The run's seed (weights and every random draw).
-    pub seed: u64,
-    /// The Faceswap++ version that created it.
-    pub created_by: String,
-    /// The aligned-face centering of the facesets it learned from (`f`, `wf`, `legacy`, …);
-    /// merge crops destination faces the same way. Recorded by the first training run.
-    #[serde(default)]
-    pub centering: Option<String>,
-    /// Phaze-A: every option, resolved from the preset when the model was created (later
-    /// edits to the preset do not change this model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phaze_a: Option<PhazeAOptions>,
-}
-
-/// The Phaze-A options `archi` names (`phaze-a`: faceswap's defaults; `phaze-a:NAME`: a shipped
-/// preset; `phaze-a:PATH.toml`: a preset file; `phaze-a:PATH.json`: a faceswap GUI preset), at
-/// `resolution` (0: the preset's); `None` for SAEHD.
-pub fn phaze_a_options(archi: &str, resolution: u32) -> Result<Option<PhazeAOptions>, String> {
-    let Some(rest) = archi.strip_prefix("phaze-a") else {
-        return Ok(None);
-    };
-    let opts = match rest.strip_prefix(':') {
-        None if rest.is_empty() => {
-            let o = PhazeAOptions::default();
-            o.check().map_err(|e| e.to_string())?;
-            o
-        }
-        None => {
-            return Err(format!(
-                "unknown architecture {archi:?}; use phaze-a or phaze-a:PRESET"
-            ));
-        }
-        Some(name) if name.ends_with(".json") => {
-            let text = std::fs::read_to_string(name)
-                .map_err(|e| format!("faceswap preset file {name}: {e}"))?;
-            let (opts, notes) =
-                PhazeAOptions::from_faceswap_json(&text).map_err(|e| format!("{name}: {e}"))?;
-            for note in notes {
-                tracing::info!("{name}: {note}");
-            }
-            opts
-        }
-        Some(name) if name.ends_with(".toml") || name.contains(std::path::MAIN_SEPARATOR) => {
-            let text = std::fs::read_to_string(name)
-                .map_err(|e| format!("Phaze-A preset file {name}: {e}"))?;
-            PhazeAOptions::from_toml(&text).map_err(|e| format!("{name}: {e}"))?
-        }
-        Some(name) => PhazeAOptions::preset(name).map_err(|e| e.to_string())?,
-    };
-    let opts = if resolution == 0 || resolution as usize == opts.output_size {
-        opts
-    } else {
-        opts.at_resolution(resolution as usize)
-            .map_err(|e| e.to_string())?
-    };
-    // Presets, files and resizes are checked where they are made.
-    Ok(Some(opts))
-}
-
-impl ModelFile {
-    fn from_settings(s: &TrainSettings) -> Result<ModelFile, String> {
-        let phaze_a = phaze_a_options(&s.archi, s.resolution)?;
-        Ok(ModelFile {
-            archi: s.archi.clone(),
-            resolution: phaze_a
-                .as_ref()
-                .map_or(s.resolution, |o| o.output_size as u32),
-            ae_dims: s.ae_dims,
-            e_dims: s.e_dims,
-            d_dims: s.d_dims,
-            d_mask_dims: s.d_mask_dims,
-            seed: s.seed,
-            created_by: format!("Faceswap++ {}", env!("CARGO_PKG_VERSION")),
-            centering: None,
-            phaze_a,
-        })
-    }
-
-    fn same_architecture(&self, other: &ModelFile) -> bool {
-        if self.phaze_a.is_some() || other.phaze_a.is_some() {
-            return self.phaze_a == other.phaze_a;
-        }
-        (
-            &self.archi,
-            self.resolution,
-            self.ae_dims,
-            self.e_dims,
-            self.d_dims,
-            self.d_mask_dims,
-        ) == (
-            &other.archi,
-            other.resolution,
-            other.ae_dims,
-            other.e_dims,
-            other.d_dims,
-            other.d_mask_dims,
-        )
-    }
-
-    /// The centering merge must crop with; the error says what the model file lacks.
-    pub fn centering(&self) -> Result<Centering, String> {
-        let name = self.centering.as_deref().ok_or(
-            "model.toml does not say which face centering the model learned; train it at least one step with this version (it records the facesets' centering)",
-        )?;
-        name.parse::<Centering>()
-            .map_err(|e| format!("model.toml names an {e}"))
-    }
-
-    /// One line naming the architecture.
-    pub fn describe(&self) -> String {
-        if self.phaze_a.is_some() {
-            return format!("{} {} px", self.archi, self.resolution);
-        }
-        format!(
-            "{} {} px, ae {} e {} d {} mask {}",
-            self.archi, self.resolution, self.ae_dims, self.e_dims, self.d_dims, self.d_mask_dims
-        )
-    }
-
-    /// The network options.
-    pub fn options(&self) -> Result<ModelOptions, String> {
-        if let Some(o) = &self.phaze_a {
-            o.check().map_err(|e| e.to_string())?;
-            return Ok(ModelOptions::PhazeA(o.clone()));
-        }
-        SaehdOptions::parse(
-            &self.archi,
-            self.resolution as usize,
-            self.ae_dims as usize,
-            self.e_dims as usize,
-            self.d_dims as usize,
-            self.d_mask_dims as usize,
-        )
-        .map(ModelOptions::Saehd)
-    }
-}
-
-/// The network options a job's settings ask for (an error names what is wrong).
-pub fn network_options(s: &TrainSettings) -> Result<ModelOptions, String> {
-    ModelFile::from_settings(s)?.options()
-}
+pub use model_file::*;
+use preview::*;
 
 /// Why training stopped short.
 #[derive(Debug, thiserror::Error)]
@@ -428,77 +266,6 @@ fn trim_loss_log(path: &Path, step: u64) -> Result<(), TrainError> {
     }
     crate::atomic::write_atomic(path, kept.as_bytes())
         .map_err(|e| TrainError::Io(path.to_path_buf(), e))
-}
-
-/// Both sides' batch for one step, in host memory.
-struct HostBatch {
-    a: HostSide,
-    b: HostSide,
-}
-
-/// Prepares batches on background threads, in step order, a few steps ahead (bounded queues:
-/// memory stays flat when the trainer is slower).
-struct BatchSource {
-    queues: Vec<Receiver<HostBatch>>,
-    next: usize,
-}
-
-struct SideSource {
-    set: Arc<Faceset>,
-    bins: Vec<Vec<usize>>,
-    opts: AugmentOptions,
-}
-
-impl BatchSource {
-    fn start(
-        a: Arc<SideSource>,
-        b: Arc<SideSource>,
-        seed: u64,
-        first_step: u64,
-        batch: usize,
-        threads: usize,
-    ) -> BatchSource {
-        let mut queues = Vec::with_capacity(threads);
-        for k in 0..threads {
-            let (tx, rx): (SyncSender<HostBatch>, _) = sync_channel(2);
-            let (a, b) = (a.clone(), b.clone());
-            std::thread::spawn(move || {
-                let mut step = first_step + k as u64;
-                loop {
-                    let hb = HostBatch {
-                        a: make_side(&a.set, &a.bins, &a.opts, seed, step, 0, batch),
-                        b: make_side(&b.set, &b.bins, &b.opts, seed, step, 1, batch),
-                    };
-                    if tx.send(hb).is_err() {
-                        return; // the run ended
-                    }
-                    step += threads as u64;
-                }
-            });
-            queues.push(rx);
-        }
-        BatchSource { queues, next: 0 }
-    }
-
-    fn next(&mut self) -> Option<HostBatch> {
-        let q = &self.queues[self.next];
-        self.next = (self.next + 1) % self.queues.len();
-        q.recv().ok()
-    }
-}
-
-fn side_tensors(h: HostSide, batch: usize, r: usize, device: &Device) -> SideBatch {
-    // The host buffers move into the tensors: no copy.
-    let t = |v: Vec<f32>, c: usize| {
-        Tensor::<4>::from_data(TensorData::new(v, [batch, c, r, r]), device)
-    };
-    SideBatch {
-        warped: t(h.warped, 3), // [B, 3, R, R]
-        target: t(h.target, 3), // [B, 3, R, R]
-        mask: t(h.mask, 1),     // [B, 1, R, R]
-        loss_mask: t(h.loss_mask, 1),
-        em_mask: t(h.em_mask, 1),
-    }
 }
 
 /// The parts a new model takes from its pretrained model (the encoder when none are named).
@@ -786,86 +553,6 @@ pub fn run_training(
     summary.ms_per_step = run_start.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
     summary.ms_waiting_for_data = waited.as_secs_f64() * 1e3 / n.max(1) as f64;
     Ok(summary)
-}
-
-/// A preview grid: one row per face (up to 4 from each side), columns A, A→A, A→B, B, B→B, B→A.
-fn write_preview(
-    trainer: &FaceTrainer,
-    set_a: &Faceset,
-    set_b: &Faceset,
-    dir: &Path,
-    step: u64,
-    device: &Device,
-) -> Result<(), TrainError> {
-    let r = set_a.resolution;
-    let rows = set_a.faces.len().min(set_b.faces.len()).min(4);
-    let pick = |set: &Faceset| -> Vec<f32> {
-        let mut v = Vec::with_capacity(rows * 3 * r * r);
-        for k in 0..rows {
-            let f = &set.faces[k * set.faces.len() / rows];
-            for c in 0..3 {
-                v.extend(f.rgb.iter().skip(c).step_by(3).map(|p| *p as f32 / 255.0));
-            }
-        }
-        v
-    };
-    let (va, vb) = (pick(set_a), pick(set_b));
-    let t =
-        |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [rows, 3, r, r]), device);
-    let out = trainer.model().forward(t(&va), t(&vb));
-    // A failed read-back is an error, never a black preview that looks like a dead model.
-    let data = |x: Tensor<4>| {
-        // Converted first: a half-precision run predicts f16/bf16 faces.
-        x.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| {
-                TrainError::State(
-                    dir.join(PREVIEW),
-                    format!("the preview's predicted faces could not be read back ({e:?})"),
-                )
-            })
-    };
-    let columns = [
-        va,
-        data(out.a.0)?,
-        data(out.a_to_b.0)?,
-        vb,
-        data(out.b.0)?,
-        data(out.b_to_a.0)?,
-    ];
-    let (w, h) = (columns.len() * r, rows * r);
-    let mut img = image::RgbImage::new(w as u32, h as u32);
-    for (col, planes) in columns.iter().enumerate() {
-        for row in 0..rows {
-            for y in 0..r {
-                for x in 0..r {
-                    let at = |c: usize| {
-                        planes
-                            .get(((row * 3 + c) * r + y) * r + x)
-                            .map_or(0, |v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-                    };
-                    img.put_pixel(
-                        (col * r + x) as u32,
-                        (row * r + y) as u32,
-                        image::Rgb([at(0), at(1), at(2)]),
-                    );
-                }
-            }
-        }
-    }
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| TrainError::Io(dir.join(PREVIEW), std::io::Error::other(e)))?;
-    let history = dir.join("previews");
-    std::fs::create_dir_all(&history).map_err(|e| TrainError::Io(history.clone(), e))?;
-    for path in [
-        dir.join(PREVIEW),
-        history.join(format!("step_{step:08}.png")),
-    ] {
-        crate::atomic::write_atomic(&path, &png).map_err(|e| TrainError::Io(path, e))?;
-    }
-    Ok(())
 }
 
 /// The daemon job for [`faceswap_protocol::TrainJob`].
