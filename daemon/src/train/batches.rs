@@ -9,8 +9,6 @@ use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use super::augment::{AugmentOptions, HostSide, make_side};
 use super::faceset::Faceset;
 
-use super::*;
-
 /// Both sides' batch for one step, in host memory.
 pub(super) struct HostBatch {
     pub(super) a: HostSide,
