@@ -7,24 +7,26 @@ pub mod pipeline;
 pub mod store;
 pub mod track;
 
+mod face_file;
+mod models;
+pub use face_file::*;
+pub use models::*;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use self::geometry::{Affine, Centering, crop_matrix};
+use self::geometry::Centering;
 use self::image::{Pyramid, load_image};
 use self::pipeline::{ExtractSettings, Extractor, Face, ModelFiles, StageTimings};
 use self::store::{Alignments, FrameEntry, SourceInfo, StoredFace};
-use crate::atomic::{remove_stale_temps, write_atomic};
+use crate::atomic::remove_stale_temps;
 use crate::media::{self, MediaError, RgbFrame};
 
 /// File name of the alignments store inside a faceset folder.
 pub const ALIGNMENTS_FILE: &str = "alignments.fsppa";
-/// PNG text-chunk keyword holding a face's metadata.
-pub const PNG_META_KEY: &str = "faceswappp";
 
 /// What to extract and how.
 #[derive(Debug, Clone)]
@@ -43,39 +45,6 @@ pub struct ExtractRequest {
     pub settings: ExtractSettings,
     /// Temporal landmark smoothing of videos (None: off).
     pub smoothing: Option<track::Smoothing>,
-}
-
-/// Metadata stored inside every aligned face PNG.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaceMeta {
-    /// Source video or folder.
-    pub source: String,
-    /// Frame index in the source.
-    pub frame: u64,
-    /// Frame name.
-    pub frame_name: String,
-    /// Face index within the frame.
-    pub face_index: u32,
-    /// 68 landmarks in frame pixels.
-    pub landmarks: Vec<[f64; 2]>,
-    /// Frame → mean-face matrix.
-    pub legacy: Affine,
-    /// Frame → this crop's pixels.
-    pub crop: Affine,
-    /// Crop size.
-    pub size: u32,
-    /// Crop centering.
-    pub centering: Centering,
-    /// Filter verdict (None = accepted).
-    pub rejected: Option<String>,
-}
-
-impl FaceMeta {
-    /// Frame pixels → pixels of this crop resampled to `size`².
-    pub fn crop_at(&self, size: usize) -> Affine {
-        let k = size as f64 / self.size.max(1) as f64;
-        Affine([[k, 0.0, 0.0], [0.0, k, 0.0]]).then_after(&self.crop)
-    }
 }
 
 /// Extraction failed as a whole (a bad frame in a folder is only logged).
@@ -186,21 +155,6 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, ExtractError> {
     Ok(files)
 }
 
-pub fn encode_face_png(crop: &RgbFrame, meta: &FaceMeta) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, crop.width, crop.height);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::Fast);
-    let text = toml::to_string(meta).map_err(|e| e.to_string())?;
-    enc.add_itxt_chunk(PNG_META_KEY.to_string(), text)
-        .map_err(|e| e.to_string())?;
-    enc.write_header()
-        .and_then(|mut w| w.write_image_data(&crop.data))
-        .map_err(|e| e.to_string())?;
-    Ok(out)
-}
-
 /// A faceset folder holds one size and centering: resuming into a folder of other crops would
 /// mix them (and skip the frames already there), so it is refused.
 fn refuse_other_crops(req: &ExtractRequest) -> Result<(), ExtractError> {
@@ -225,23 +179,6 @@ fn refuse_other_crops(req: &ExtractRequest) -> Result<(), ExtractError> {
         )));
     }
     Ok(())
-}
-
-/// Reads the metadata of an aligned face PNG written by extraction.
-pub fn read_face_meta(path: &Path) -> Result<FaceMeta, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let decoder = png::Decoder::new(std::io::BufReader::new(file));
-    let reader = decoder
-        .read_info()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let chunk = reader
-        .info()
-        .utf8_text
-        .iter()
-        .find(|c| c.keyword == PNG_META_KEY)
-        .ok_or_else(|| format!("{} has no Faceswap++ metadata", path.display()))?;
-    let text = chunk.get_text().map_err(|e| e.to_string())?;
-    toml::from_str(&text).map_err(|e| format!("{}: bad metadata: {e}", path.display()))
 }
 
 /// One frame's result, handed from a worker to the collector.
@@ -329,84 +266,6 @@ impl Worker<'_> {
             write: start.elapsed(),
         })
     }
-}
-
-/// Where and how aligned face files are written.
-#[derive(Debug, Clone)]
-pub struct FaceOutput {
-    /// The source, as recorded in each file's metadata.
-    pub source: String,
-    /// The faceset folder (files go to `faces/` or `rejected/` inside).
-    pub folder: PathBuf,
-    /// File name stem (the source's).
-    pub stem: String,
-    /// Crop side in pixels.
-    pub size: u32,
-    /// Crop centering.
-    pub centering: Centering,
-}
-
-impl FaceOutput {
-    /// Faces of `source` into the faceset `folder`, named after the source's file stem.
-    pub fn new(source: &Path, folder: &Path, size: u32, centering: Centering) -> FaceOutput {
-        FaceOutput {
-            source: source.display().to_string(),
-            folder: folder.to_path_buf(),
-            stem: source
-                .file_stem()
-                .map(|s| s.to_string_lossy().replace(' ', "_"))
-                .unwrap_or_else(|| "frame".into()),
-            size,
-            centering,
-        }
-    }
-}
-
-/// Writes face `k` of frame `index` as an aligned PNG carrying its metadata; returns its path
-/// relative to the faceset folder.
-pub fn write_aligned_face(
-    out: &FaceOutput,
-    pyr: &Pyramid,
-    index: u64,
-    name: &str,
-    k: u32,
-    face: &Face,
-) -> Result<String, ExtractError> {
-    let centred = geometry::centered_matrix(&face.legacy, &face.landmarks68(), out.centering);
-    let crop = crop_matrix(&centred, out.size, out.centering);
-    let inverse = crop.inverse().unwrap_or(Affine::IDENTITY);
-    let img = pyr.warp_rgb(&inverse, out.size as usize);
-    let meta = FaceMeta {
-        source: out.source.clone(),
-        frame: index,
-        frame_name: name.to_string(),
-        face_index: k,
-        landmarks: face.landmarks.clone(),
-        legacy: face.legacy,
-        crop,
-        size: out.size,
-        centering: out.centering,
-        rejected: face.rejected.clone(),
-    };
-    let folder = if face.rejected.is_some() {
-        "rejected"
-    } else {
-        "faces"
-    };
-    let rel = format!("{folder}/{}_{index:06}_{k}.png", out.stem);
-    let path = out.folder.join(&rel);
-    let bytes = encode_face_png(&img, &meta).map_err(|e| ExtractError::Write {
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| ExtractError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    write_atomic(&path, &bytes).map_err(|source| ExtractError::Write { path, source })?;
-    Ok(rel)
 }
 
 /// Gathers workers' frames into the store (saved every 50 frames) and the summary.
@@ -765,44 +624,6 @@ pub fn export_faces(
     Ok(written)
 }
 
-/// Model files for the extractor: the built-in ones (each checked against its recorded hash),
-/// plus the optional S3FD / FAN files named in `[extract]`.
-pub fn configured_models(
-    dirs: &crate::paths::Dirs,
-    cfg: &crate::config::ExtractConfig,
-) -> Result<ModelFiles, crate::assets::AssetError> {
-    let optional = |p: &str| -> Result<Option<PathBuf>, crate::assets::AssetError> {
-        if p.is_empty() {
-            return Ok(None);
-        }
-        let path = PathBuf::from(p);
-        if !path.is_file() {
-            return Err(crate::assets::AssetError::Missing {
-                name: format!("configured model {p}"),
-                path,
-            });
-        }
-        Ok(Some(path))
-    };
-    Ok(ModelFiles {
-        s3fd: optional(&cfg.s3fd_model)?,
-        fan: optional(&cfg.fan_model)?,
-        ..default_models(dirs)?
-    })
-}
-
-/// Model files for the built-in extractor, each checked against its recorded hash.
-pub fn default_models(dirs: &crate::paths::Dirs) -> Result<ModelFiles, crate::assets::AssetError> {
-    Ok(ModelFiles {
-        s3fd: None,
-        fan: None,
-        runtime: crate::assets::onnx_runtime_library(dirs)?,
-        short_range: crate::assets::verified_model(dirs, "face_detection_short_range.onnx")?,
-        full_range: crate::assets::verified_model(dirs, "face_detection_full_range.onnx")?,
-        face_mesh: crate::assets::verified_model(dirs, "face_landmark.onnx")?,
-    })
-}
-
 /// The daemon job for [`faceswap_protocol::ExtractJob`].
 pub fn run_job(
     job: &faceswap_protocol::ExtractJob,
@@ -875,6 +696,7 @@ pub fn run_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::geometry::Affine;
 
     #[test]
     fn resuming_into_a_faceset_of_other_crops_is_refused() {
