@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use faceswap_options::Centering;
-use faceswap_protocol::{JobSpec, ToolJob};
 
 use super::session::*;
 use crate::cli_output::outln;
@@ -134,12 +133,5 @@ pub(super) fn run(session: &Session, c: AlignmentsCommand) -> anyhow::Result<Exi
         }
     };
     let faceset = abs(&faceset)?;
-    let what = format!("{} on {faceset}", tool.name());
-    let mut c = session.connect()?;
-    submit_and_follow(
-        &mut c,
-        JobSpec::Tool(ToolJob { faceset, tool }),
-        &what,
-        false,
-    )
+    run_tool(session, faceset, tool)
 }

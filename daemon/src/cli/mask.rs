@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use faceswap_options::LandmarkMask;
-use faceswap_protocol::{BisenetMask, JobSpec, ToolJob, ToolSpec};
+use faceswap_protocol::{BisenetMask, ToolSpec};
 
 use super::session::*;
 use crate::cli_output::outln;
@@ -95,14 +95,7 @@ fn generate(session: &Session, a: MaskGenerateArgs) -> anyhow::Result<ExitCode> 
         kinds: a.kinds.clone(),
         bisenet,
     };
-    let what = format!("mask generate on {faceset}");
-    let mut c = session.connect()?;
-    submit_and_follow(
-        &mut c,
-        JobSpec::Tool(ToolJob { faceset, tool }),
-        &what,
-        false,
-    )
+    run_tool(session, faceset, tool)
 }
 
 fn review(a: MaskReviewArgs) -> anyhow::Result<ExitCode> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use faceswap_protocol::{
-    Connection, JobId, JobRecord, JobSpec, JobState, Request, Response, SocketPath,
+    Connection, JobId, JobRecord, JobSpec, JobState, Request, Response, SocketPath, ToolJob,
+    ToolSpec,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -41,6 +42,23 @@ impl Session {
             &self.dirs.logs().join(crate::logging::LOG_FILE),
         )
     }
+}
+
+/// Queues a faceset tool job (`alignments …`, `sort`, `mask generate`, `xseg apply`) and
+/// follows it.
+pub(super) fn run_tool(
+    session: &Session,
+    faceset: String,
+    tool: ToolSpec,
+) -> anyhow::Result<ExitCode> {
+    let what = format!("{} on {faceset}", tool.name());
+    let mut c = session.connect()?;
+    submit_and_follow(
+        &mut c,
+        JobSpec::Tool(ToolJob { faceset, tool }),
+        &what,
+        false,
+    )
 }
 
 /// Queues a job, then follows it unless `detach`.

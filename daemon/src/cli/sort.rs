@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use faceswap_options::SortMethod;
-use faceswap_protocol::{JobSpec, ToolJob};
 
 use super::session::*;
 
@@ -41,12 +40,5 @@ pub(super) fn run(session: &Session, a: SortArgs) -> anyhow::Result<ExitCode> {
         out: absolute(&out)?.display().to_string(),
         groups: groups as u32,
     };
-    let what = format!("sort {faceset} by {by}");
-    let mut c = session.connect()?;
-    submit_and_follow(
-        &mut c,
-        JobSpec::Tool(ToolJob { faceset, tool }),
-        &what,
-        false,
-    )
+    run_tool(session, faceset, tool)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use faceswap_protocol::{JobSpec, ToolJob, ToolSpec, XsegTrainJob};
+use faceswap_protocol::{JobSpec, ToolSpec, XsegTrainJob};
 
 use super::session::*;
 use super::values::*;
@@ -132,14 +132,7 @@ pub(super) fn run(session: &Session, x: XsegCommand) -> anyhow::Result<ExitCode>
                 model: absolute(&model)?.display().to_string(),
                 device,
             };
-            let what = format!("xseg apply on {faceset}");
-            let mut c = session.connect()?;
-            return submit_and_follow(
-                &mut c,
-                JobSpec::Tool(ToolJob { faceset, tool }),
-                &what,
-                false,
-            );
+            return run_tool(session, faceset, tool);
         }
         XsegCommand::FetchLabelled { faceset, out } => {
             let n = crate::masks::xseg::fetch_labelled(&faceset, &out)
