@@ -5,13 +5,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Top-level module → the top-level modules its code names through `crate::` paths. Test code
-/// (`tests.rs` files, and everything from a file's `#[cfg(test)]` on) and comments are left out;
-/// the crate root (`lib.rs`, `main.rs`) is not a module here.
+/// (files of modules declared under `#[cfg(test)]`, and everything from a file's
+/// `#[cfg(test)]` on) and comments are left out; the crate root (`lib.rs`, `main.rs`) is not a
+/// module here.
 pub fn module_graph(src: &Path) -> std::io::Result<BTreeMap<String, BTreeSet<String>>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut files = Vec::new();
     collect_rs(src, &mut files)?;
+    let mut test_only = BTreeSet::new();
+    for file in &files {
+        test_only.extend(test_module_files(file, &std::fs::read_to_string(file)?));
+    }
     for file in files {
+        if test_only
+            .iter()
+            .any(|t: &std::path::PathBuf| file.starts_with(t))
+        {
+            continue;
+        }
         let rel = file.strip_prefix(src).unwrap_or(&file);
         let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
         let Some(first) = parts.next() else { continue };
@@ -36,6 +47,39 @@ pub fn module_graph(src: &Path) -> std::io::Result<BTreeMap<String, BTreeSet<Str
         }
     }
     Ok(graph)
+}
+
+/// The files (`name.rs`) and folders (`name/`) of the modules `file` declares under
+/// `#[cfg(test)]` (`#[cfg(test)] mod tests;`, `#[cfg(test)] pub(crate) mod build_tests;`).
+fn test_module_files(file: &Path, text: &str) -> Vec<std::path::PathBuf> {
+    let Some(parent) = file.parent() else {
+        return Vec::new();
+    };
+    // Child modules of `a/mod.rs` or `lib.rs` sit beside it; those of `a.rs` in `a/`.
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let dir = if matches!(stem, "mod" | "lib" | "main") {
+        parent.to_path_buf()
+    } else {
+        parent.join(stem)
+    };
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("#[cfg(test)]") {
+        let next = text[at + "#[cfg(test)]".len()..].trim_start();
+        let decl = next.lines().next().unwrap_or_default().trim();
+        let decl = decl
+            .strip_prefix("pub(crate) ")
+            .or_else(|| decl.strip_prefix("pub(super) "))
+            .or_else(|| decl.strip_prefix("pub "))
+            .unwrap_or(decl);
+        if let Some(name) = decl.strip_prefix("mod ").and_then(|r| r.strip_suffix(';')) {
+            out.push(dir.join(format!("{}.rs", name.trim())));
+            out.push(dir.join(name.trim()));
+        }
+    }
+    out
 }
 
 fn collect_rs(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
