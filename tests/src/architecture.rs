@@ -33,7 +33,7 @@ pub fn module_graph(src: &Path) -> std::io::Result<BTreeMap<String, BTreeSet<Str
             continue;
         }
         let text = std::fs::read_to_string(&file)?;
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let code = &text[..inline_test_code_start(&text)];
         let code: String = code
             .lines()
             .filter(|l| !l.trim_start().starts_with("//"))
@@ -47,6 +47,19 @@ pub fn module_graph(src: &Path) -> std::io::Result<BTreeMap<String, BTreeSet<Str
         }
     }
     Ok(graph)
+}
+
+/// Where a file's inline test code starts: the first `#[cfg(test)]` not on a one-line module
+/// declaration (`#[cfg(test)] mod tests;` leaves the code after it in).
+fn inline_test_code_start(text: &str) -> usize {
+    text.match_indices("#[cfg(test)]")
+        .map(|(at, _)| at)
+        .find(|&at| {
+            let next = text[at + "#[cfg(test)]".len()..].trim_start();
+            let line = next.lines().next().unwrap_or_default().trim_end();
+            !(line.contains("mod ") && line.ends_with(';'))
+        })
+        .unwrap_or(text.len())
 }
 
 /// The files (`name.rs`) and folders (`name/`) of the modules `file` declares under
