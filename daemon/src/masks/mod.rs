@@ -277,12 +277,18 @@ pub fn generate_masks_job(
         let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
         line = format!("added {} to {n} faces", names.join(", "));
     }
-    let cfg = ctx.runtime().config().map_err(JobError::Failed)?;
-    if let Some((model, parts)) = bisenet.and_then(|b| bisenet_choice(b, &cfg.masks)) {
+    let choice = match bisenet {
+        Some(b) => {
+            let cfg = ctx.runtime().config().map_err(JobError::Failed)?;
+            bisenet_choice(b, &cfg.masks)
+        }
+        None => None,
+    };
+    if let Some((model, parts)) = choice {
         ctx.progress(0, None, "BiSeNet-FP masks");
-        let runtime = crate::extract::default_models(ctx.runtime().dirs())
-            .map_err(|e| JobError::Failed(e.to_string()))?
-            .runtime;
+        // Only ONNX Runtime: the extractor's own models are not needed here.
+        let runtime = crate::assets::onnx_runtime_library(ctx.runtime().dirs())
+            .map_err(|e| JobError::Failed(e.to_string()))?;
         let n =
             generate_bisenet_masks(faceset, &runtime, &model, parts).map_err(JobError::Failed)?;
         if !line.is_empty() {
