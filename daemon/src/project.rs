@@ -8,12 +8,12 @@ use faceswap_protocol::{JobId, JobSpec, ProjectReport, Side, TrainSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint;
-use crate::extract::geometry::{Centering, centered_matrix, crop_matrix};
-use crate::extract::image::Pyramid;
 use crate::extract::pipeline::{Extractor, StageTimings};
-use crate::extract::{FaceMeta, encode_face_png};
+use crate::faceset::{FaceMeta, encode_face_png};
+use crate::geometry::{Centering, centered_matrix, crop_matrix};
 use crate::jobs::JobManager;
 use crate::media::RgbFrame;
+use crate::sampling::Pyramid;
 use faceswap_protocol::TrainJob;
 
 /// Aligned faces collected from the editor: DFL whole-face-like full crops at this size.

@@ -238,7 +238,7 @@ fn validate_tool(job: &ToolJob) -> Result<(), JobsError> {
     }
     require_absolute(&named)?;
     if !Path::new(faceset)
-        .join(crate::extract::ALIGNMENTS_FILE)
+        .join(crate::faceset::ALIGNMENTS_FILE)
         .is_file()
     {
         return Err(JobsError::InvalidInput(format!(

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rustfft::{FftPlanner, num_complex::Complex};
 
-use crate::extract::geometry::HeadPose;
-use crate::extract::store::Alignments;
-use crate::extract::{ALIGNMENTS_FILE, FaceMeta, read_face_meta};
+use crate::faceset::{FaceMeta, load_store, read_face_meta};
+use crate::geometry::HeadPose;
+use crate::sampling::{appearance, grey_of};
 
 pub use faceswap_options::SortMethod;
 
@@ -23,7 +23,7 @@ struct FaceFile {
 }
 
 fn load_faces(faceset: &Path) -> Result<Vec<FaceFile>, String> {
-    let files = crate::train::average::face_files(faceset)?;
+    let files = crate::faceset::face_files(faceset)?;
     let mut out = Vec::with_capacity(files.len());
     for path in files {
         let meta = read_face_meta(&path)?;
@@ -124,73 +124,6 @@ fn bhattacharyya(a: &[f64], b: &[f64]) -> f64 {
     (1.0 - bc.min(1.0)).sqrt()
 }
 
-/// BT.601 grey levels of an image, row by row.
-fn grey_of(rgb: &image::RgbImage) -> Vec<f64> {
-    rgb.pixels()
-        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
-        .collect()
-}
-
-/// The aligned face's centre, 32 × 32 grey, zero mean and unit norm.
-fn appearance(grey: &[f64], w: usize, h: usize) -> Vec<f64> {
-    let mut v: Vec<f64> = (0..32 * 32)
-        .map(|i| {
-            let (x, y) = (i % 32, i / 32);
-            let sx = w / 4 + x * w / 2 / 32;
-            let sy = h / 4 + y * h / 2 / 32;
-            grey[sy.min(h - 1) * w + sx.min(w - 1)]
-        })
-        .collect();
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    v.iter_mut().for_each(|x| *x -= mean);
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-9);
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
-
-/// The track whose faces look most like `reference` (an aligned face file of the person, at
-/// the faceset's centering): the mean appearance similarity over up to 8 faces per track.
-/// Returns the track id and its similarity (1 = identical).
-pub fn track_for_reference(faceset: &Path, reference: &Path) -> Result<(u32, f64), String> {
-    let (_, store) = load_store(faceset)?;
-    let load = |path: &Path| -> Result<Vec<f64>, String> {
-        let rgb = image::open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .to_rgb8();
-        Ok(appearance(
-            &grey_of(&rgb),
-            rgb.width() as usize,
-            rgb.height() as usize,
-        ))
-    };
-    let want = load(reference)?;
-    let mut by_track: std::collections::BTreeMap<u32, Vec<&str>> = Default::default();
-    for f in store.frames.values().flat_map(|e| &e.faces) {
-        if let (Some(t), Some(file)) = (f.track, &f.file) {
-            by_track.entry(t).or_default().push(file);
-        }
-    }
-    let mut best: Option<(u32, f64)> = None;
-    for (id, files) in by_track {
-        let step = files.len().div_ceil(8).max(1);
-        let mut sims = Vec::new();
-        for file in files.iter().step_by(step) {
-            let v = load(&faceset.join(file))?;
-            sims.push(want.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>());
-        }
-        let sim = sims.iter().sum::<f64>() / sims.len().max(1) as f64;
-        if best.is_none_or(|(_, s)| sim > s) {
-            best = Some((id, sim));
-        }
-    }
-    best.ok_or_else(|| {
-        format!(
-            "{} has no tracks to match a reference face to (extract the video again)",
-            faceset.display()
-        )
-    })
-}
-
 /// Greedy chain: start at the first face, then always the nearest not yet taken.
 fn chain(n: usize, dist: impl Fn(usize, usize) -> f64) -> Vec<usize> {
     let mut order = vec![0];
@@ -239,7 +172,7 @@ pub fn sort_faces(faceset: &Path, method: SortMethod) -> Result<Vec<Sorted>, Str
                 for (o, p) in lm.iter_mut().zip(&f.meta.landmarks) {
                     *o = *p;
                 }
-                crate::extract::pipeline::face_geometry(&lm).1
+                crate::geometry::face_geometry(&lm).1
             }
             SortMethod::Pitch => pose()[0],
             SortMethod::Yaw => pose()[1],
@@ -328,12 +261,6 @@ pub fn write_sorted(sorted: &[Sorted], out: &Path, groups: usize) -> Result<Vec<
     Ok(written)
 }
 
-fn load_store(faceset: &Path) -> Result<(PathBuf, Alignments), String> {
-    let path = faceset.join(ALIGNMENTS_FILE);
-    let store = Alignments::load(&path).map_err(|e| e.to_string())?;
-    Ok((path, store))
-}
-
 /// faceswap's "remove-faces": faces whose aligned file the user deleted from the faceset are
 /// removed from the alignments. Returns how many were removed; the store is saved only when
 /// something changed.
@@ -399,58 +326,6 @@ pub fn missing_frames(faceset: &Path, source: &Path) -> Result<Vec<u64>, String>
     Ok((0..count)
         .filter(|i| !store.frames.contains_key(i))
         .collect())
-}
-
-/// faceswap's "spatial": smooths each track's landmarks over time in the alignments (for
-/// stores extracted without smoothing, or imported), re-aligning each face; the face files are
-/// then stale: rewrite them with `alignments extract`. Returns the faces changed.
-pub fn spatial(
-    faceset: &Path,
-    smoothing: crate::extract::track::Smoothing,
-) -> Result<usize, String> {
-    use crate::extract::track::Smoother;
-    let (path, mut store) = load_store(faceset)?;
-    if store
-        .frames
-        .values()
-        .flat_map(|e| &e.faces)
-        .all(|f| f.track.is_none())
-    {
-        return Err(format!(
-            "{} has no tracks (not a video, or extracted before tracks): nothing to smooth over time",
-            path.display()
-        ));
-    }
-    let fps = store.source.fps.unwrap_or(25.0);
-    let ids: std::collections::BTreeSet<u32> = store
-        .frames
-        .values()
-        .flat_map(|e| e.faces.iter().filter_map(|f| f.track))
-        .collect();
-    let mut changed = 0;
-    for id in ids {
-        let mut smoother = Smoother::new(Some(smoothing), fps);
-        let mut last: Option<u64> = None;
-        for (&i, entry) in store.frames.iter_mut() {
-            for f in entry.faces.iter_mut().filter(|f| f.track == Some(id)) {
-                if last.is_some_and(|l| i != l + 1) {
-                    smoother.reset();
-                }
-                last = Some(i);
-                let s = smoother.smooth(std::slice::from_ref(&f.face))[0];
-                let (legacy, distance, roll) =
-                    crate::extract::pipeline::face_geometry(&s.landmarks);
-                f.face.landmarks = s.landmarks.to_vec();
-                f.face.legacy = legacy;
-                f.face.distance = distance;
-                f.face.roll_deg = roll;
-                changed += 1;
-            }
-        }
-    }
-    store.smoothing = Some(smoothing);
-    store.save(&path).map_err(|e| e.to_string())?;
-    Ok(changed)
 }
 
 /// faceswap's "draw": every frame with faces, with each face's box and 68 landmarks drawn,
@@ -568,7 +443,7 @@ pub fn run_job(
         }
         ToolSpec::Spatial => format!(
             "smoothed {} faces; rewrite their files with `faceswapd alignments extract`",
-            spatial(faceset, Default::default()).map_err(JobError::Failed)?
+            crate::track::spatial(faceset, Default::default()).map_err(JobError::Failed)?
         ),
         ToolSpec::XsegApply { model, device } => {
             let device = crate::device::job_device(device.as_deref(), ctx)?;

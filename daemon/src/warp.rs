@@ -5,7 +5,7 @@
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::extract::geometry::Affine;
+use crate::geometry::Affine;
 
 /// Ranges of DFL's random transform (`gen_warp_params`).
 #[derive(Debug, Clone, Copy)]

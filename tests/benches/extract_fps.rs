@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use faceswap_models::facemesh::FACEMESH_SIZE;
 use faceswap_models::{BlazeFace, BlazeFaceKind, FaceMesh, IBUG68_FROM_FACEMESH};
-use faceswapd::extract::geometry::MEAN_FACE_51;
-use faceswapd::extract::image::{Pyramid, letterbox, roi_map};
-use faceswapd::extract::pipeline::{ExtractSettings, Extractor, ModelFiles, StageTimings};
-use faceswapd::extract::track::{Smoother, Smoothing};
+use faceswapd::extract::pipeline::{Extractor, ModelFiles, StageTimings};
+use faceswapd::faceset::face::ExtractSettings;
+use faceswapd::geometry::MEAN_FACE_51;
 use faceswapd::media::{MediaError, RgbFrame, decode_video, decode_video_from};
 use faceswapd::paths::Dirs;
+use faceswapd::sampling::{Pyramid, letterbox, roi_map};
+use faceswapd::track::{Smoother, Smoothing};
 
 /// The Python pipeline: decode (OpenCV), MediaPipe FaceMesh (BlazeFace short range + the same
 /// FaceMesh model), and the same alignment (our 68-point mapping, Umeyama of points 17..67 onto

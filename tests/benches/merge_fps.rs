@@ -10,15 +10,16 @@
 use std::process::Command;
 use std::time::Instant;
 
-use faceswapd::extract::geometry::Centering;
-use faceswapd::extract::image::Pyramid;
-use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
+use faceswapd::extract::pipeline::{Extractor, StageTimings};
+use faceswapd::faceset::face::ExtractSettings;
+use faceswapd::geometry::Centering;
 use faceswapd::media::{MediaError, RgbFrame, decode_video};
 use faceswapd::merge::{
     ColorTransfer, FacePredictor, MaskMode, MergeMode, MergeSettings, Motion, Plane, Prediction,
     Rgb, TargetFace, aligned_face, face_matrix, merge_frame,
 };
 use faceswapd::paths::Dirs;
+use faceswapd::sampling::Pyramid;
 
 const R: usize = 128;
 const ERODE: i32 = 20;

@@ -329,9 +329,9 @@ pub fn extract_faceset(input: &Path, output: &Path, size: u32) -> anyhow::Result
         input: input.to_path_buf(),
         output: output.to_path_buf(),
         size,
-        centering: faceswapd::extract::geometry::Centering::DflFull,
+        centering: faceswapd::geometry::Centering::DflFull,
         every_nth: 1,
-        settings: faceswapd::extract::pipeline::ExtractSettings::default(),
+        settings: faceswapd::faceset::face::ExtractSettings::default(),
         smoothing: Some(Default::default()),
     };
     faceswapd::extract::run_extraction(&req, &models, |_, _| true)?;

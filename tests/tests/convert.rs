@@ -11,17 +11,18 @@ use faceswap_protocol::{ConvertSettings, TrainSettings};
 use faceswap_tests::{
     DaemonUnderTest, copy_fixtures, extract_faceset, share_extractor_models, test_asset,
 };
-use faceswapd::extract::ALIGNMENTS_FILE;
-use faceswapd::extract::geometry::Centering;
-use faceswapd::extract::image::{Pyramid, load_image};
-use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
-use faceswapd::extract::store::Alignments;
+use faceswapd::extract::pipeline::{Extractor, StageTimings};
+use faceswapd::faceset::ALIGNMENTS_FILE;
+use faceswapd::faceset::face::ExtractSettings;
+use faceswapd::faceset::store::Alignments;
+use faceswapd::geometry::Centering;
 use faceswapd::merge::convert::{ConvertError, ConvertRequest, ModelPredictor, run_convert};
 use faceswapd::merge::{
     ColorTransfer, FacePredictor, MaskMode, MergeSettings, Motion, Plane, Prediction, Rgb,
     TargetFace, face_matrix, merge_frame,
 };
 use faceswapd::paths::Dirs;
+use faceswapd::sampling::{Pyramid, load_image};
 use faceswapd::train::{TrainRequest, run_training};
 
 struct Fixture {

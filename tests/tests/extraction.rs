@@ -2,15 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use faceswapd::extract::geometry::{Affine, Centering, MEAN_FACE_51, crop_matrix};
-use faceswapd::extract::image::{Pyramid, load_image};
-use faceswapd::extract::pipeline::{ExtractSettings, Extractor, Face, ModelFiles, StageTimings};
-use faceswapd::extract::store::Alignments;
-use faceswapd::extract::{
-    ALIGNMENTS_FILE, ExtractError, ExtractRequest, read_face_meta, run_extraction,
-};
+use faceswapd::extract::pipeline::{Extractor, ModelFiles, StageTimings};
+use faceswapd::extract::{ExtractError, ExtractRequest, run_extraction};
+use faceswapd::faceset::face::{ExtractSettings, Face};
+use faceswapd::faceset::store::Alignments;
+use faceswapd::faceset::{ALIGNMENTS_FILE, read_face_meta};
+use faceswapd::geometry::{Affine, Centering, MEAN_FACE_51, crop_matrix};
 use faceswapd::media::RgbFrame;
 use faceswapd::paths::Dirs;
+use faceswapd::sampling::{Pyramid, load_image};
 
 fn models() -> ModelFiles {
     let dirs = Dirs::resolve().unwrap();
@@ -223,7 +223,7 @@ fn aligned_crops_put_the_eyes_where_the_mean_face_has_them() {
 
 #[test]
 fn face_and_head_centering_follow_the_head_pose() {
-    use faceswapd::extract::geometry::{HeadPose, centered_matrix};
+    use faceswapd::geometry::{HeadPose, centered_matrix};
     let mut ex = extractor(ExtractSettings::default());
     let size = 256u32;
     for name in [

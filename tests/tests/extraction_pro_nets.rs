@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use faceswapd::extract::geometry::MEAN_FACE_51;
-use faceswapd::extract::image::{Pyramid, roi_map};
-use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
+use faceswapd::extract::pipeline::{Extractor, StageTimings};
+use faceswapd::faceset::face::ExtractSettings;
+use faceswapd::geometry::MEAN_FACE_51;
 use faceswapd::media::RgbFrame;
 use faceswapd::paths::Dirs;
+use faceswapd::sampling::{Pyramid, roi_map};
 
 const BUILD_MODEL: &str = r#"
 import json, sys

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use faceswap_tests::{faceset_from_photos, run_converter_python};
-use faceswapd::extract::store::Alignments;
-use faceswapd::extract::{ALIGNMENTS_FILE, read_face_meta};
+use faceswapd::faceset::store::Alignments;
+use faceswapd::faceset::{ALIGNMENTS_FILE, read_face_meta};
 use faceswapd::import::{dfl::read_dfl_jpg, import_dfl_labels};
 use faceswapd::warp::convex_hull;
 
@@ -218,7 +218,7 @@ fn dfl_labels_and_xseg_masks_land_on_the_matching_faces() {
     assert_eq!(set.faces.len(), 6);
     assert_eq!(
         set.centering().unwrap(),
-        faceswapd::extract::geometry::Centering::DflWholeFace
+        faceswapd::geometry::Centering::DflWholeFace
     );
     // A face file maps its frame landmarks into its pixels through DFL's own matrix.
     let hop = imported

@@ -3,9 +3,9 @@
 //! matrices), imported with the photos it describes into a new, trainable faceset.
 
 use faceswap_tests::{faceset_from_photos, run_converter_python};
-use faceswapd::extract::geometry::Centering;
-use faceswapd::extract::store::Alignments;
-use faceswapd::extract::{ALIGNMENTS_FILE, read_face_meta};
+use faceswapd::faceset::store::Alignments;
+use faceswapd::faceset::{ALIGNMENTS_FILE, read_face_meta};
+use faceswapd::geometry::Centering;
 use faceswapd::import::{fsa::read_fsa, import_fsa};
 
 /// Writes an .fsa from a JSON description of frames and faces.
@@ -61,8 +61,7 @@ fn a_faceswap_alignments_file_becomes_a_trainable_faceset() {
             .map(|f| {
                 let [x0, y0, x1, y1] = f.face.bbox;
                 // The mask's matrix: the face's legacy crop at 128 px.
-                let m =
-                    faceswapd::extract::geometry::crop_matrix(&f.face.legacy, 128, Centering::Face);
+                let m = faceswapd::geometry::crop_matrix(&f.face.legacy, 128, Centering::Face);
                 serde_json::json!({
                     "x": x0.round() as i64, "y": y0.round() as i64,
                     "w": (x1 - x0).round() as i64, "h": (y1 - y0).round() as i64,
@@ -99,7 +98,7 @@ fn a_faceswap_alignments_file_becomes_a_trainable_faceset() {
                 worst = worst.max((p[0] - q[0]).hypot(p[1] - q[1]));
             }
             // The mask comes back through its matrix: a disc at the centre of its crop.
-            let m = faceswapd::extract::geometry::crop_matrix(&b.face.legacy, 128, Centering::Face);
+            let m = faceswapd::geometry::crop_matrix(&b.face.legacy, 128, Centering::Face);
             let plane = b.masks["components"].project(&m, 128).unwrap();
             assert!(plane.data[64 * 128 + 64] > 0.99 && plane.data[5 * 128 + 5] < 0.01);
             // The face file exists and knows its frame.

@@ -1,11 +1,12 @@
 //! Landmark masks on the fixture faces, with landmarks from the real extractor.
 
 use faceswap_tests::test_asset;
-use faceswapd::extract::geometry::{Centering, crop_matrix, legacy_matrix};
-use faceswapd::extract::image::{Pyramid, load_image};
-use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
+use faceswapd::extract::pipeline::{Extractor, StageTimings};
+use faceswapd::faceset::face::ExtractSettings;
+use faceswapd::geometry::{Centering, crop_matrix, legacy_matrix};
 use faceswapd::masks::{LandmarkMask, landmark_mask};
 use faceswapd::paths::Dirs;
+use faceswapd::sampling::{Pyramid, load_image};
 use faceswapd::warp::convex_hull;
 
 /// Even–odd scanline fill at pixel centres, written here independently of the mask code.
@@ -95,8 +96,8 @@ fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
     let kinds = [LandmarkMask::Components, LandmarkMask::Extended];
     let n = faceswapd::masks::generate_landmark_masks(&faceset, &kinds).unwrap();
     assert_eq!(n, 4);
-    let store = faceswapd::extract::store::Alignments::load(
-        &faceset.join(faceswapd::extract::ALIGNMENTS_FILE),
+    let store = faceswapd::faceset::store::Alignments::load(
+        &faceset.join(faceswapd::faceset::ALIGNMENTS_FILE),
     )
     .unwrap();
     for f in store.frames.values().flat_map(|e| &e.faces) {
@@ -122,7 +123,7 @@ fn masks_are_generated_into_the_alignments_and_reviewed_as_a_sheet() {
     assert_eq!(counts.get("components"), Some(&3));
     for face in &set.faces {
         let (name, plane) = face.mask.as_ref().unwrap();
-        let meta = faceswapd::extract::read_face_meta(&face.file).unwrap();
+        let meta = faceswapd::faceset::read_face_meta(&face.file).unwrap();
         let stored = store
             .frames
             .get(&meta.frame)
@@ -245,13 +246,13 @@ fn bisenet_fp_masks_from_an_onnx_model_of_the_same_signature() {
     let runtime = faceswapd::extract::default_models(&Dirs::resolve().unwrap())
         .unwrap()
         .runtime;
-    let store_file = faceset.join(faceswapd::extract::ALIGNMENTS_FILE);
+    let store_file = faceset.join(faceswapd::faceset::ALIGNMENTS_FILE);
     // Centre, ring and corner of the 128 px aligned crop, through the stored mask.
     let probe = |name: &str| {
-        let store = faceswapd::extract::store::Alignments::load(&store_file).unwrap();
+        let store = faceswapd::faceset::store::Alignments::load(&store_file).unwrap();
         let f = &store.frames[&0].faces[0];
         let meta =
-            faceswapd::extract::read_face_meta(&faceset.join(f.file.as_ref().unwrap())).unwrap();
+            faceswapd::faceset::read_face_meta(&faceset.join(f.file.as_ref().unwrap())).unwrap();
         let m = f.masks[name].project(&meta.crop, 128).unwrap();
         let at = |x: usize, y: usize| m.data[y * 128 + x];
         // Ring radius 150–200 of 512 → 37.5–50 of 128; sample at 44 px right of centre.
@@ -337,8 +338,8 @@ fn the_cli_generates_masks_in_a_daemon_job_and_reviews_them() {
         text.contains("added hull to 1 faces") && text.contains("BiSeNet-FP"),
         "{text}"
     );
-    let store = faceswapd::extract::store::Alignments::load(
-        &faceset.join(faceswapd::extract::ALIGNMENTS_FILE),
+    let store = faceswapd::faceset::store::Alignments::load(
+        &faceset.join(faceswapd::faceset::ALIGNMENTS_FILE),
     )
     .unwrap();
     let masks = &store.frames[&0].faces[0].masks;

@@ -13,12 +13,13 @@ use faceswap_tests::{
     DaemonUnderTest, bundle_test_plugin, in_child_process, run_in_child_process,
     share_extractor_models, test_asset,
 };
-use faceswapd::extract::geometry::Centering;
-use faceswapd::extract::image::{Pyramid, load_image};
-use faceswapd::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
+use faceswapd::extract::pipeline::{Extractor, StageTimings};
+use faceswapd::faceset::face::ExtractSettings;
+use faceswapd::geometry::Centering;
 use faceswapd::media::RgbFrame;
 use faceswapd::merge::face_matrix;
 use faceswapd::paths::Dirs;
+use faceswapd::sampling::{Pyramid, load_image};
 
 const EFFECT: &str = "org.faceswappp.Faceswap";
 /// Where the render test's own process finds what its parent made.

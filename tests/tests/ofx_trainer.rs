@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
 use faceswap_tests::{DaemonUnderTest, bundle_plugin, share_extractor_models, test_asset};
-use faceswapd::extract::image::load_image;
 use faceswapd::media::{MediaError, RgbFrame, decode_video};
+use faceswapd::sampling::load_image;
 
 const TRAINER: &str = "org.faceswappp.FaceswapTrainer";
 

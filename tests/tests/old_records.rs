@@ -8,7 +8,7 @@ use faceswap_protocol::{
     JobState, MaskMode, MergeMode, OptimizerKind, Precision, SharpenKind, SortMethod, ToolJob,
     ToolSpec, TrainJob,
 };
-use faceswapd::extract::FaceMeta;
+use faceswapd::faceset::FaceMeta;
 use faceswapd::jobs::JobManager;
 
 fn v7() -> &'static Path {

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use faceswap_tests::{copy_fixtures, extract_faceset, test_asset};
-use faceswapd::extract::store::Alignments;
-use faceswapd::extract::{ALIGNMENTS_FILE, encode_face_png, read_face_meta};
+use faceswapd::faceset::store::Alignments;
+use faceswapd::faceset::{ALIGNMENTS_FILE, encode_face_png, read_face_meta};
 use faceswapd::media::RgbFrame;
 use faceswapd::tools::{self, SortMethod};
 
@@ -229,9 +229,9 @@ fn alignments_jobs_on_the_fixture_faceset() {
 
 #[test]
 fn missing_frames_and_spatial_smoothing_on_a_video() {
-    use faceswapd::extract::geometry::Centering;
-    use faceswapd::extract::pipeline::ExtractSettings;
-    use faceswapd::extract::track::jitter;
+    use faceswapd::faceset::face::ExtractSettings;
+    use faceswapd::geometry::Centering;
+    use faceswapd::track::jitter;
     let root = tempfile::tempdir().unwrap();
     let video = test_asset("WolfgangLanger_Pexels.mp4").unwrap();
     let models =
@@ -260,17 +260,20 @@ fn missing_frames_and_spatial_smoothing_on_a_video() {
     extract(&raw, 1);
     let jitter_of = |dir: &Path| {
         let s = Alignments::load(&dir.join(ALIGNMENTS_FILE)).unwrap();
-        let faces: Vec<(u64, faceswapd::extract::pipeline::Face)> = s
+        let faces: Vec<(u64, faceswapd::faceset::face::Face)> = s
             .frames
             .iter()
             .map(|(i, e)| (*i, e.faces[0].face.clone()))
             .collect();
-        let refs: Vec<(u64, &faceswapd::extract::pipeline::Face)> =
+        let refs: Vec<(u64, &faceswapd::faceset::face::Face)> =
             faces.iter().map(|(i, f)| (*i, f)).collect();
         jitter(&refs).unwrap()
     };
     let before = jitter_of(&raw);
-    assert_eq!(tools::spatial(&raw, Default::default()).unwrap(), 472);
+    assert_eq!(
+        faceswapd::track::spatial(&raw, Default::default()).unwrap(),
+        472
+    );
     let after = jitter_of(&raw);
     println!(
         "spatial: jitter {:.2}% → {:.2}% of the eye distance",

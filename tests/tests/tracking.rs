@@ -4,12 +4,14 @@
 use std::path::Path;
 
 use faceswap_tests::test_asset;
-use faceswapd::extract::geometry::Centering;
-use faceswapd::extract::pipeline::{ExtractSettings, Face};
-use faceswapd::extract::store::Alignments;
-use faceswapd::extract::track::{Smoothing, inter_ocular, jitter};
-use faceswapd::extract::{ALIGNMENTS_FILE, ExtractRequest, ExtractSummary, run_extraction};
+use faceswapd::extract::{ExtractRequest, ExtractSummary, run_extraction};
+use faceswapd::faceset::ALIGNMENTS_FILE;
+use faceswapd::faceset::face::{ExtractSettings, Face};
+use faceswapd::faceset::store::Alignments;
+use faceswapd::geometry::Centering;
+use faceswapd::geometry::inter_ocular;
 use faceswapd::paths::Dirs;
+use faceswapd::track::{Smoothing, jitter};
 
 fn extract(video: &Path, out: &Path, smoothing: Option<Smoothing>) -> (ExtractSummary, Alignments) {
     let models = faceswapd::extract::default_models(&Dirs::resolve().unwrap())
@@ -168,7 +170,7 @@ fn three_people_in_a_panning_shot_keep_three_tracks() {
     for (k, f) in faces.iter().enumerate() {
         let reference = photos.join(f.file.as_ref().unwrap());
         let (id, sim) =
-            faceswapd::tools::track_for_reference(&root.path().join("faces"), &reference).unwrap();
+            faceswapd::track::track_for_reference(&root.path().join("faces"), &reference).unwrap();
         println!("reference {k} (left to right) → track {id}, similarity {sim:.2}");
         assert_eq!(id, order[k]);
     }

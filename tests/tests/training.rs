@@ -15,9 +15,9 @@ use faceswap_tests::{
     wait_state,
 };
 use faceswapd::checkpoint::{self, Checkpoint};
-use faceswapd::extract::geometry::Centering;
-use faceswapd::extract::pipeline::ExtractSettings;
 use faceswapd::extract::{ExtractRequest, run_extraction};
+use faceswapd::faceset::face::ExtractSettings;
+use faceswapd::geometry::Centering;
 use faceswapd::paths::Dirs;
 use faceswapd::train::{LOSS_LOG, PREVIEW, TrainRequest, run_training};
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use faceswap_models::burn::tensor::{Device, Tensor, TensorData};
 use faceswap_models::xseg::{XSegOptions, XSegTrainer};
 use faceswap_tests::{copy_fixtures, extract_faceset, faceset_from_photos, test_asset};
-use faceswapd::extract::read_face_meta;
+use faceswapd::faceset::read_face_meta;
 use faceswapd::masks::{LandmarkMask, landmark_mask};
 
 const R: usize = 64;
@@ -234,8 +234,8 @@ fn labelled_pair(root: &Path, cut_mouth: bool) -> std::path::PathBuf {
 /// Labels every face of a faceset with its landmark hull (and, when `cut_mouth`, excludes a
 /// box over the mouth).
 fn label_with_hulls(faceset: &Path, cut_mouth: bool) {
-    use faceswapd::extract::ALIGNMENTS_FILE;
-    use faceswapd::extract::store::Alignments;
+    use faceswapd::faceset::ALIGNMENTS_FILE;
+    use faceswapd::faceset::store::Alignments;
     use faceswapd::masks::xseg::LabelPolygon;
     use faceswapd::warp::convex_hull;
     let path = faceset.join(ALIGNMENTS_FILE);
@@ -267,8 +267,8 @@ fn label_with_hulls(faceset: &Path, cut_mouth: bool) {
 #[test]
 fn labelled_faces_train_resume_and_apply() {
     use faceswap_models::ComputeDevice;
-    use faceswapd::extract::ALIGNMENTS_FILE;
-    use faceswapd::extract::store::Alignments;
+    use faceswapd::faceset::ALIGNMENTS_FILE;
+    use faceswapd::faceset::store::Alignments;
     use faceswapd::masks::xseg::{
         XsegTrainRequest, apply_xseg, fetch_labelled, remove_labels, train_xseg,
     };
@@ -371,8 +371,8 @@ fn xseg_training_is_a_daemon_job() {
         )
         .unwrap();
     assert!(text.contains("stored an xseg mask for 2 faces"), "{text}");
-    let store = faceswapd::extract::store::Alignments::load(
-        &faceset.join(faceswapd::extract::ALIGNMENTS_FILE),
+    let store = faceswapd::faceset::store::Alignments::load(
+        &faceset.join(faceswapd::faceset::ALIGNMENTS_FILE),
     )
     .unwrap();
     assert!(

@@ -119,10 +119,10 @@ pub(super) fn run(session: &Session, c: AlignmentsCommand) -> anyhow::Result<Exi
         AlignmentsCommand::Spatial { faceset } => (faceset, ToolSpec::Spatial),
         // A read of the store, not a job.
         AlignmentsCommand::Tracks { faceset } => {
-            let store = crate::extract::store::Alignments::load(
-                &faceset.join(crate::extract::ALIGNMENTS_FILE),
+            let store = crate::faceset::store::Alignments::load(
+                &faceset.join(crate::faceset::ALIGNMENTS_FILE),
             )?;
-            let reports = crate::extract::track::track_reports(&store);
+            let reports = crate::track::track_reports(&store);
             if reports.is_empty() {
                 outln!("no tracks (not a video faceset, or extracted before tracks)");
             }

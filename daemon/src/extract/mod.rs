@@ -1,15 +1,11 @@
 //! Face extraction: a video or an image folder → an alignments store plus aligned face PNGs,
 //! each PNG carrying its metadata (source, frame, face index, landmarks, matrices).
 
-pub mod geometry;
-pub mod image;
 pub mod pipeline;
-pub mod store;
-pub mod track;
 
-mod face_file;
+mod face_output;
 mod models;
-pub use face_file::*;
+pub use face_output::{FaceOutput, write_aligned_face};
 pub use models::*;
 
 use std::collections::BTreeMap;
@@ -18,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use self::geometry::Centering;
-use self::image::{Pyramid, load_image};
-use self::pipeline::{ExtractSettings, Extractor, Face, ModelFiles, StageTimings};
-use self::store::{Alignments, FrameEntry, SourceInfo, StoredFace};
+use self::pipeline::{Extractor, ModelFiles, StageTimings};
 use crate::atomic::remove_stale_temps;
+use crate::faceset::face::{ExtractSettings, Face};
+use crate::faceset::store::{Alignments, FrameEntry, SourceInfo, StoredFace};
+use crate::faceset::{ALIGNMENTS_FILE, read_face_meta};
+use crate::geometry::Centering;
 use crate::media::{self, MediaError, RgbFrame};
-
-/// File name of the alignments store inside a faceset folder.
-pub const ALIGNMENTS_FILE: &str = "alignments.fsppa";
+use crate::sampling::{Pyramid, load_image};
+use crate::track;
 
 /// What to extract and how.
 #[derive(Debug, Clone)]
@@ -58,7 +54,7 @@ pub enum ExtractError {
     Model(#[from] faceswap_models::OnnxRuntimeError),
     /// Store problem.
     #[error(transparent)]
-    Store(#[from] store::StoreError),
+    Store(#[from] crate::faceset::store::StoreError),
     /// Output could not be written.
     #[error("cannot write {path}: {source} (is the disk full?)")]
     Write {
@@ -696,7 +692,8 @@ pub fn run_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::geometry::Affine;
+    use crate::faceset::{FaceMeta, encode_face_png};
+    use crate::geometry::Affine;
 
     #[test]
     fn resuming_into_a_faceset_of_other_crops_is_refused() {

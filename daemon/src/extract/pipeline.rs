@@ -11,61 +11,11 @@ use faceswap_models::s3fd::{S3FD_MEAN_BGR, S3FD_SIZE};
 use faceswap_models::{
     BlazeFace, BlazeFaceKind, FaceMesh, Fan, OnnxRuntimeError, RawDetection, S3fd,
 };
-use serde::{Deserialize, Serialize};
 
-use super::geometry::{Affine, MEAN_FACE_51, legacy_matrix};
-use super::image::{Pyramid, letterbox, roi_map, rotate};
+use crate::faceset::face::{ExtractSettings, Face};
+use crate::geometry::{Affine, face_geometry};
 use crate::media::RgbFrame;
-
-/// Extraction settings (defaults follow faceswap's aligner filters).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExtractSettings {
-    /// Re-run landmarks on a crop aligned from the first pass (faceswap `-a`, DFL 2nd pass).
-    pub second_pass: bool,
-    /// Extra jittered landmark runs averaged in (faceswap `-R/--re-feed`).
-    pub refeed: u32,
-    /// Detections narrower than this many frame pixels are ignored.
-    pub min_face_px: f64,
-    /// Reject faces smaller than this fraction of the frame's short side (faceswap min_scale).
-    pub min_scale: f64,
-    /// Reject faces larger than this multiple of the frame's short side (faceswap max_scale).
-    pub max_scale: f64,
-    /// Reject faces whose aligned landmarks sit further than this from the mean face, in percent
-    /// of the aligned face (faceswap "distance").
-    pub max_distance: f64,
-    /// Reject faces rolled more than this many degrees (faceswap "roll").
-    pub max_roll_deg: f64,
-    /// Retry rotated 90/270/180° when nothing is found (DFL).
-    pub rotate_retry: bool,
-    /// In videos, follow each face from the previous frame's landmarks (MediaPipe's video mode)
-    /// and run the detector only every `redetect_every` frames or when a face is lost.
-    pub track: bool,
-    /// Full detection at least this often while tracking (finds faces that enter the shot).
-    pub redetect_every: u32,
-    /// At most this many faces per frame, the largest kept (DFL's `--max-faces-from-image`);
-    /// 0: no limit. While tracking, a frame that already follows this many faces runs no
-    /// re-detection (MediaPipe's `max_num_faces` rule: the detector runs only for lost faces).
-    #[serde(default)]
-    pub max_faces: u32,
-}
-
-impl Default for ExtractSettings {
-    fn default() -> Self {
-        ExtractSettings {
-            second_pass: true,
-            refeed: 0,
-            min_face_px: 16.0,
-            min_scale: 0.07,
-            max_scale: 2.0,
-            max_distance: 22.5,
-            max_roll_deg: 45.0,
-            rotate_retry: true,
-            track: true,
-            redetect_every: 10,
-            max_faces: 0,
-        }
-    }
-}
+use crate::sampling::{Pyramid, letterbox, roi_map, rotate};
 
 /// Where the extractor's model files are.
 #[derive(Debug, Clone)]
@@ -82,42 +32,6 @@ pub struct ModelFiles {
     pub s3fd: Option<PathBuf>,
     /// Optional FAN 2D landmarker (ONNX) replacing FaceMesh.
     pub fan: Option<PathBuf>,
-}
-
-/// A face found in a frame, everything in frame pixels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Face {
-    /// Detector box `[x0, y0, x1, y1]`.
-    pub bbox: [f64; 4],
-    /// Detector confidence.
-    pub score: f32,
-    /// 68 iBUG landmarks.
-    pub landmarks: Vec<[f64; 2]>,
-    /// Landmarker face-presence score.
-    pub presence: f32,
-    /// Frame → mean-face ("legacy") alignment matrix.
-    pub legacy: Affine,
-    /// Mean landmark distance from the mean face, percent of the aligned face.
-    pub distance: f64,
-    /// Roll in degrees.
-    pub roll_deg: f64,
-    /// Why the filters rejected it (kept for review), or None.
-    pub rejected: Option<String>,
-    /// The landmarker's own points in frame pixels (468 FaceMesh or 68 FAN points); not stored,
-    /// the 68 are the record.
-    #[serde(skip)]
-    pub mesh: Vec<[f64; 2]>,
-}
-
-impl Face {
-    /// Landmarks as a fixed array.
-    pub fn landmarks68(&self) -> [[f64; 2]; 68] {
-        let mut out = [[0.0; 2]; 68];
-        for (o, p) in out.iter_mut().zip(&self.landmarks) {
-            *o = *p;
-        }
-        out
-    }
 }
 
 /// Time spent per stage.
@@ -186,42 +100,6 @@ fn ibug68(points: &[[f64; 2]]) -> [[f64; 2]; 68] {
 /// for faces followed or re-aligned from landmarks rather than detected.
 fn keypoints(lm: &[[f64; 2]; 68]) -> [[f64; 2]; 6] {
     [lm[36], lm[45], lm[30], lm[62], lm[0], lm[16]]
-}
-
-/// The legacy matrix of 68 landmarks, their mean distance from the mean face (percent of the
-/// aligned face, faceswap's "distance") and the roll in degrees.
-pub fn face_geometry(lm: &[[f64; 2]; 68]) -> (Affine, f64, f64) {
-    let legacy = legacy_matrix(lm);
-    let distance = lm[17..]
-        .iter()
-        .zip(MEAN_FACE_51.iter())
-        .map(|(p, m)| {
-            let a = legacy.apply(*p);
-            ((a[0] - m[0]).powi(2) + (a[1] - m[1]).powi(2)).sqrt()
-        })
-        .sum::<f64>()
-        / 51.0
-        * 100.0;
-    (legacy, distance, -legacy.rotation().to_degrees())
-}
-
-impl Face {
-    /// A face known only by its box and 68 landmarks (imported from faceswap or DFL): full
-    /// scores, not filtered.
-    pub fn from_landmarks(bbox: [f64; 4], lm: &[[f64; 2]; 68]) -> Face {
-        let (legacy, distance, roll_deg) = face_geometry(lm);
-        Face {
-            bbox,
-            score: 1.0,
-            landmarks: lm.to_vec(),
-            presence: 1.0,
-            legacy,
-            distance,
-            roll_deg,
-            rejected: None,
-            mesh: Vec::new(),
-        }
-    }
 }
 
 impl Extractor {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_pickle::{DeOptions, HashableValue, Value};
 
-use crate::extract::geometry::Affine;
+use crate::geometry::Affine;
 use crate::masks::xseg::LabelPolygon;
 
 /// Why a DFL face file could not be read.

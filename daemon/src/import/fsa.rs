@@ -11,9 +11,9 @@ use std::path::Path;
 use serde_pickle::{DeOptions, HashableValue, Value};
 
 use super::dfl::{get, matrix, numpy};
-use crate::extract::geometry::Affine;
-use crate::extract::pipeline::Face;
-use crate::extract::store::{Alignments, FrameEntry, StoredFace};
+use crate::faceset::face::Face;
+use crate::faceset::store::{Alignments, FrameEntry, StoredFace};
+use crate::geometry::Affine;
 use crate::masks::StoredMask;
 use crate::masks::plane::Plane;
 
@@ -226,7 +226,7 @@ impl FrameNumbering {
 /// landmarks, box and masks. Frames the source does not have are reported, not guessed.
 pub fn store_from_fsa(
     fsa: &FsaFile,
-    info: crate::extract::store::SourceInfo,
+    info: crate::faceset::store::SourceInfo,
     folder_files: &[std::path::PathBuf],
 ) -> (Alignments, Vec<String>) {
     let mut store = Alignments::new(info);

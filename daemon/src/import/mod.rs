@@ -6,10 +6,10 @@ pub mod fsa;
 
 use std::path::{Path, PathBuf};
 
-use crate::extract::ALIGNMENTS_FILE;
-use crate::extract::geometry::Affine;
-use crate::extract::store::Alignments;
-use crate::extract::track::inter_ocular;
+use crate::faceset::ALIGNMENTS_FILE;
+use crate::faceset::store::Alignments;
+use crate::geometry::Affine;
+use crate::geometry::inter_ocular;
 use crate::masks::plane::Plane;
 use crate::masks::{STORED_SIZE, StoredMask};
 
@@ -39,8 +39,7 @@ const MATCH_TOLERANCE: f64 = 0.25;
 /// within [`MATCH_TOLERANCE`]. Labels replace the face's labels. Nothing is written when nothing
 /// matched; otherwise the store is saved once, atomically.
 pub fn import_dfl_labels(dfl_dir: &Path, faceset: &Path) -> Result<DflLabelImport, String> {
-    let store_path = faceset.join(ALIGNMENTS_FILE);
-    let mut store = Alignments::load(&store_path).map_err(|e| e.to_string())?;
+    let (store_path, mut store) = crate::faceset::load_store(faceset)?;
     let files = dfl_files(dfl_dir)?;
     let mut out = DflLabelImport::default();
     for file in files {
@@ -268,7 +267,7 @@ pub fn import_fsa(
     source: &Path,
     faceset: &Path,
     size: u32,
-    centering: crate::extract::geometry::Centering,
+    centering: crate::geometry::Centering,
 ) -> Result<FacesetImport, String> {
     let file = fsa::read_fsa(fsa)?;
     let store_path = new_store_path(faceset)?;
@@ -278,7 +277,7 @@ pub fn import_fsa(
     let tracks = if source.is_dir() {
         0
     } else {
-        crate::extract::track::link_tracks(&mut store, &Default::default()).len()
+        crate::track::link_tracks(&mut store, &Default::default()).len()
     };
     store.save(&store_path).map_err(|e| e.to_string())?;
     let files = crate::extract::export_faces(faceset, source, size, centering)
@@ -303,8 +302,8 @@ pub fn import_fsa(
 /// numbered by DFL's frame file names (`00001.png` is frame 0) or, for other names, in name
 /// order. DFL's half and mid-full face types have no Faceswap++ centering and are refused.
 pub fn import_dfl_faceset(dfl_dir: &Path, faceset: &Path) -> Result<FacesetImport, String> {
-    use crate::extract::geometry::Centering;
-    use crate::extract::store::{FrameEntry, SourceInfo, StoredFace};
+    use crate::faceset::store::{FrameEntry, SourceInfo, StoredFace};
+    use crate::geometry::Centering;
     let files = dfl_files(dfl_dir)?;
     let mut out = FacesetImport::default();
     let mut read = Vec::new();
@@ -410,8 +409,8 @@ pub fn import_dfl_faceset(dfl_dir: &Path, faceset: &Path) -> Result<FacesetImpor
             faces: Vec::new(),
         });
         let k = entry.faces.len() as u32;
-        let stored_face = crate::extract::pipeline::Face::from_landmarks(bbox, &lm);
-        let meta = crate::extract::FaceMeta {
+        let stored_face = crate::faceset::face::Face::from_landmarks(bbox, &lm);
+        let meta = crate::faceset::FaceMeta {
             source: dfl_dir.display().to_string(),
             frame: index,
             frame_name: source.clone(),
@@ -434,7 +433,7 @@ pub fn import_dfl_faceset(dfl_dir: &Path, faceset: &Path) -> Result<FacesetImpor
             height: img.height(),
             data: img.into_raw(),
         };
-        let bytes = crate::extract::encode_face_png(&frame, &meta)
+        let bytes = crate::faceset::encode_face_png(&frame, &meta)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         std::fs::create_dir_all(faceset.join("faces"))
             .map_err(|e| format!("cannot create {}: {e}", faceset.display()))?;

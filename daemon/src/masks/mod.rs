@@ -10,7 +10,7 @@ pub mod xseg;
 use std::io::{Read, Write};
 
 use self::plane::{Plane, erode_dilate, gaussian_blur};
-use crate::extract::geometry::{Affine, Centering, crop_matrix, legacy_matrix};
+use crate::geometry::{Affine, Centering, crop_matrix, legacy_matrix};
 use crate::warp::{convex_hull, fill_convex};
 
 /// Side of a stored mask (faceswap's `storage_size`).
@@ -92,7 +92,7 @@ pub fn landmark_mask(kind: LandmarkMask, lm: &[[f64; 2]; 68], size: usize) -> Pl
     }
 }
 
-pub use crate::extract::store::StoredMask;
+pub use crate::faceset::store::StoredMask;
 
 // The store keeps the data; making and reading the planes is a mask operation.
 impl StoredMask {
@@ -311,8 +311,7 @@ pub fn generate_landmark_masks(
     faceset: &std::path::Path,
     kinds: &[LandmarkMask],
 ) -> Result<usize, String> {
-    let path = faceset.join(crate::extract::ALIGNMENTS_FILE);
-    let mut store = crate::extract::store::Alignments::load(&path).map_err(|e| e.to_string())?;
+    let (path, mut store) = crate::faceset::load_store(faceset)?;
     let mut n = 0;
     for entry in store.frames.values_mut() {
         for f in entry.faces.iter_mut() {
@@ -342,9 +341,7 @@ pub fn review_grid(
 ) -> Result<usize, String> {
     const TILE: usize = 128;
     const COLUMNS: usize = 8;
-    let store =
-        crate::extract::store::Alignments::load(&faceset.join(crate::extract::ALIGNMENTS_FILE))
-            .map_err(|e| e.to_string())?;
+    let (_, store) = crate::faceset::load_store(faceset)?;
     let mut tiles = Vec::new();
     'frames: for (index, entry) in &store.frames {
         for f in &entry.faces {
@@ -355,8 +352,8 @@ pub fn review_grid(
                 continue;
             };
             let path = faceset.join(file);
-            let meta = crate::extract::read_face_meta(&path)?;
-            let img = crate::extract::image::load_image(&path)
+            let meta = crate::faceset::read_face_meta(&path)?;
+            let img = crate::sampling::load_image(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let scale = TILE as f64 / meta.size.max(1) as f64;
             let to_tile = Affine([[scale, 0.0, 0.0], [0.0, scale, 0.0]]).then_after(&meta.crop);
@@ -443,8 +440,7 @@ pub fn generate_bisenet_masks(
     } else {
         "bisenet-fp_face"
     };
-    let path = faceset.join(crate::extract::ALIGNMENTS_FILE);
-    let mut store = crate::extract::store::Alignments::load(&path).map_err(|e| e.to_string())?;
+    let (path, mut store) = crate::faceset::load_store(faceset)?;
     let mut n = 0;
     for entry in store.frames.values_mut() {
         for f in entry.faces.iter_mut() {
@@ -455,7 +451,7 @@ pub fn generate_bisenet_masks(
                 continue;
             }
             let png = faceset.join(file);
-            let meta = crate::extract::read_face_meta(&png)?;
+            let meta = crate::faceset::read_face_meta(&png)?;
             let img = image::open(&png)
                 .map_err(|e| format!("{}: {e}", png.display()))?
                 .to_rgb8();

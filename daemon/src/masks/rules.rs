@@ -82,13 +82,13 @@ impl MaskRules {
     }
 }
 
-impl crate::extract::store::StoredFace {
+impl crate::faceset::store::StoredFace {
     /// The stored mask `rules` pick for this face in `frame`, with its name.
     pub fn mask_by_rules<'a>(
         &'a self,
         frame: u64,
         rules: &'a MaskRules,
-    ) -> Option<(&'a str, &'a crate::extract::store::StoredMask)> {
+    ) -> Option<(&'a str, &'a crate::faceset::store::StoredMask)> {
         let name = rules.resolve(frame, |m| self.masks.contains_key(m))?;
         Some((name, self.masks.get(name)?))
     }

@@ -2,7 +2,7 @@
 //! re-projection, post-processing.
 
 use super::*;
-use crate::extract::geometry::MEAN_FACE_51;
+use crate::geometry::MEAN_FACE_51;
 
 /// A plausible 68-point face in a `size` square: the mean face (inner points), a jaw arc.
 fn face(size: f64) -> [[f64; 2]; 68] {

@@ -13,14 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Plane, STORED_SIZE, StoredMask};
 use crate::checkpoint::{self, Checkpoint};
-use crate::extract::geometry::Affine;
-use crate::extract::store::Alignments;
-use crate::extract::{ALIGNMENTS_FILE, read_face_meta};
+use crate::faceset::{load_store, read_face_meta};
+use crate::geometry::Affine;
 use crate::warp::{
     TransformRanges, WarpGrid, gaussian_blur, random_transform, sample_plane, shift_hsv,
 };
 
-pub use crate::extract::store::LabelPolygon;
+pub use crate::faceset::store::LabelPolygon;
 
 /// Rasterises labels into a crop (`frame_to_crop`, `size`²): polygons in order, include sets 1
 /// and exclude sets 0, even–odd fill at pixel centres.
@@ -116,7 +115,7 @@ struct Labelled {
     mask: Vec<f32>,
 }
 
-fn crop_planes(png: &Path, r: usize) -> Result<(Vec<f32>, crate::extract::FaceMeta), String> {
+fn crop_planes(png: &Path, r: usize) -> Result<(Vec<f32>, crate::faceset::FaceMeta), String> {
     let meta = read_face_meta(png)?;
     let img = image::open(png)
         .map_err(|e| format!("{}: {e}", png.display()))?
@@ -139,7 +138,7 @@ fn crop_planes(png: &Path, r: usize) -> Result<(Vec<f32>, crate::extract::FaceMe
 fn labelled_faces(facesets: &[PathBuf], r: usize) -> Result<Vec<Labelled>, String> {
     let mut out = Vec::new();
     for set in facesets {
-        let store = Alignments::load(&set.join(ALIGNMENTS_FILE)).map_err(|e| e.to_string())?;
+        let (_, store) = load_store(set)?;
         for f in store.frames.values().flat_map(|e| &e.faces) {
             let (Some(file), false) = (&f.file, f.labels.is_empty()) else {
                 continue;
@@ -434,8 +433,7 @@ pub fn apply_xseg(
         .device()
         .ok_or_else(|| format!("no {compute} backend"))?;
     let (model, r) = load_xseg(model_dir, &device)?;
-    let path = faceset.join(ALIGNMENTS_FILE);
-    let mut store = Alignments::load(&path).map_err(|e| e.to_string())?;
+    let (path, mut store) = load_store(faceset)?;
     let mut n = 0;
     for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
         let Some(file) = &f.file else {
@@ -466,8 +464,7 @@ pub fn apply_xseg(
 
 /// Removes every label from a faceset's faces; returns how many faces had some.
 pub fn remove_labels(faceset: &Path) -> Result<usize, String> {
-    let path = faceset.join(ALIGNMENTS_FILE);
-    let mut store = Alignments::load(&path).map_err(|e| e.to_string())?;
+    let (path, mut store) = load_store(faceset)?;
     let mut n = 0;
     for f in store.frames.values_mut().flat_map(|e| e.faces.iter_mut()) {
         if !f.labels.is_empty() {
@@ -481,7 +478,7 @@ pub fn remove_labels(faceset: &Path) -> Result<usize, String> {
 
 /// Copies the aligned face files of labelled faces into `out` (DFL's "fetch labelled faces").
 pub fn fetch_labelled(faceset: &Path, out: &Path) -> Result<usize, String> {
-    let store = Alignments::load(&faceset.join(ALIGNMENTS_FILE)).map_err(|e| e.to_string())?;
+    let (_, store) = load_store(faceset)?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut n = 0;
     for f in store.frames.values().flat_map(|e| &e.faces) {

@@ -18,11 +18,12 @@ pub use super::settings::merge_settings;
 use super::{
     FacePredictor, MergeMode, MergeSettings, Motion, TargetFace, face_centre, merge_frame,
 };
-use crate::extract::image::load_image;
-use crate::extract::store::{Alignments, FrameEntry};
-use crate::extract::{ALIGNMENTS_FILE, image_files};
+use crate::extract::image_files;
+use crate::faceset::ALIGNMENTS_FILE;
+use crate::faceset::store::{Alignments, FrameEntry};
 use crate::masks::plane::MaskMode;
 use crate::media::{self, RgbFrame};
+use crate::sampling::load_image;
 
 /// What to convert.
 #[derive(Debug, Clone)]
@@ -99,7 +100,7 @@ fn targets_by_frame(
         e: &'a FrameEntry,
         only: &[u32],
         tracks: &[u32],
-    ) -> Vec<&'a crate::extract::store::StoredFace> {
+    ) -> Vec<&'a crate::faceset::store::StoredFace> {
         e.faces
             .iter()
             .enumerate()
@@ -206,7 +207,7 @@ pub fn run_convert(
     let reference_track = match &s.reference {
         Some(reference) => {
             let folder = store_file.parent().unwrap_or(Path::new("."));
-            let (id, similarity) = crate::tools::track_for_reference(folder, Path::new(reference))
+            let (id, similarity) = crate::track::track_for_reference(folder, Path::new(reference))
                 .map_err(ConvertError::Settings)?;
             tracks.push(id);
             Some((id, similarity))
@@ -619,9 +620,9 @@ mod tests {
 
     #[test]
     fn faces_are_chosen_by_track_and_by_index() {
-        use crate::extract::store::{SourceInfo, StoredFace};
+        use crate::faceset::store::{SourceInfo, StoredFace};
         let face = |x: f64, track: u32| {
-            let landmarks: Vec<[f64; 2]> = crate::extract::geometry::MEAN_FACE_51
+            let landmarks: Vec<[f64; 2]> = crate::geometry::MEAN_FACE_51
                 .iter()
                 .cycle()
                 .take(68)
@@ -631,7 +632,7 @@ mod tests {
             lm.copy_from_slice(&landmarks);
             StoredFace {
                 track: Some(track),
-                ..StoredFace::new(crate::extract::pipeline::Face::from_landmarks(
+                ..StoredFace::new(crate::faceset::face::Face::from_landmarks(
                     [x, 50.0, x + 100.0, 150.0],
                     &lm,
                 ))

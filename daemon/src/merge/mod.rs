@@ -16,11 +16,11 @@ pub mod predictor;
 pub mod render;
 pub mod settings;
 
-use crate::extract::geometry::{Affine, Centering, centered_matrix, crop_matrix, legacy_matrix};
-use crate::extract::image::Pyramid;
+use crate::geometry::{Affine, Centering, centered_matrix, crop_matrix, legacy_matrix};
 use crate::masks::plane as mask;
 pub use crate::masks::plane::{MaskMode, Plane};
 use crate::media::RgbFrame;
+use crate::sampling::Pyramid;
 use crate::warp::{convex_hull, fill_convex};
 pub use color::{BalanceSpace, ColorTransfer, ManualBalance, MaskStatistics, Rgb};
 

@@ -9,7 +9,7 @@ use faceswap_models::{ComputeDevice, FaceModel};
 use super::error::ConvertError;
 use super::{FacePredictor, Prediction, Rgb};
 use crate::checkpoint;
-use crate::extract::geometry::Centering;
+use crate::geometry::Centering;
 use crate::masks::plane::Plane;
 use crate::train::{MODEL_FILE, ModelFile};
 

@@ -16,10 +16,11 @@ use super::predictor::ModelPredictor;
 use super::settings::merge_settings;
 use super::{Plane, TargetFace, merge_frame_with_mask};
 use crate::checkpoint;
-use crate::extract::image::Pyramid;
-use crate::extract::pipeline::{ExtractSettings, Extractor, StageTimings};
+use crate::extract::pipeline::{Extractor, StageTimings};
+use crate::faceset::face::ExtractSettings;
 use crate::media::RgbFrame;
 use crate::runtime::Runtime;
+use crate::sampling::Pyramid;
 
 /// A model loaded for rendering, with the checkpoint it came from.
 struct LoadedModel {
@@ -149,7 +150,7 @@ impl FrameSwapper {
             .filter(|f| f.rejected.is_none() && f.landmarks.len() == 68)
             .collect();
         let found = accepted.len();
-        let area = |f: &&crate::extract::pipeline::Face| {
+        let area = |f: &&crate::faceset::face::Face| {
             (f.bbox[2] - f.bbox[0]).abs() * (f.bbox[3] - f.bbox[1]).abs()
         };
         let chosen: Vec<_> = match settings.target {

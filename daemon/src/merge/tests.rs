@@ -1,7 +1,7 @@
 //! Merge on synthetic frames: the geometry round trip, untouched pixels, modes and options.
 
 use super::*;
-use crate::extract::geometry::MEAN_FACE_51;
+use crate::geometry::MEAN_FACE_51;
 
 /// Hands the destination face back unchanged, with full masks: merge must then restore the
 /// frame (the identity round trip).

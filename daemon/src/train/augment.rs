@@ -8,7 +8,7 @@
 use rand::{Rng, RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 
 use super::faceset::{Faceset, TrainingFace};
-use crate::extract::geometry::Affine;
+use crate::geometry::Affine;
 use crate::warp::{
     TransformRanges, WarpGrid, convex_hull, fill_convex, gaussian_blur, random_transform,
     sample_rgb, shift_hsv, transform_plane,
@@ -273,7 +273,7 @@ mod tests {
             landmarks,
             yaw: 0.0,
             file: "synthetic".into(),
-            centering: crate::extract::geometry::Centering::DflFull,
+            centering: crate::geometry::Centering::DflFull,
             mask: None,
         }
     }

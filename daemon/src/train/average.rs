@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
 
-use crate::extract::geometry::{Affine, Centering, legacy_matrix};
-use crate::extract::image::load_image;
-use crate::extract::{FaceMeta, encode_face_png, read_face_meta};
+use crate::faceset::{FaceMeta, encode_face_png, face_files, read_face_meta};
+use crate::geometry::{Affine, Centering, legacy_matrix};
 use crate::media::RgbFrame;
+use crate::sampling::load_image;
 
 /// What [`average_faceset`] made.
 #[derive(Debug, Clone)]
@@ -50,22 +50,6 @@ pub fn run_job(
         .map_err(crate::jobs::JobError::Failed)?;
     ctx.log(s.report(out));
     Ok(())
-}
-
-/// The aligned face PNGs of a faceset (its `faces/` folder, or the folder itself), sorted.
-pub(crate) fn face_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let folder = if dir.join("faces").is_dir() {
-        dir.join("faces")
-    } else {
-        dir.to_path_buf()
-    };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
-        .map_err(|e| format!("cannot read faceset folder {}: {e}", folder.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 /// Averages every accepted face of `inputs` (faceset folders written by extract) and writes

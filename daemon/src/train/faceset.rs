@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 
-use crate::extract::geometry::Centering;
-use crate::extract::store::{Alignments, StoredFace};
-use crate::extract::{ALIGNMENTS_FILE, read_face_meta};
+use crate::faceset::store::{Alignments, StoredFace};
+use crate::faceset::{ALIGNMENTS_FILE, read_face_meta};
+use crate::geometry::Centering;
 use crate::masks::rules::MaskRules;
 
 /// One aligned face at the training resolution.
@@ -82,7 +82,7 @@ impl MaskSource {
     fn mask_for(
         &self,
         file: &Path,
-        meta: &crate::extract::FaceMeta,
+        meta: &crate::faceset::FaceMeta,
         r: usize,
     ) -> Result<Option<(String, Vec<f32>)>, String> {
         let name = file

@@ -5,7 +5,7 @@ use faceswap_models::{ModelOptions, PhazeAOptions, SaehdOptions};
 use faceswap_protocol::TrainSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::extract::geometry::Centering;
+use crate::geometry::Centering;
 
 /// The model folder's description of the model (fixed at creation).
 pub const MODEL_FILE: &str = "model.toml";

@@ -7,9 +7,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::geometry::Affine;
-use super::pipeline::{ExtractSettings, Face};
+use super::face::{ExtractSettings, Face, Smoothing};
 use crate::atomic::write_atomic;
+use crate::geometry::Affine;
 
 const MAGIC: &[u8; 8] = b"FSPPALN\0";
 /// Layout version of the store; bumped on incompatible changes (version 1 stores, without
@@ -87,7 +87,7 @@ mod v2 {
 
     use serde::Deserialize;
 
-    use super::super::pipeline::{ExtractSettings, Face};
+    use super::super::face::{ExtractSettings, Face};
     use super::SourceInfo;
 
     #[derive(Deserialize)]
@@ -158,7 +158,7 @@ mod v1 {
 
     use serde::Deserialize;
 
-    use super::super::pipeline::{ExtractSettings, Face};
+    use super::super::face::{ExtractSettings, Face};
     use super::SourceInfo;
 
     #[derive(Deserialize)]
@@ -228,7 +228,7 @@ pub struct Alignments {
     /// Frames by index (frames with no face are present with an empty list).
     pub frames: BTreeMap<u64, FrameEntry>,
     /// The landmark smoothing the faces were extracted with (None: off, or not a video).
-    pub smoothing: Option<super::track::Smoothing>,
+    pub smoothing: Option<Smoothing>,
 }
 
 /// The store could not be read or written.
@@ -357,7 +357,7 @@ impl Alignments {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::geometry::Affine;
+    use crate::geometry::Affine;
     use crate::masks::{LandmarkMask, stored_landmark_mask};
 
     fn face() -> Face {
@@ -415,7 +415,7 @@ mod tests {
             source: source(),
             settings: ExtractSettings::default(),
             frames,
-            smoothing: Some(crate::extract::track::Smoothing::default()),
+            smoothing: Some(crate::faceset::face::Smoothing::default()),
         };
         store.save(&path).unwrap();
         assert_eq!(Alignments::load(&path).unwrap(), store);

@@ -1,5 +1,6 @@
 //! The geometry every stage shares: 2×3 affine maps, the Umeyama similarity to faceswap's mean
-//! face (the "legacy" alignment matrix), and aligned-crop matrices for any size and centering.
+//! face (the "legacy" alignment matrix), aligned-crop matrices for any size and centering, head
+//! pose, and measures of boxes and landmarks (IoU, eye distance, distance from the mean face).
 
 use nalgebra::{Matrix2, Vector2};
 use serde::{Deserialize, Serialize};
@@ -390,6 +391,45 @@ pub fn crop_matrix(legacy: &Affine, size: u32, centering: Centering) -> Affine {
     // unit-square coords u → crop: (u + pad) * s, shifted.
     let to_crop = Affine([[s, 0.0, pad * s], [0.0, s, (pad - shift) * s]]);
     to_crop.then_after(legacy)
+}
+
+/// The legacy matrix of 68 landmarks, their mean distance from the mean face (percent of the
+/// aligned face, faceswap's "distance") and the roll in degrees.
+pub fn face_geometry(lm: &[[f64; 2]; 68]) -> (Affine, f64, f64) {
+    let legacy = legacy_matrix(lm);
+    let distance = lm[17..]
+        .iter()
+        .zip(MEAN_FACE_51.iter())
+        .map(|(p, m)| {
+            let a = legacy.apply(*p);
+            ((a[0] - m[0]).powi(2) + (a[1] - m[1]).powi(2)).sqrt()
+        })
+        .sum::<f64>()
+        / 51.0
+        * 100.0;
+    (legacy, distance, -legacy.rotation().to_degrees())
+}
+/// Intersection over union of two `[x0, y0, x1, y1]` boxes.
+pub fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: &[f64; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+/// Distance between the eye centres (iBUG 36–41 and 42–47), at least 1 px.
+pub fn inter_ocular(lm: &[[f64; 2]]) -> f64 {
+    let centre = |r: std::ops::Range<usize>| {
+        let n = r.len() as f64;
+        let (x, y) = lm[r]
+            .iter()
+            .fold((0.0, 0.0), |a, p| (a.0 + p[0], a.1 + p[1]));
+        [x / n, y / n]
+    };
+    let (l, r) = (centre(36..42), centre(42..48));
+    (l[0] - r[0]).hypot(l[1] - r[1]).max(1.0)
 }
 
 #[cfg(test)]

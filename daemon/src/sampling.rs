@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::geometry::Affine;
+use crate::geometry::Affine;
 use crate::media::RgbFrame;
 
 /// An RGB frame with successively halved copies.
@@ -279,6 +279,30 @@ pub fn rotate(img: &RgbFrame, quarter_turns: u32) -> (RgbFrame, Affine) {
         },
         back,
     )
+}
+
+/// BT.601 grey levels of an image, row by row.
+pub fn grey_of(rgb: &image::RgbImage) -> Vec<f64> {
+    rgb.pixels()
+        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
+        .collect()
+}
+
+/// The aligned face's centre, 32 × 32 grey, zero mean and unit norm.
+pub fn appearance(grey: &[f64], w: usize, h: usize) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..32 * 32)
+        .map(|i| {
+            let (x, y) = (i % 32, i / 32);
+            let sx = w / 4 + x * w / 2 / 32;
+            let sy = h / 4 + y * h / 2 / 32;
+            grey[sy.min(h - 1) * w + sx.min(w - 1)]
+        })
+        .collect();
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    v.iter_mut().for_each(|x| *x -= mean);
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-9);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
 }
 
 #[cfg(test)]
