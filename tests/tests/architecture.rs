@@ -39,20 +39,30 @@ fn no_crate_has_an_import_cycle_between_its_top_level_modules() {
 #[test]
 fn the_daemons_foundation_names_no_stage() {
     const FOUNDATION: &[&str] = &["faceset", "geometry", "sampling", "warp", "checkpoint"];
-    const STAGES: &[&str] = &["extract", "track", "masks", "train", "tools", "merge", "import"];
+    const STAGES: &[&str] = &[
+        "extract", "track", "masks", "train", "tools", "merge", "import",
+    ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let graph = module_graph(&root.join("daemon").join("src")).unwrap();
     for module in FOUNDATION {
         let names = graph
             .get(*module)
             .unwrap_or_else(|| panic!("daemon has no top-level module {module}: {graph:?}"));
-        let up: Vec<&String> = names.iter().filter(|n| STAGES.contains(&n.as_str())).collect();
-        assert!(up.is_empty(), "foundation module {module} names the stages {up:?}");
+        let up: Vec<&String> = names
+            .iter()
+            .filter(|n| STAGES.contains(&n.as_str()))
+            .collect();
+        assert!(
+            up.is_empty(),
+            "foundation module {module} names the stages {up:?}"
+        );
     }
     // Every stage stands on the foundation (else the list above is stale).
     for stage in STAGES {
         assert!(
-            graph[*stage].iter().any(|n| FOUNDATION.contains(&n.as_str())),
+            graph[*stage]
+                .iter()
+                .any(|n| FOUNDATION.contains(&n.as_str())),
             "{stage} names no foundation module: {:?}",
             graph[*stage]
         );
