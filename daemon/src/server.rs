@@ -416,10 +416,10 @@ fn process_frame(
         FrameOp::Passthrough => Ok(slot.header()?.content_hash),
         FrameOp::Verify => Ok(slot.verify()?.content_hash),
         FrameOp::Invert => {
-            let h = slot.verify()?;
-            let px = slot.pixels_mut(&h);
-            invert_colours(px, h.format, h.width as usize, h.stride as usize);
-            Ok(slot.seal()?)
+            let format = slot.header()?.format;
+            Ok(slot
+                .transform_sealed(|px| invert_colours(px, format))?
+                .content_hash)
         }
         FrameOp::Swap(settings) => {
             let h = slot.verify()?;
@@ -437,33 +437,32 @@ fn process_frame(
     }
 }
 
-/// Inverts R, G, B (keeping alpha) of every pixel; floats are inverted around 1.0.
-fn invert_colours(px: &mut [u8], format: PixelFormat, width: usize, stride: usize) {
+/// Inverts R, G, B (keeping alpha) of every pixel of a run of whole pixels; floats are
+/// inverted around 1.0.
+fn invert_colours(px: &mut [u8], format: PixelFormat) {
     let bpp = format.bytes_per_pixel();
-    for row in px.chunks_mut(stride) {
-        for p in row[..width * bpp].chunks_exact_mut(bpp) {
-            match format {
-                PixelFormat::Rgba8 => p[..3].iter_mut().for_each(|c| *c = 255 - *c),
-                PixelFormat::Rgba16 => {
-                    for c in p[..6].chunks_exact_mut(2) {
-                        let v = u16::MAX - u16::from_le_bytes([c[0], c[1]]);
-                        c.copy_from_slice(&v.to_le_bytes());
-                    }
-                }
-                PixelFormat::RgbaF16 => {
-                    for c in p[..6].chunks_exact_mut(2) {
-                        let v = 1.0 - f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
-                        c.copy_from_slice(&f32_to_f16(v).to_le_bytes());
-                    }
-                }
-                PixelFormat::RgbaF32 => {
-                    for c in p[..12].chunks_exact_mut(4) {
-                        let v = 1.0 - f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                        c.copy_from_slice(&v.to_le_bytes());
-                    }
-                }
+    // The format is matched once per run, not per pixel, so each loop stays simple to vectorise.
+    let pixels = px.chunks_exact_mut(bpp);
+    match format {
+        PixelFormat::Rgba8 => pixels.for_each(|p| p[..3].iter_mut().for_each(|c| *c = 255 - *c)),
+        PixelFormat::Rgba16 => pixels.for_each(|p| {
+            for c in p[..6].chunks_exact_mut(2) {
+                let v = u16::MAX - u16::from_le_bytes([c[0], c[1]]);
+                c.copy_from_slice(&v.to_le_bytes());
             }
-        }
+        }),
+        PixelFormat::RgbaF16 => pixels.for_each(|p| {
+            for c in p[..6].chunks_exact_mut(2) {
+                let v = 1.0 - f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                c.copy_from_slice(&f32_to_f16(v).to_le_bytes());
+            }
+        }),
+        PixelFormat::RgbaF32 => pixels.for_each(|p| {
+            for c in p[..12].chunks_exact_mut(4) {
+                let v = 1.0 - f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        }),
     }
 }
 

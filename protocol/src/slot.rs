@@ -285,6 +285,52 @@ impl FrameSlot {
         Ok(hash)
     }
 
+    /// Verifies the frame's content hash, runs `transform` over its pixels in place and seals
+    /// the result, in one pass over memory: each chunk is hashed as read, transformed and hashed
+    /// as written while it is in cache (verify, transform and seal as three passes read the
+    /// frame from memory three times; shm_roundtrip bench). `transform` gets runs of whole
+    /// pixels, never row padding. On a hash mismatch the pixels are already transformed but the
+    /// slot stays unsealed, so the frame still reads as damaged.
+    pub fn transform_sealed(
+        &mut self,
+        mut transform: impl FnMut(&mut [u8]),
+    ) -> Result<SlotHeader, ProtocolError> {
+        let mut h = self.header()?;
+        let row = h.width as usize * h.format.bytes_per_pixel();
+        let (mut read, mut written) = (
+            xxhash_rust::xxh3::Xxh3::new(),
+            xxhash_rust::xxh3::Xxh3::new(),
+        );
+        let stride = h.stride as usize;
+        let px = self.pixels_mut(&h);
+        if stride == row {
+            // Whole pixels per chunk: every format's pixel size divides the chunk.
+            for chunk in px.chunks_mut(HASH_CHUNK) {
+                read.update(chunk);
+                transform(chunk);
+                written.update(chunk);
+            }
+        } else {
+            for line in px.chunks_mut(stride) {
+                read.update(line);
+                let pixels = line.len().min(row);
+                transform(&mut line[..pixels]);
+                written.update(line);
+            }
+        }
+        let actual = read.digest();
+        if actual != h.content_hash {
+            return Err(ProtocolError::Slot(format!(
+                "content hash mismatch (header {:016x}, pixels {actual:016x}): the frame was \
+                 changed or not fully written",
+                h.content_hash
+            )));
+        }
+        h.content_hash = written.digest();
+        self.put_u64(32, h.content_hash);
+        Ok(h)
+    }
+
     /// The header, validated against the slot's size.
     pub fn header(&self) -> Result<SlotHeader, ProtocolError> {
         let mut h = self.header_unchecked_hash()?;
@@ -458,6 +504,47 @@ mod tests {
         let header = slot.verify().unwrap();
         assert_eq!(hash, content_hash(&src));
         assert_eq!(header.content_hash, hash);
+    }
+
+    #[test]
+    fn transform_sealed_equals_verify_transform_seal_and_catches_a_damaged_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let negate = |px: &mut [u8]| px.iter_mut().for_each(|b| *b = !*b);
+        // Contiguous rows over several chunks, and padded rows.
+        for (w, h, stride) in [(300u32, 200u32, 300 * 16), (33, 7, 33 * 16 + 40)] {
+            let src: Vec<u8> = (0..stride * h as usize)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect();
+            let mut fused = FrameSlot::create(dir.path(), stride * h as usize).unwrap();
+            let mut apart = FrameSlot::create(dir.path(), stride * h as usize).unwrap();
+            for slot in [&mut fused, &mut apart] {
+                // A writer may pad its rows: the header's stride says so.
+                slot.begin_frame(w, h, PixelFormat::RgbaF32).unwrap();
+                slot.put_u32(16, stride as u32);
+                let hd = slot.header().unwrap();
+                slot.pixels_mut(&hd).copy_from_slice(&src);
+                slot.seal().unwrap();
+            }
+            let got = fused.transform_sealed(negate).unwrap();
+            let hd = apart.verify().unwrap();
+            let row = w as usize * 16;
+            for line in apart.pixels_mut(&hd).chunks_mut(stride) {
+                negate(&mut line[..row]);
+            }
+            let sealed = apart.seal().unwrap();
+            assert_eq!(got.content_hash, sealed);
+            assert_eq!(fused.pixels(&got), apart.pixels(&hd));
+            assert_eq!(fused.verify().unwrap().content_hash, sealed);
+        }
+        // A byte changed after sealing: refused, and the frame stays unverifiable.
+        let mut slot = FrameSlot::create(dir.path(), 64 * 16).unwrap();
+        slot.write_rows(8, 8, PixelFormat::RgbaF32, &[3u8; 64 * 16], 8 * 16)
+            .unwrap();
+        let h = slot.header().unwrap();
+        slot.pixels_mut(&h)[5] ^= 1;
+        let e = slot.transform_sealed(negate).unwrap_err().to_string();
+        assert!(e.contains("content hash mismatch"), "{e}");
+        assert!(slot.verify().is_err());
     }
 
     #[test]
