@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod locations;
 pub mod messages;
 pub mod slot;
+pub mod stream_copy;
 pub mod transport;
 
 pub use error::{ErrorCode, ProtocolError};

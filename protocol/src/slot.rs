@@ -3,25 +3,41 @@
 //!
 //! Header layout (all little-endian):
 //! `0 magic "FSLT" | 4 layout u32 | 8 width u32 | 12 height u32 | 16 stride u32 (bytes/row)
-//! | 20 format u32 | 24 capacity u64 (pixel bytes) | 32 content hash u64 (xxh3) | 40..64 reserved`
+//! | 20 format u32 | 24 capacity u64 (pixel bytes) | 32 content hash u64 | 40..64 reserved`
+//!
+//! The content hash (layout 2) is the xxh3-64 of the little-endian xxh3-64 digests of the
+//! frame's row groups in order: whole rows, [`rows_per_hash_chunk`] of them, the last group
+//! shorter. Groups hash independently, so a side with several cores verifies and seals a frame
+//! on all of them; one xxh3 stream over the frame (layout 1) kept that to one core.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapMut;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::ProtocolError;
+use crate::stream_copy::{STREAMING_MIN_FRAME, copy_streaming, fence};
 
 /// Bytes before the pixels.
 pub const HEADER_LEN: usize = 64;
 const SLOT_MAGIC: [u8; 4] = *b"FSLT";
-const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_VERSION: u32 = 2;
 const NAME_PREFIX: &str = "slot-";
 const NAME_SUFFIX: &str = ".fsslot";
 /// Copy-then-hash granule: small enough to stay in L2 between the copy and the hash.
 const HASH_CHUNK: usize = 256 * 1024;
+/// Copy-then-hash granule inside a row group (64 KiB measured fastest of 2–64 KiB).
+const COPY_PIECE: usize = 64 * 1024;
+
+/// Rows per hashed group for rows `stride` bytes apart: as many whole rows as fit in 256 KiB,
+/// at least one.
+pub fn rows_per_hash_chunk(stride: usize) -> usize {
+    (HASH_CHUNK / stride.max(1)).max(1)
+}
 
 /// Pixel layouts an OFX host hands us (always RGBA; components per the host's bit depth).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +93,7 @@ pub struct SlotHeader {
     pub stride: u32,
     /// Pixel layout.
     pub format: PixelFormat,
-    /// xxh3-64 of the `stride × height` pixel bytes, as sealed by the writer.
+    /// [`content_hash`] of the `stride × height` pixel bytes, as sealed by the writer.
     pub content_hash: u64,
 }
 
@@ -88,9 +104,20 @@ impl SlotHeader {
     }
 }
 
-/// Hash used for slot contents.
-pub fn content_hash(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(bytes)
+/// Content hash of a frame's `bytes`, rows `stride` apart (see the module doc), its row groups
+/// hashed on all cores.
+pub fn content_hash(bytes: &[u8], stride: usize) -> u64 {
+    let digests: Vec<u64> = bytes
+        .par_chunks(rows_per_hash_chunk(stride) * stride.max(1))
+        .map(xxh3_64)
+        .collect();
+    combine_digests(&digests)
+}
+
+/// The frame hash from its row groups' digests, in order.
+fn combine_digests(digests: &[u64]) -> u64 {
+    let bytes: Vec<u8> = digests.iter().flat_map(|d| d.to_le_bytes()).collect();
+    xxh3_64(&bytes)
 }
 
 /// A mapped frame slot. The creator's handle deletes the file when dropped.
@@ -254,25 +281,36 @@ impl FrameSlot {
             ));
         }
         let dst = self.begin_frame(width, height, format)?;
-        // Hash each chunk right after copying it, while it is still in cache: measured 1.88x ->
-        // see BENCHMARKS.md; a separate hashing pass re-reads the whole frame from memory.
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        if src_stride == row {
-            let len = dst.len();
-            for (d, s) in dst
-                .chunks_mut(HASH_CHUNK)
-                .zip(src[..len].chunks(HASH_CHUNK))
-            {
-                d.copy_from_slice(s);
-                hasher.update(d);
-            }
+        // Hash each piece of the source right after copying it, while it is in cache: a separate
+        // hashing pass re-reads the whole frame from memory (1.88x -> see BENCHMARKS.md). One
+        // core: this side runs on the editor's render thread.
+        let copy: fn(&mut [u8], &[u8]) = if dst.len() >= STREAMING_MIN_FRAME {
+            copy_streaming
         } else {
-            for (y, out) in dst.chunks_exact_mut(row).enumerate() {
-                out.copy_from_slice(&src[y * src_stride..y * src_stride + row]);
-                hasher.update(out);
+            <[u8]>::copy_from_slice
+        };
+        let rows = rows_per_hash_chunk(row);
+        let mut digests = Vec::with_capacity(dst.len().div_ceil((rows * row).max(1)));
+        for (g, group) in dst.chunks_mut((rows * row).max(1)).enumerate() {
+            let first = g * rows * src_stride;
+            let mut hasher = Xxh3::new();
+            if src_stride == row {
+                let from = &src[first..first + group.len()];
+                for (d, s) in group.chunks_mut(COPY_PIECE).zip(from.chunks(COPY_PIECE)) {
+                    copy(d, s);
+                    hasher.update(s);
+                }
+            } else {
+                for (y, out) in group.chunks_exact_mut(row).enumerate() {
+                    let from = &src[first + y * src_stride..][..row];
+                    copy(out, from);
+                    hasher.update(from);
+                }
             }
+            digests.push(hasher.digest());
         }
-        let hash = hasher.digest();
+        fence();
+        let hash = combine_digests(&digests);
         self.put_u64(32, hash);
         Ok(hash)
     }
@@ -280,45 +318,45 @@ impl FrameSlot {
     /// Computes the content hash of the current frame and stores it in the header.
     pub fn seal(&mut self) -> Result<u64, ProtocolError> {
         let h = self.header_unchecked_hash()?;
-        let hash = content_hash(&self.map[HEADER_LEN..HEADER_LEN + h.frame_len()]);
+        let hash = content_hash(
+            &self.map[HEADER_LEN..HEADER_LEN + h.frame_len()],
+            h.stride as usize,
+        );
         self.put_u64(32, hash);
         Ok(hash)
     }
 
     /// Verifies the frame's content hash, runs `transform` over its pixels in place and seals
-    /// the result, in one pass over memory: each chunk is hashed as read, transformed and hashed
-    /// as written while it is in cache (verify, transform and seal as three passes read the
-    /// frame from memory three times; shm_roundtrip bench). `transform` gets runs of whole
-    /// pixels, never row padding. On a hash mismatch the pixels are already transformed but the
-    /// slot stays unsealed, so the frame still reads as damaged.
+    /// the result, in one pass over memory on all cores: each row group (256 KiB, fits L2) is
+    /// hashed as read, transformed and hashed as written while it is in cache (verify, transform and seal as
+    /// three passes read the frame from memory three times; shm_roundtrip bench). `transform`
+    /// gets runs of whole pixels, never row padding. On a hash mismatch the pixels are already
+    /// transformed but the slot stays unsealed, so the frame still reads as damaged.
     pub fn transform_sealed(
         &mut self,
-        mut transform: impl FnMut(&mut [u8]),
+        transform: impl Fn(&mut [u8]) + Sync,
     ) -> Result<SlotHeader, ProtocolError> {
         let mut h = self.header()?;
         let row = h.width as usize * h.format.bytes_per_pixel();
-        let (mut read, mut written) = (
-            xxhash_rust::xxh3::Xxh3::new(),
-            xxhash_rust::xxh3::Xxh3::new(),
-        );
-        let stride = h.stride as usize;
+        let stride = (h.stride as usize).max(1);
+        let group_len = rows_per_hash_chunk(stride) * stride;
         let px = self.pixels_mut(&h);
-        if stride == row {
-            // Whole pixels per chunk: every format's pixel size divides the chunk.
-            for chunk in px.chunks_mut(HASH_CHUNK) {
-                read.update(chunk);
-                transform(chunk);
-                written.update(chunk);
-            }
-        } else {
-            for line in px.chunks_mut(stride) {
-                read.update(line);
-                let pixels = line.len().min(row);
-                transform(&mut line[..pixels]);
-                written.update(line);
-            }
-        }
-        let actual = read.digest();
+        let (read, written): (Vec<u64>, Vec<u64>) = px
+            .par_chunks_mut(group_len)
+            .map(|group| {
+                let read = xxh3_64(group);
+                if stride == row {
+                    transform(group);
+                } else {
+                    for line in group.chunks_mut(stride) {
+                        let pixels = line.len().min(row);
+                        transform(&mut line[..pixels]);
+                    }
+                }
+                (read, xxh3_64(group))
+            })
+            .unzip();
+        let actual = combine_digests(&read);
         if actual != h.content_hash {
             return Err(ProtocolError::Slot(format!(
                 "content hash mismatch (header {:016x}, pixels {actual:016x}): the frame was \
@@ -326,7 +364,7 @@ impl FrameSlot {
                 h.content_hash
             )));
         }
-        h.content_hash = written.digest();
+        h.content_hash = combine_digests(&written);
         self.put_u64(32, h.content_hash);
         Ok(h)
     }
@@ -369,7 +407,7 @@ impl FrameSlot {
     /// Validates the header and checks the content hash against the pixels.
     pub fn verify(&self) -> Result<SlotHeader, ProtocolError> {
         let h = self.header()?;
-        let actual = content_hash(self.pixels(&h));
+        let actual = content_hash(self.pixels(&h), h.stride as usize);
         if actual != h.content_hash {
             return Err(ProtocolError::Slot(format!(
                 "content hash mismatch (header {:016x}, pixels {actual:016x}): the frame was \
@@ -405,14 +443,20 @@ impl FrameSlot {
             ));
         }
         let src = self.pixels(&h);
+        let copy: fn(&mut [u8], &[u8]) = if src.len() >= STREAMING_MIN_FRAME {
+            copy_streaming
+        } else {
+            <[u8]>::copy_from_slice
+        };
         if dst_stride == row && h.stride as usize == row {
-            dst[..src.len()].copy_from_slice(src);
+            copy(&mut dst[..src.len()], src);
         } else {
             for y in 0..h.height as usize {
                 let s = y * h.stride as usize;
-                dst[y * dst_stride..y * dst_stride + row].copy_from_slice(&src[s..s + row]);
+                copy(&mut dst[y * dst_stride..][..row], &src[s..s + row]);
             }
         }
+        fence();
         Ok(h)
     }
 
@@ -491,19 +535,51 @@ mod tests {
         assert!(FrameSlot::open(&dir.path().join("../etc/passwd"), dir.path()).is_err());
     }
 
+    /// The layout-2 content hash spelled out: xxh3 of the row groups' little-endian xxh3s.
+    fn hash_as_documented(frame: &[u8], stride: usize) -> u64 {
+        let group = (256 * 1024 / stride).max(1) * stride;
+        let digests: Vec<u8> = frame
+            .chunks(group)
+            .flat_map(|g| xxh3_64(g).to_le_bytes())
+            .collect();
+        xxh3_64(&digests)
+    }
+
     #[test]
-    fn fused_copy_hash_matches_a_one_shot_hash_across_chunks() {
+    fn fused_copy_hash_matches_the_documented_hash_for_small_and_streamed_frames() {
         let dir = tempfile::tempdir().unwrap();
-        let (w, h) = (300u32, 257u32); // 300*16*257 bytes: several hash chunks, a ragged tail
-        let len = w as usize * h as usize * 16;
-        let mut slot = FrameSlot::create(dir.path(), len).unwrap();
-        let src: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
-        let hash = slot
-            .write_rows(w, h, PixelFormat::RgbaF32, &src, w as usize * 16)
-            .unwrap();
-        let header = slot.verify().unwrap();
-        assert_eq!(hash, content_hash(&src));
-        assert_eq!(header.content_hash, hash);
+        // Several row groups with a ragged tail; the second frame is over STREAMING_MIN_FRAME
+        // and goes through the streaming copies, once from packed and once from padded rows.
+        for (w, h, pad) in [(300u32, 257u32, 0usize), (1030, 1031, 0), (1030, 1031, 40)] {
+            let row = w as usize * 16;
+            let stride = row + pad;
+            let src: Vec<u8> = (0..stride * h as usize)
+                .map(|i| (i * 7 % 253) as u8)
+                .collect();
+            let packed: Vec<u8> = src
+                .chunks(stride)
+                .flat_map(|r| &r[..row])
+                .copied()
+                .collect();
+            let mut slot = FrameSlot::create(dir.path(), packed.len()).unwrap();
+            let hash = slot
+                .write_rows(w, h, PixelFormat::RgbaF32, &src, stride)
+                .unwrap();
+            assert_eq!(hash, hash_as_documented(&packed, row), "{w}x{h} pad {pad}");
+            assert_eq!(slot.verify().unwrap().content_hash, hash);
+            let mut out = vec![0u8; src.len()];
+            slot.read_rows(&mut out, stride).unwrap();
+            let back: Vec<u8> = out
+                .chunks(stride)
+                .flat_map(|r| &r[..row])
+                .copied()
+                .collect();
+            assert!(
+                back == packed,
+                "{w}x{h} pad {pad}: the frame came back changed"
+            );
+        }
+        const { assert!(1030 * 1031 * 16 >= STREAMING_MIN_FRAME) };
     }
 
     #[test]
@@ -532,6 +608,7 @@ mod tests {
                 negate(&mut line[..row]);
             }
             let sealed = apart.seal().unwrap();
+            assert_eq!(sealed, hash_as_documented(apart.pixels(&hd), stride));
             assert_eq!(got.content_hash, sealed);
             assert_eq!(fused.pixels(&got), apart.pixels(&hd));
             assert_eq!(fused.verify().unwrap().content_hash, sealed);
