@@ -288,8 +288,10 @@ pub(crate) const INSTANCE_ID_DEF: ParamDef = ParamDef {
 /// One effect instance's state: its link to the daemon (renders of one instance share it).
 pub(crate) struct Instance {
     pub(crate) link: Mutex<Option<DaemonLink>>,
-    /// The trainer's status poller, stopped and joined when the instance goes.
+    /// The trainer's status poller, told to stop when the instance goes.
     pub(crate) poller: Mutex<Option<Poller>>,
+    /// The trainer's status line and checkpoint step as last set on this instance's params.
+    pub(crate) shown: Mutex<Option<crate::trainer::StatusLine>>,
 }
 
 pub(crate) fn param(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<OfxParamHandle> {
@@ -363,6 +365,7 @@ pub(crate) fn create_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<(
     let instance = Box::new(Instance {
         link: Mutex::new(None),
         poller: Mutex::new(None),
+        shown: Mutex::new(None),
     });
     set_ptr(
         s,
@@ -393,35 +396,31 @@ pub(crate) fn set_param_int(
     ok(unsafe { f(h, v) })
 }
 
-/// A param handle that can cross to the status thread (the host's handles are plain addresses
-/// valid for the instance's life; the poller is joined before the instance goes).
-#[derive(Clone, Copy)]
-pub(crate) struct SendParam(pub(crate) OfxParamHandle);
-// SAFETY: see the type's doc: only used while the instance lives, through the host's suites.
-unsafe impl Send for SendParam {}
-
-/// Sets a string param through its handle.
-pub(crate) fn set_param_string(s: &Suites, h: SendParam, v: &str) -> Res<()> {
+/// Sets a string param (only from actions where the host allows it: never from a thread).
+pub(crate) fn set_param_string(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    name: &CStr,
+    v: &str,
+) -> Res<()> {
+    let h = param(s, effect, name)?;
     let f = s.params.paramSetValue.ok_or(MISSING)?;
     let v = CString::new(v.replace('\0', " ")).map_err(|_| kOfxStatErrValue)?;
     // SAFETY: string params take one `const char*`; the host copies it.
-    ok(unsafe { f(h.0, v.as_ptr()) })
+    ok(unsafe { f(h, v.as_ptr()) })
 }
 
-/// Sets a double param through its handle.
-pub(crate) fn set_param_double(s: &Suites, h: SendParam, v: f64) -> Res<()> {
+/// Sets a double param (only from actions where the host allows it: never from a thread).
+pub(crate) fn set_param_double(
+    s: &Suites,
+    effect: OfxImageEffectHandle,
+    name: &CStr,
+    v: f64,
+) -> Res<()> {
+    let h = param(s, effect, name)?;
     let f = s.params.paramSetValue.ok_or(MISSING)?;
     // SAFETY: double params take one `double`.
-    ok(unsafe { f(h.0, v) })
-}
-
-/// Reads a double param through its handle.
-pub(crate) fn get_param_double(s: &Suites, h: SendParam) -> Res<f64> {
-    let f = s.params.paramGetValue.ok_or(MISSING)?;
-    let mut v = 0.0f64;
-    // SAFETY: double params take one `double*`.
-    ok(unsafe { f(h.0, &mut v as *mut f64) })?;
-    Ok(v)
+    ok(unsafe { f(h, v) })
 }
 
 pub(crate) fn destroy_instance(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
@@ -644,18 +643,14 @@ pub(crate) fn with_link<T>(
     Ok(body(link))
 }
 
-/// A background thread of one instance (the trainer's status poller): told to stop and joined
-/// when dropped, which happens before the instance goes.
+/// The trainer's status poller of one instance: told to stop when dropped, not joined (it
+/// touches no host object and ends after its current call; [`crate::background`]).
 pub(crate) struct Poller {
-    pub(crate) stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    pub(crate) thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) stop: std::sync::Arc<crate::background::StopSignal>,
 }
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop.stop();
     }
 }

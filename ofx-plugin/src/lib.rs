@@ -6,12 +6,17 @@
 //! through and the caller shows the returned reason as a persistent message; the host is never
 //! blocked beyond the deadline and never sees a panic. The OFX entry points build on this.
 
+pub mod background;
+mod health;
 mod host;
 pub mod ofx;
 mod swap;
 mod trainer;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use health::Health;
 
 use faceswap_protocol::{
     ClientKind, Connection, FrameOp, FrameSlot, PixelFormat, ProtocolError, Request, Response,
@@ -49,6 +54,7 @@ pub struct DaemonLink {
     slot: Option<FrameSlot>,
     retry_after: Option<Instant>,
     autostart: bool,
+    health: Arc<Health>,
 }
 
 /// After a failed connect, wait this long before trying again (render is called per frame).
@@ -64,6 +70,7 @@ impl DaemonLink {
             slot: None,
             retry_after: None,
             autostart: false,
+            health: Arc::default(),
         }
     }
 
@@ -95,15 +102,27 @@ impl DaemonLink {
         dst_stride: usize,
         op: FrameOp,
     ) -> RenderOutcome {
+        if !self.health.responding() {
+            copy_rows(src, dst, dst_stride);
+            return RenderOutcome::PassedThrough(NOT_RESPONDING.into());
+        }
         match self.try_render(src, dst, dst_stride, op) {
             Ok(()) => RenderOutcome::Processed,
             Err(e) => {
-                // Drop the connection: after a timeout its stream may hold a late reply.
-                self.conn = None;
                 copy_rows(src, dst, dst_stride);
-                RenderOutcome::PassedThrough(describe(&e, &self.socket, self.deadline))
+                RenderOutcome::PassedThrough(self.failed(&e))
             }
         }
+    }
+
+    /// After a failed call: drops the connection (after a timeout its stream may hold a late
+    /// reply), notes a missed deadline, and says what happened.
+    fn failed(&mut self, e: &ProtocolError) -> String {
+        self.conn = None;
+        if e.is_timeout() {
+            self.health.missed_deadline(&self.socket);
+        }
+        describe(e, &self.socket, self.deadline)
     }
 
     fn try_render(
@@ -153,6 +172,9 @@ impl DaemonLink {
         frame: u64,
         bottom_up: bool,
     ) -> Result<u32, String> {
+        if !self.health.responding() {
+            return Err(NOT_RESPONDING.into());
+        }
         let result = (|| -> Result<u32, ProtocolError> {
             let path = self.put_frame(src)?;
             let conn = self.conn.as_mut().ok_or(ProtocolError::Disconnected)?;
@@ -167,24 +189,21 @@ impl DaemonLink {
                 other => Err(ProtocolError::Unexpected(format!("{other:?}"))),
             }
         })();
-        result.map_err(|e| {
-            self.conn = None;
-            describe(&e, &self.socket, self.deadline)
-        })
+        result.map_err(|e| self.failed(&e))
     }
 
     /// One control request (no frame), within the deadline.
     pub fn call(&mut self, request: &Request) -> Result<Response, String> {
+        if !self.health.responding() {
+            return Err(NOT_RESPONDING.into());
+        }
         let deadline = self.deadline;
         let result = (|| -> Result<Response, ProtocolError> {
             let conn = self.connection()?;
             conn.set_timeout(Some(deadline))?;
             conn.call(request)
         })();
-        result.map_err(|e| {
-            self.conn = None;
-            describe(&e, &self.socket, self.deadline)
-        })
+        result.map_err(|e| self.failed(&e))
     }
 
     fn connection(&mut self) -> Result<&mut Connection, ProtocolError> {
@@ -209,6 +228,16 @@ impl DaemonLink {
         self.conn.as_mut().ok_or(ProtocolError::Disconnected)
     }
 }
+
+impl Drop for DaemonLink {
+    fn drop(&mut self) {
+        self.health.close();
+    }
+}
+
+/// What renders say while the daemon has not answered since a missed deadline.
+const NOT_RESPONDING: &str = "Faceswap++: the daemon is not responding; showing the source frame \
+                              until it answers again";
 
 /// The faceswapd binary to start: `$FACESWAPD_BIN`, `faceswapd` on PATH, `~/.local/bin`.
 fn daemon_binary() -> Option<std::path::PathBuf> {
@@ -271,7 +300,8 @@ pub(crate) fn copy_rows(src: &HostImage<'_>, dst: &mut [u8], dst_stride: usize) 
 fn describe(e: &ProtocolError, socket: &SocketPath, deadline: Duration) -> String {
     if e.is_timeout() {
         return format!(
-            "Faceswap++: the daemon did not answer within {} ms; showing the source frame",
+            "Faceswap++: the daemon is not responding (no answer within {} ms); showing the \
+             source frame until it answers again",
             deadline.as_millis()
         );
     }

@@ -123,6 +123,10 @@ fn dispatch(
         // Lets the tests prove a panic inside an action never crosses the C ABI.
         panic!("forced failure requested by the host");
     }
+    if action == kOfxActionUnload {
+        crate::background::settle_at_unload();
+        return Ok(kOfxStatOK);
+    }
     let s = suites()?;
     if action == kOfxActionDescribe {
         describe(s, effect, kind)?;

@@ -1,21 +1,72 @@
 //! The "Faceswap Trainer" effect: training from the editor. In Collect A / Collect B mode,
 //! every frame rendered between the in and out params is sent to the daemon as material for
 //! that side of the instance's project (the daemon finds and aligns the faces). "Train" queues
-//! a training job and returns at once; a status thread keeps the read-only status line current
-//! and bumps a hidden refresh param whenever a new checkpoint lands, so the host re-renders.
-//! Buttons never fetch images (that deadlocks Resolve/Fusion).
+//! a training job and returns at once; a status thread asks the daemon how the project goes.
+//! The thread never calls the host (OFX lets a plug-in set params only inside its actions, and
+//! an instance may be destroyed while the thread waits on the daemon): it leaves the status
+//! line per project, and the instance's next render or param change shows it and sets the
+//! hidden refresh param to the newest checkpoint's step, so the host re-renders. Buttons never
+//! fetch images (that deadlocks Resolve/Fusion).
 
+use std::collections::HashMap;
 use std::ffi::{CStr, c_int};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faceswap_protocol::{ProjectReport, Request, Response, Side, SocketPath, TrainSettings};
 use openfx::sys::generic::core::*;
 use openfx::sys::image_effect_v1::image_effect::*;
 
+use crate::background::{self, StopSignal};
 use crate::host::*;
 use crate::{DaemonLink, copy_rows};
+
+/// What the status thread last learned about a project, for its instances to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StatusLine {
+    text: String,
+    checkpoint_step: Option<u64>,
+}
+
+/// Status lines by project, written by status threads and read inside actions.
+static STATUS: Mutex<Option<HashMap<String, StatusLine>>> = Mutex::new(None);
+
+fn publish(project: &str, line: StatusLine) {
+    let mut map = STATUS.lock().unwrap_or_else(|p| p.into_inner());
+    map.get_or_insert_with(HashMap::new)
+        .insert(project.to_string(), line);
+}
+
+/// Inside an action: sets the status param (and the refresh param on a new checkpoint) when
+/// the project's status line changed since this instance last showed it.
+fn show_status(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
+    let project = param_string(s, effect, INSTANCE_ID_PARAM)?;
+    let latest = STATUS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&project).cloned());
+    let Some(latest) = latest else {
+        return Ok(());
+    };
+    let inst = instance(s, effect)?;
+    let mut shown = inst.shown.lock().unwrap_or_else(|p| p.into_inner());
+    if shown.as_ref() == Some(&latest) {
+        return Ok(());
+    }
+    if shown.as_ref().is_none_or(|s| s.text != latest.text) {
+        set_param_string(s, effect, c"status", &latest.text)?;
+    }
+    if let Some(step) = latest.checkpoint_step
+        && shown
+            .as_ref()
+            .is_none_or(|s| s.checkpoint_step != Some(step))
+    {
+        set_param_double(s, effect, c"refresh", step as f64)?;
+    }
+    *shown = Some(latest);
+    Ok(())
+}
 
 const COLLECT: [(&CStr, &str); 3] = [
     (c"Off", "off"),
@@ -144,6 +195,7 @@ pub(crate) fn render(
         in_args,
         |image, dst, dst_stride, bottom_up, time| {
             copy_rows(image, dst, dst_stride);
+            show_status(s, effect)?;
             let side = match choice_value(&COLLECT, param_int(s, effect, c"collect", time)?) {
                 "a" => Side::A,
                 "b" => Side::B,
@@ -178,6 +230,7 @@ pub(crate) fn instance_changed(
 ) -> Res<()> {
     let name = get_str(s, in_args, kOfxPropName)?;
     let time = get_double(s, in_args, kOfxPropTime).unwrap_or(0.0);
+    show_status(s, effect)?;
     match name.as_str() {
         "setIn" => set_param_int(s, effect, c"in", time.round() as c_int),
         "setOut" => set_param_int(s, effect, c"out", time.round() as c_int),
@@ -219,68 +272,77 @@ fn train_settings(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<Tr
 }
 
 /// Queues the job and starts the status thread; returns at once (the action must not block
-/// the host's UI). The thread submits, then polls the project.
+/// the host's UI). The thread submits, then polls the project until the job ends or the
+/// instance goes.
 fn start_training(s: &'static Suites, effect: OfxImageEffectHandle, time: f64) -> Res<()> {
     let settings = train_settings(s, effect, time)?;
     let project = param_string(s, effect, INSTANCE_ID_PARAM)?;
     let deadline = deadline(s, effect, time)?;
-    let status = SendParam(param(s, effect, c"status")?);
-    let refresh = SendParam(param(s, effect, c"refresh")?);
     let inst = instance(s, effect)?;
     let mut slot = inst.poller.lock().unwrap_or_else(|p| p.into_inner());
     // A running poller stops first (pressing Train again restarts training from the newest
     // checkpoint with the new settings).
     *slot = None;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(StopSignal::default());
     let stop_thread = Arc::clone(&stop);
     let socket = SocketPath::resolve().map_err(|_| kOfxStatFailed)?;
-    let thread = std::thread::spawn(move || {
-        let mut link = DaemonLink::new(socket, deadline).with_autostart(true);
-        let say = |text: &str| {
-            let _ = set_param_string(s, status, text);
-        };
-        say("Faceswap++: queueing training…");
-        let job = match link.call(&Request::TrainProject {
-            project: project.clone(),
-            settings: Box::new(settings),
-        }) {
-            Ok(Response::JobSubmitted { id }) => id,
-            Ok(other) => {
-                say(&format!("Faceswap++: unexpected reply {other:?}"));
-                return;
-            }
-            Err(why) => {
-                say(&why);
-                return;
-            }
-        };
-        let mut last_step = None;
-        while !stop_thread.load(Ordering::SeqCst) {
-            match link.call(&Request::ProjectStatus {
-                project: project.clone(),
-            }) {
-                Ok(Response::Project(report)) => {
-                    say(&describe(&report, job));
-                    if report.checkpoint_step.is_some() && report.checkpoint_step != last_step {
-                        last_step = report.checkpoint_step;
-                        let bumped = get_param_double(s, refresh).unwrap_or(0.0) + 1.0;
-                        let _ = set_param_double(s, refresh, bumped);
-                    }
-                    if report.job.as_ref().is_some_and(|j| j.state.is_final()) {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(why) => say(&why),
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+    set_param_string(s, effect, c"status", "Faceswap++: queueing training…")?;
+    let started = background::spawn("fspp-trainer", move || {
+        poll_training(&stop_thread, socket, deadline, &project, settings)
     });
-    *slot = Some(Poller {
-        stop,
-        thread: Some(thread),
-    });
+    if !started {
+        return Err(kOfxStatFailed);
+    }
+    *slot = Some(Poller { stop });
     Ok(())
+}
+
+/// The status thread: submits the job, then publishes the project's status every 250 ms.
+/// Touches no host object; checks `stop` after every call to the daemon.
+fn poll_training(
+    stop: &StopSignal,
+    socket: SocketPath,
+    deadline: Duration,
+    project: &str,
+    settings: TrainSettings,
+) {
+    let mut link = DaemonLink::new(socket, deadline).with_autostart(true);
+    let say = |text: String, checkpoint_step: Option<u64>| {
+        publish(
+            project,
+            StatusLine {
+                text,
+                checkpoint_step,
+            },
+        )
+    };
+    let job = match link.call(&Request::TrainProject {
+        project: project.to_string(),
+        settings: Box::new(settings),
+    }) {
+        Ok(Response::JobSubmitted { id }) => id,
+        Ok(other) => return say(format!("Faceswap++: unexpected reply {other:?}"), None),
+        Err(why) => return say(why, None),
+    };
+    let mut last_step = None;
+    while !stop.is_stopped() {
+        match link.call(&Request::ProjectStatus {
+            project: project.to_string(),
+        }) {
+            Ok(Response::Project(report)) => {
+                last_step = report.checkpoint_step.or(last_step);
+                say(describe(&report, job), last_step);
+                if report.job.as_ref().is_some_and(|j| j.state.is_final()) {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(why) => say(why, last_step),
+        }
+        if stop.wait(Duration::from_millis(250)) {
+            break;
+        }
+    }
 }
 
 /// The status line: collected counts, the job's progress, the newest checkpoint.

@@ -139,6 +139,31 @@ impl DaemonUnderTest {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Freezes the daemon (SIGSTOP): it keeps its socket but answers nothing, as a hung one.
+    #[cfg(unix)]
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal(libc::SIGSTOP)
+    }
+
+    /// Lets a frozen daemon run again (SIGCONT).
+    #[cfg(unix)]
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal(libc::SIGCONT)
+    }
+
+    #[cfg(unix)]
+    fn signal(&self, sig: libc::c_int) -> anyhow::Result<()> {
+        let pid = self.pid().context("daemon not running")?;
+        // SAFETY: kill has no memory preconditions; the pid is our own child's.
+        if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+            bail!(
+                "signal {sig} to pid {pid}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -181,6 +206,35 @@ impl DaemonUnderTest {
 impl Drop for DaemonUnderTest {
     fn drop(&mut self) {
         let _ = self.kill9();
+    }
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux: `/proc/self/task/*/comm`,
+/// names cut at 15 bytes).
+pub fn threads_named(prefix: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|name| name.trim_end().starts_with(prefix))
+        })
+        .count()
+}
+
+/// Checks `done` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

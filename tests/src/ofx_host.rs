@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use openfx::sys::generic::core::*;
@@ -93,6 +93,47 @@ impl PropertySet {
     }
 }
 
+/// Where an instance stands in its destruction, and the host calls on its objects made too
+/// late: from another thread once its destroy action began, or from any thread after it ended.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    state: Mutex<Destroy>,
+    late: Mutex<Vec<String>>,
+}
+
+#[derive(Debug, Default)]
+enum Destroy {
+    #[default]
+    Alive,
+    Running(std::thread::ThreadId),
+    Done,
+}
+
+impl Lifecycle {
+    fn note(&self, call: impl FnOnce() -> String) {
+        let late = match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+            Destroy::Alive => false,
+            Destroy::Running(t) => *t != std::thread::current().id(),
+            Destroy::Done => true,
+        };
+        if late {
+            self.late
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(call());
+        }
+    }
+
+    fn set(&self, state: Destroy) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// The host calls recorded as too late (see the type's doc).
+    pub fn late_calls(&self) -> Vec<String> {
+        self.late.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// A parameter: its definition properties and current value.
 #[derive(Debug)]
 pub struct Param {
@@ -103,6 +144,7 @@ pub struct Param {
     /// Definition properties (label, default, range, options…).
     pub props: PropertySet,
     value: Mutex<Option<Value>>,
+    life: Arc<Lifecycle>,
 }
 
 /// A set of parameters.
@@ -132,7 +174,17 @@ pub struct Effect {
     // Boxed: a clip's handle is its address.
     #[allow(clippy::vec_box)]
     clips: Mutex<Vec<Box<Clip>>>,
+    life: Arc<Lifecycle>,
 }
+
+/// Destroyed instances' effects, kept so a plug-in thread that still holds their handles finds
+/// them valid (its calls are recorded as late instead of reading freed memory).
+static BURIED: Mutex<Vec<Buried>> = Mutex::new(Vec::new());
+
+struct Buried(#[allow(dead_code)] Box<Effect>);
+// SAFETY: a buried effect is only reached through handles the plug-in still holds, through
+// the same synchronised accessors as a live one.
+unsafe impl Send for Buried {}
 
 impl Effect {
     fn handle(&self) -> OfxImageEffectHandle {
@@ -189,11 +241,22 @@ pub extern "C" fn fsh_host_message(
     if persistent != 0 {
         m.retain(|(h, _, _, p)| !(*p && *h == handle as usize));
     }
+    note_effect_call(handle, "message");
     m.push((handle as usize, cstr(kind), cstr(text), persistent != 0));
     kOfxStatOK
 }
 
+/// Records a call on an instance's effect handle that comes too late ([`Lifecycle`]).
+fn note_effect_call(handle: *mut c_void, call: &str) {
+    // SAFETY: effect handles are addresses of boxed `Effect`s, never freed while the host is
+    // loaded (destroyed ones are buried).
+    if let Some(e) = unsafe { (handle as *const Effect).as_ref() } {
+        e.life.note(|| call.to_string());
+    }
+}
+
 unsafe extern "C" fn clear_persistent_message(handle: *mut c_void) -> OfxStatus {
+    note_effect_call(handle, "clearPersistentMessage");
     let mut m = MESSAGES.lock().unwrap_or_else(|p| p.into_inner());
     m.retain(|(h, _, _, p)| !(*p && *h == handle as usize));
     kOfxStatOK
@@ -257,6 +320,7 @@ pub unsafe extern "C" fn fsh_param_get(
     let Some(p) = param_ref(param) else {
         return kOfxStatErrBadHandle;
     };
+    p.life.note(|| format!("paramGetValue {}", p.name));
     let mut value = p.value.lock().unwrap_or_else(|e| e.into_inner());
     if value.is_none() {
         *value = p.props.get("OfxParamPropDefault", 0);
@@ -287,6 +351,7 @@ pub extern "C" fn fsh_param_set(
     let Some(p) = param_ref(param) else {
         return kOfxStatErrBadHandle;
     };
+    p.life.note(|| format!("paramSetValue {}", p.name));
     let v = match kind_code(&p.kind) {
         0 => Value::Int(i),
         1 => Value::Double(d),
@@ -598,6 +663,7 @@ unsafe extern "C" fn param_define(
         kind: cstr(kind),
         props: PropertySet::default(),
         value: Mutex::new(None),
+        life: Arc::default(),
     });
     if !out.is_null() {
         // SAFETY: the plug-in's out-pointer; the param box lives as long as the effect.
@@ -1086,6 +1152,7 @@ impl OfxTestHost {
                         ),
                     },
                     value: Mutex::new(None),
+                    life: Arc::clone(&effect.life),
                 }));
         }
         let instance = Instance {
@@ -1126,6 +1193,17 @@ pub struct HostBuffer {
 }
 
 impl HostBuffer {
+    /// An output image of the same size, layout and depth, all zeros.
+    pub fn blank_like(&self) -> HostBuffer {
+        HostBuffer {
+            data: vec![0; self.data.len()],
+            width: self.width,
+            height: self.height,
+            row_bytes: self.row_bytes,
+            depth: self.depth,
+        }
+    }
+
     /// Bytes per pixel.
     pub fn bpp(&self) -> usize {
         match self.depth.to_bytes() {
@@ -1363,8 +1441,26 @@ impl Instance<'_> {
     }
 }
 
+impl Instance<'_> {
+    /// Destroys the instance (as dropping it does) and returns its lifecycle, whose late
+    /// calls a test checks once the plug-in's threads are done.
+    pub fn destroy(self) -> Arc<Lifecycle> {
+        let life = Arc::clone(&self.effect.life);
+        drop(self);
+        life
+    }
+}
+
 impl Drop for Instance<'_> {
     fn drop(&mut self) {
+        let life = Arc::clone(&self.effect.life);
+        life.set(Destroy::Running(std::thread::current().id()));
         self.call(kOfxActionDestroyInstance, null_mut());
+        life.set(Destroy::Done);
+        let effect = std::mem::take(&mut self.effect);
+        BURIED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Buried(effect));
     }
 }

@@ -1,17 +1,19 @@
 //! The OFX plug-in in a host: the test host (tests/src/ofx_host.rs) finds the bundle on
 //! OFX_PLUGIN_PATH, loads it, lists the effect and its params, renders real frames through a
-//! real daemon with a test-trained model, survives the daemon dying, renders from four threads,
-//! and gets an error status — not an unwind — when an action fails inside the plug-in.
+//! real daemon with a test-trained model, survives the daemon hanging (SIGSTOP: one deadline,
+//! then pass-through until it answers; a Trainer destroyed meanwhile never hears from its
+//! thread again) and dying, renders from four threads, and gets an error status — not an
+//! unwind — when an action fails inside the plug-in.
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
 use faceswap_tests::{
     DaemonUnderTest, bundle_test_plugin, in_child_process, run_in_child_process,
-    share_extractor_models, test_asset,
+    share_extractor_models, test_asset, threads_named, wait_until,
 };
 use faceswapd::extract::pipeline::{Extractor, StageTimings};
 use faceswapd::faceset::face::ExtractSettings;
@@ -22,6 +24,7 @@ use faceswapd::paths::Dirs;
 use faceswapd::sampling::{Pyramid, load_image};
 
 const EFFECT: &str = "org.faceswappp.Faceswap";
+const TRAINER: &str = "org.faceswappp.FaceswapTrainer";
 /// Where the render test's own process finds what its parent made.
 const ROOT_ENV: &str = "FSPP_TEST_ROOT";
 const PLUGINS_ENV: &str = "FSPP_TEST_PLUGINS";
@@ -186,16 +189,6 @@ fn same_pixels(a: &HostBuffer, b: &HostBuffer) -> bool {
     })
 }
 
-fn empty_like(b: &HostBuffer) -> HostBuffer {
-    HostBuffer {
-        data: vec![0u8; b.data.len()],
-        width: b.width,
-        height: b.height,
-        row_bytes: b.row_bytes,
-        depth: b.depth,
-    }
-}
-
 /// Pixels that differ inside the face's crop square, and outside it (with a 1 px margin).
 fn changes(src: &HostBuffer, dst: &HostBuffer, lm: &[[f64; 2]; 68]) -> (usize, usize) {
     let crop = face_matrix(lm, RES, Centering::DflFull);
@@ -227,7 +220,7 @@ fn render_until_swapped(
 ) -> Option<Duration> {
     let start = std::time::Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
-        let mut dst = empty_like(src);
+        let mut dst = src.blank_like();
         assert_eq!(inst.render(time, src, &mut dst), 0);
         let (inside, outside) = changes(src, &dst, lm);
         if inside > 1000 && outside == 0 {
@@ -303,7 +296,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         (c"OfxBitDepthFloat", hopper.width, true),
     ] {
         let mut src = host_image(&hopper, width, depth, negative);
-        let mut dst = empty_like(&src);
+        let mut dst = src.blank_like();
         let st = inst.render(0.0, &mut src, &mut dst);
         assert_eq!(st, 0, "render status");
         assert_eq!(
@@ -330,7 +323,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
     let (cx, cy) = (centre[0] as usize, centre[1] as usize);
     inst.set_int("show", 2).unwrap();
     let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
-    let mut dst = empty_like(&src);
+    let mut dst = src.blank_like();
     assert_eq!(inst.render(0.0, &mut src, &mut dst), 0);
     println!(
         "mask view: centre {:?}, corner {:?}",
@@ -347,7 +340,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         "away from the face the mask is black"
     );
     inst.set_int("show", 3).unwrap();
-    let mut dst = empty_like(&src);
+    let mut dst = src.blank_like();
     assert_eq!(inst.render(0.0, &mut src, &mut dst), 0);
     let nose = lm[30];
     assert_eq!(
@@ -381,7 +374,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         .zip(&instances)
         .map(|(f, i)| {
             let mut src = host_image(f, f.width, c"OfxBitDepthByte", false);
-            let mut dst = empty_like(&src);
+            let mut dst = src.blank_like();
             assert_eq!(i.render(0.0, &mut src, &mut dst), 0);
             dst.data
         })
@@ -393,7 +386,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
             .map(|(f, i)| {
                 s.spawn(move || {
                     let mut src = host_image(f, f.width, c"OfxBitDepthByte", false);
-                    let mut dst = empty_like(&src);
+                    let mut dst = src.blank_like();
                     assert_eq!(i.render(0.0, &mut src, &mut dst), 0);
                     dst.data
                 })
@@ -409,16 +402,63 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
     }
     println!("four threads: every concurrent render equals its sequential render");
 
+    // A hung daemon (SIGSTOP). A trainer destroyed while its status thread waits on it: the
+    // destroy returns, and the thread never calls the host again (the host records any call on
+    // the instance's objects from another thread once destroy began, or after it).
+    inst.set_int("deadlineMs", 1500).unwrap();
+    d.freeze().unwrap();
+    let trainer = host.create_instance(TRAINER).unwrap();
+    trainer.set_int("deadlineMs", 1500).unwrap();
+    assert_eq!(trainer.press("train", 0.0).unwrap(), 0);
+    let t = Instant::now();
+    let trainer_life = trainer.destroy();
+    println!(
+        "trainer destroyed in {:.1} ms with its daemon stopped",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    // The first render waits one deadline; the next ten pass the source through at once.
+    let hung = |inst: &Instance| {
+        let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+        let mut dst = src.blank_like();
+        assert_eq!(inst.render(2.0, &mut src, &mut dst), 0);
+        assert!(same_pixels(&src, &dst), "the source passes through");
+        let msg = inst.persistent_message().unwrap_or_default();
+        assert!(msg.contains("not responding"), "{msg}");
+        msg
+    };
+    let t = Instant::now();
+    let msg = hung(&inst);
+    let first = t.elapsed();
+    let t = Instant::now();
+    for _ in 0..10 {
+        hung(&inst);
+    }
+    println!(
+        "daemon stopped: first render {:.0} ms, next ten {:.1} ms in all: {msg}",
+        first.as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    d.thaw().unwrap();
+    let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+    let back = render_until_swapped(&inst, 0.0, &mut src, &lm).expect("swapping again");
+    println!("daemon continued: swapping again after {back:?}");
+    assert!(
+        wait_until(Duration::from_secs(30), || threads_named("fspp-") == 0),
+        "the plug-in's trainer and probe threads end"
+    );
+    assert_eq!(trainer_life.late_calls(), Vec::<String>::new());
+    inst.set_int("deadlineMs", 60_000).unwrap();
+
     // Daemon killed: the source passes through, a persistent message says why, the host lives.
     d.kill9().unwrap();
     let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
-    let mut dst = empty_like(&src);
+    let mut dst = src.blank_like();
     assert_eq!(inst.render(1.0, &mut src, &mut dst), 0);
     assert!(same_pixels(&src, &dst), "the source passes through");
     let msg = inst.persistent_message().unwrap_or_default();
     println!("daemon down: {msg}");
     assert!(
-        msg.contains("not running") || msg.contains("did not answer"),
+        msg.contains("not running") || msg.contains("not responding"),
         "{msg}"
     );
 
@@ -443,7 +483,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         data: big.into_raw(),
     };
     let mut src = host_image(&big, big.width, c"OfxBitDepthByte", false);
-    let mut dst = empty_like(&src);
+    let mut dst = src.blank_like();
     let pid = d.pid().unwrap();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(60));

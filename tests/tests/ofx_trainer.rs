@@ -1,7 +1,7 @@
 //! Training from the editor in the test OFX host: frames rendered through the trainer effect in
 //! Collect A and Collect B modes become the project's facesets in a real daemon; "Train"
-//! returns at once, the job runs in the daemon, the status param reports progress, and the
-//! refresh param changes when a checkpoint lands. (Own test binary: it points the plug-in at
+//! returns at once, the job runs in the daemon, the status param reports progress at the next
+//! render, and the refresh param changes when a checkpoint lands. (Own test binary: it points the plug-in at
 //! its daemon through the environment.)
 
 use std::ffi::CStr;
@@ -37,13 +37,7 @@ fn rgba(frame: &RgbFrame, depth: &'static CStr) -> HostBuffer {
 fn render_all(inst: &Instance, frames: &[RgbFrame]) {
     for (t, f) in frames.iter().enumerate() {
         let mut src = rgba(f, c"OfxBitDepthByte");
-        let mut dst = HostBuffer {
-            data: vec![0; src.data.len()],
-            width: src.width,
-            height: src.height,
-            row_bytes: src.row_bytes,
-            depth: src.depth,
-        };
+        let mut dst = src.blank_like();
         assert_eq!(inst.render(t as f64, &mut src, &mut dst), 0, "frame {t}");
         assert_eq!(src.data, dst.data, "the trainer passes frames through");
         assert_eq!(inst.persistent_message(), None, "frame {t}");
@@ -127,6 +121,9 @@ fn collect_a_and_b_then_train_from_the_editor() {
     let start = Instant::now();
     let mut seen = Vec::new();
     loop {
+        // The status thread never sets params itself (OFX allows that only inside actions): a
+        // render, as the host playing the timeline makes, shows what it learned.
+        render_all(&inst, &clip_a[..1]);
         let status = inst.string("status").unwrap();
         if seen.last() != Some(&status) {
             println!("status: {status}");
