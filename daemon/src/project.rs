@@ -29,7 +29,7 @@ struct ProjectFile {
     last_job: Option<JobId>,
 }
 
-/// The folder of project `name` under `data`; names are effect instance ids, so anything but
+/// The folder of project `name` under `data`; names come from the editor, so anything but
 /// letters, digits, `-` and `_` (a path, `..`) is refused.
 pub fn project_dir(data: &Path, name: &str) -> Result<PathBuf, String> {
     if name.is_empty()
@@ -44,6 +44,14 @@ pub fn project_dir(data: &Path, name: &str) -> Result<PathBuf, String> {
     }
     Ok(data.join("projects").join(name))
 }
+
+/// The model folder of project `name` under `data` (what its training jobs write).
+pub fn model_dir(data: &Path, name: &str) -> Result<PathBuf, String> {
+    Ok(project_dir(data, name)?.join(MODEL_DIR))
+}
+
+/// A project's model folder name.
+const MODEL_DIR: &str = "model";
 
 fn side_dir(project: &Path, side: Side) -> PathBuf {
     project.join(match side {
@@ -145,7 +153,7 @@ pub fn train(jobs: &JobManager, project: &Path, settings: TrainSettings) -> Resu
             ));
         }
     }
-    let model = project.join("model");
+    let model = project.join(MODEL_DIR);
     std::fs::create_dir_all(&model)
         .map_err(|e| format!("cannot create {}: {e}", model.display()))?;
     let spec = JobSpec::Train(TrainJob {
@@ -167,7 +175,7 @@ pub fn status(jobs: &JobManager, project: &Path) -> Result<ProjectReport, String
         .last_job
         .and_then(|id| jobs.get(id).ok())
         .map(|r| (&r).into());
-    let model = project.join("model");
+    let model = project.join(MODEL_DIR);
     Ok(ProjectReport {
         faces_a: count_faces(&side_dir(project, Side::A)),
         faces_b: count_faces(&side_dir(project, Side::B)),

@@ -421,7 +421,12 @@ fn process_frame(
                 .transform_sealed(|px| invert_colours(px, format))?
                 .content_hash)
         }
-        FrameOp::Swap(settings) => {
+        FrameOp::Swap(mut settings) => {
+            if let Some(project) = &settings.project {
+                let dir = crate::project::model_dir(&service.data_dir, project)
+                    .map_err(|m| FrameError::Swap(format!("Faceswap++ swap: {m}")))?;
+                settings.model_dir = dir.display().to_string();
+            }
             let h = slot.verify()?;
             let px = slot.pixels_mut(&h);
             let mut swapper = service

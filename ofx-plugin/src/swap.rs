@@ -81,10 +81,20 @@ pub(crate) const SWAP_PARAMS: &[ParamDef] = &[
     ParamDef {
         name: c"model",
         label: c"Model folder",
-        hint: c"A model folder written by `faceswapd train`",
+        hint: c"A model folder written by `faceswapd train` (unused when Trainer project is set)",
         kind: ParamKind::Str {
             default: c"",
             directory: true,
+            secret: false,
+        },
+    },
+    ParamDef {
+        name: c"project",
+        label: c"Trainer project",
+        hint: c"Use the newest model that Faceswap Trainer trained in this project (letters, digits, - and _); leave empty to use the model folder",
+        kind: ParamKind::Str {
+            default: c"",
+            directory: false,
             secret: false,
         },
     },
@@ -185,8 +195,10 @@ fn swap_settings(
     bottom_up: bool,
 ) -> Res<SwapSettings> {
     let target = choice_value(&TARGETS, param_int(s, effect, c"target", time)?);
+    let project = param_string(s, effect, c"project")?.trim().to_string();
     Ok(SwapSettings {
         model_dir: param_string(s, effect, c"model")?,
+        project: (!project.is_empty()).then_some(project),
         target,
         bottom_up,
         show: match choice_value(&SHOW, param_int(s, effect, c"show", time)?) {

@@ -1,6 +1,7 @@
 //! The "Faceswap Trainer" effect: training from the editor. In Collect A / Collect B mode,
 //! every frame rendered between the in and out params is sent to the daemon as material for
-//! that side of the instance's project (the daemon finds and aligns the faces). "Train" queues
+//! that side of its project (the "project" param, shared by every instance naming it; the
+//! daemon finds and aligns the faces). "Train" queues
 //! a training job and returns at once; a status thread asks the daemon how the project goes.
 //! The thread never calls the host (OFX lets a plug-in set params only inside its actions, and
 //! an instance may be destroyed while the thread waits on the daemon): it leaves the status
@@ -40,7 +41,7 @@ fn publish(project: &str, line: StatusLine) {
 /// Inside an action: sets the status param (and the refresh param on a new checkpoint) when
 /// the project's status line changed since this instance last showed it.
 fn show_status(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
-    let project = param_string(s, effect, INSTANCE_ID_PARAM)?;
+    let project = project_name(s, effect)?;
     let latest = STATUS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -82,8 +83,31 @@ const MODEL_SIZES: [(&CStr, &str); 3] = [
 ];
 const MODEL_SIZES_LABELS: [&CStr; 3] = choice_labels(&MODEL_SIZES);
 
+/// The project a trainer instance works on: its "project" param, "default" when empty.
+/// Instances with the same project share faces and model (one collects A, another B).
+fn project_name(s: &Suites, effect: OfxImageEffectHandle) -> Res<String> {
+    let name = param_string(s, effect, c"project")?.trim().to_string();
+    Ok(if name.is_empty() {
+        DEFAULT_PROJECT.to_string()
+    } else {
+        name
+    })
+}
+
+const DEFAULT_PROJECT: &str = "default";
+
 /// The trainer's params.
 pub(crate) const TRAINER_PARAMS: &[ParamDef] = &[
+    ParamDef {
+        name: c"project",
+        label: c"Project",
+        hint: c"Trainer instances with the same project share their faces and model: collect A on one clip and B on another, then train (letters, digits, - and _)",
+        kind: ParamKind::Str {
+            default: c"default",
+            directory: false,
+            secret: false,
+        },
+    },
     ParamDef {
         name: c"collect",
         label: c"Collect",
@@ -209,7 +233,7 @@ pub(crate) fn render(
             if frame < first || frame > last {
                 return Ok(());
             }
-            let project = param_string(s, effect, INSTANCE_ID_PARAM)?;
+            let project = project_name(s, effect)?;
             let sent = with_link(s, effect, time, |link| {
                 link.collect(image, &project, side, frame as u64, bottom_up)
             })?;
@@ -276,7 +300,7 @@ fn train_settings(s: &Suites, effect: OfxImageEffectHandle, time: f64) -> Res<Tr
 /// instance goes.
 fn start_training(s: &'static Suites, effect: OfxImageEffectHandle, time: f64) -> Res<()> {
     let settings = train_settings(s, effect, time)?;
-    let project = param_string(s, effect, INSTANCE_ID_PARAM)?;
+    let project = project_name(s, effect)?;
     let deadline = deadline(s, effect, time)?;
     let inst = instance(s, effect)?;
     let mut slot = inst.poller.lock().unwrap_or_else(|p| p.into_inner());

@@ -16,8 +16,8 @@ pub const MAGIC: [u8; 4] = *b"FSPP";
 /// Version of the control protocol and slot layout; bumped on any incompatible change.
 /// v8: closed option sets are typed ([`faceswap_options`]); a name outside a set no longer
 /// reaches the daemon. v9: slot layout 2, whose content hash is a hash of row-group hashes
-/// ([`crate::slot`]).
-pub const PROTOCOL_VERSION: u32 = 9;
+/// ([`crate::slot`]). v10: `SwapSettings::project` (a trainer project's newest model).
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Who is connecting, for logs and for per-kind policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,8 +46,10 @@ pub enum SwapView {
 /// The swap effect's parameters for one frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SwapSettings {
-    /// The trained model folder.
+    /// The trained model folder (unused when `project` is set).
     pub model_dir: String,
+    /// A trainer project whose newest model to use instead of `model_dir`.
+    pub project: Option<String>,
     /// Which faces.
     pub target: SwapTarget,
     /// The slot's rows are bottom row first (OFX images with positive rowbytes).

@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     }
     let settings = SwapSettings {
         model_dir: model.display().to_string(),
+        project: None,
         target: SwapTarget::Largest,
         bottom_up: true,
         show: faceswap_protocol::SwapView::Result,

@@ -525,6 +525,7 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
     let crop = face_matrix(&lm, 32, Centering::DflFull);
     let settings = SwapSettings {
         model_dir: fx.model.display().to_string(),
+        project: None,
         target: SwapTarget::Largest,
         bottom_up: false,
         show: faceswap_protocol::SwapView::Result,
@@ -598,6 +599,7 @@ fn the_swap_effect_renders_frames_through_the_daemon() {
     // No model there: a clear refusal, the source passed through.
     let bad = SwapSettings {
         model_dir: root.path().join("nothing").display().to_string(),
+        project: None,
         ..settings
     };
     let src = vec![7u8; 64 * 64 * 4];

@@ -1,8 +1,9 @@
-//! Training from the editor in the test OFX host: frames rendered through the trainer effect in
-//! Collect A and Collect B modes become the project's facesets in a real daemon; "Train"
-//! returns at once, the job runs in the daemon, the status param reports progress at the next
-//! render, and the refresh param changes when a checkpoint lands. (Own test binary: it points the plug-in at
-//! its daemon through the environment.)
+//! Training from the editor in the test OFX host: two trainer instances, as on two clips, one
+//! in Collect A and one in Collect B, feed one project in a real daemon; "Train" returns at
+//! once, the job runs in the daemon with both sides' faces, the status param reports progress
+//! at the next render, the refresh param changes when a checkpoint lands, and the Faceswap
+//! effect set to that project swaps with its newest model. (Own test binary: it points the
+//! plug-in at its daemon through the environment.)
 
 use std::ffi::CStr;
 use std::path::PathBuf;
@@ -56,8 +57,11 @@ fn collect_a_and_b_then_train_from_the_editor() {
     // SAFETY: this binary's only test; nothing else reads the environment meanwhile.
     unsafe { std::env::set_var("FACESWAPD_SOCKET", d.socket.path()) };
     let host = OfxTestHost::load(&plugins.display().to_string()).unwrap();
+    // Two Trainer instances, as on two clips of a timeline: both in the default project.
+    let inst_a = host.create_instance(TRAINER).unwrap();
     let inst = host.create_instance(TRAINER).unwrap();
-    let project = inst.string("instanceId").unwrap();
+    let project = inst.string("project").unwrap();
+    assert_eq!(project, inst_a.string("project").unwrap());
 
     // Side A: frames 0–40 of a "clip" of the fixture stills; side B: 41 frames of the Pexels clip.
     let stills: Vec<RgbFrame> = [
@@ -82,10 +86,12 @@ fn collect_a_and_b_then_train_from_the_editor() {
     assert_eq!(clip_b.len(), 41);
 
     // In/out set with the buttons at the current frame.
-    assert_eq!(inst.press("setIn", 0.0).unwrap(), 0);
-    assert_eq!(inst.press("setOut", 40.0).unwrap(), 0);
-    inst.set_int("collect", 1).unwrap();
-    render_all(&inst, &clip_a);
+    for i in [&inst_a, &inst] {
+        assert_eq!(i.press("setIn", 0.0).unwrap(), 0);
+        assert_eq!(i.press("setOut", 40.0).unwrap(), 0);
+    }
+    inst_a.set_int("collect", 1).unwrap();
+    render_all(&inst_a, &clip_a);
     inst.set_int("collect", 2).unwrap();
     render_all(&inst, &clip_b);
     inst.set_int("collect", 0).unwrap();
@@ -153,4 +159,22 @@ fn collect_a_and_b_then_train_from_the_editor() {
         "no checkpoint in {}",
         model.display()
     );
+
+    // The Faceswap effect set to the project renders with its newest model.
+    let swap = host.create_instance("org.faceswappp.Faceswap").unwrap();
+    swap.set_string("project", &project).unwrap();
+    swap.set_int("maskMode", 4).unwrap(); // dst (landmark hull): a 6-step model's masks are weak
+    swap.set_int("deadlineMs", 60_000).unwrap();
+    let mut src = rgba(&clip_b[0], c"OfxBitDepthByte");
+    let mut dst = src.blank_like();
+    assert_eq!(swap.render(0.0, &mut src, &mut dst), 0);
+    assert_eq!(swap.persistent_message(), None);
+    let changed = src
+        .data
+        .chunks_exact(4)
+        .zip(dst.data.chunks_exact(4))
+        .filter(|(a, b)| a != b)
+        .count();
+    println!("swap effect on project {project}: {changed} pixels changed");
+    assert!(changed > 100, "the project's model swapped nothing");
 }
