@@ -40,6 +40,11 @@ pub enum CheckpointError {
     /// Not a checkpoint, a newer format, or damaged.
     #[error("checkpoint {0} is damaged or not a Faceswap++ checkpoint ({1})")]
     Invalid(PathBuf, String),
+    /// Every checkpoint of a folder is damaged: what was wrong with each.
+    #[error(
+        "{0}; no valid checkpoint is left: restore a backup of the model folder or train again"
+    )]
+    NoneValid(String),
 }
 
 /// The step recorded in a checkpoint file's header, without reading or verifying the rest
@@ -178,19 +183,20 @@ pub fn load_latest(dir: &Path) -> Result<(Option<Checkpoint>, Vec<String>), Chec
         };
         match Checkpoint::from_bytes(&bytes) {
             Ok(c) => return Ok((Some(c), warnings)),
-            Err(why) => warnings.push(
-                CheckpointError::Invalid(path, why).to_string()
-                    + "; falling back to the previous checkpoint",
-            ),
+            Err(why) => {
+                let fallback = name == CURRENT && dir.join(PREVIOUS).is_file();
+                let mut warning = CheckpointError::Invalid(path, why).to_string();
+                if fallback {
+                    warning.push_str("; falling back to the previous checkpoint");
+                }
+                warnings.push(warning);
+            }
         }
     }
     if warnings.is_empty() {
         Ok((None, warnings))
     } else {
-        Err(CheckpointError::Invalid(
-            dir.to_path_buf(),
-            warnings.join("; "),
-        ))
+        Err(CheckpointError::NoneValid(warnings.join("; ")))
     }
 }
 
@@ -277,8 +283,21 @@ mod tests {
         let (c, warnings) = load_latest(dir.path()).unwrap();
         assert_eq!(c.unwrap().step, 1);
         assert!(warnings[0].contains("damaged"), "{warnings:?}");
+        assert!(warnings[0].contains("falling back"), "{warnings:?}");
         std::fs::write(dir.path().join(PREVIOUS), b"also bad").unwrap();
         let err = load_latest(dir.path()).unwrap_err().to_string();
         assert!(err.contains("damaged"), "{err}");
+        assert!(err.contains("no valid checkpoint is left"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_current_without_a_previous_says_so_without_promising_a_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &ck(1)).unwrap();
+        assert!(!dir.path().join(PREVIOUS).exists());
+        std::fs::write(dir.path().join(CURRENT), b"half a file").unwrap();
+        let err = load_latest(dir.path()).unwrap_err().to_string();
+        assert!(!err.contains("falling back"), "{err}");
+        assert!(err.contains("restore a backup"), "{err}");
     }
 }

@@ -33,6 +33,7 @@ pub mod sampling;
 pub mod server;
 pub mod service;
 pub mod stages;
+pub mod toml_error;
 pub mod tools;
 pub mod track;
 pub mod train;

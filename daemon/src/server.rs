@@ -422,10 +422,23 @@ fn process_frame(
                 .content_hash)
         }
         FrameOp::Swap(mut settings) => {
+            // Words for the editor: these messages become the effect's persistent message.
             if let Some(project) = &settings.project {
                 let dir = crate::project::model_dir(&service.data_dir, project)
-                    .map_err(|m| FrameError::Swap(format!("Faceswap++ swap: {m}")))?;
+                    .map_err(FrameError::Swap)?;
+                if !dir.join(crate::checkpoint::CURRENT).is_file()
+                    && !dir.join(crate::checkpoint::PREVIOUS).is_file()
+                {
+                    return Err(FrameError::Swap(format!(
+                        "project {project} has no trained model yet: press Train on a Faceswap \
+                         Trainer set to project {project}"
+                    )));
+                }
                 settings.model_dir = dir.display().to_string();
+            } else if settings.model_dir.trim().is_empty() {
+                return Err(FrameError::Swap(
+                    "no model chosen: set the effect's Model folder or its Trainer project".into(),
+                ));
             }
             let h = slot.verify()?;
             let px = slot.pixels_mut(&h);
@@ -433,9 +446,7 @@ fn process_frame(
                 .swapper
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let report = swapper
-                .swap(px, &h, &settings)
-                .map_err(|m| FrameError::Swap(format!("Faceswap++ swap: {m}")))?;
+            let report = swapper.swap(px, &h, &settings).map_err(FrameError::Swap)?;
             tracing::debug!(?report, "swapped a frame");
             Ok(slot.seal()?)
         }

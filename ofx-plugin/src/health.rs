@@ -1,7 +1,8 @@
 //! Whether the daemon answers. After a call misses its deadline the link stops waiting on the
 //! daemon: renders pass the source through at once, and a thread of its own probes the daemon
 //! (a status call with a short timeout) until it answers again. A hung daemon thus costs one
-//! deadline, not one per frame.
+//! deadline, not one per frame. A probe that finds nothing listening ends the state too: the
+//! link's own path then says the daemon is not running and starts one.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,7 +54,7 @@ impl Health {
 
     fn probe_until_answered(&self, socket: &SocketPath) {
         loop {
-            if probe(socket) {
+            if probe(socket) != Probe::Silent {
                 let mut state = self.lock();
                 state.not_responding = false;
                 state.probing = false;
@@ -71,12 +72,28 @@ impl Health {
     }
 }
 
+/// What one probe found.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// The daemon answered.
+    Answered,
+    /// Nothing listens (it died): the link's own path reports it and starts a daemon.
+    Gone,
+    /// Connected, no answer in time: still hung.
+    Silent,
+}
+
 /// One status call to the daemon within [`PROBE_TIMEOUT`].
-fn probe(socket: &SocketPath) -> bool {
+fn probe(socket: &SocketPath) -> Probe {
     let answer =
         Connection::connect(socket, ClientKind::OfxPlugin, PROBE_TIMEOUT).and_then(|mut c| {
             c.set_timeout(Some(PROBE_TIMEOUT))?;
             c.call(&Request::Status)
         });
-    matches!(answer, Ok(Response::Status(_)))
+    match answer {
+        Ok(Response::Status(_)) => Probe::Answered,
+        Err(e) if e.is_timeout() => Probe::Silent,
+        // Refused or no socket file: not running. Any other answer: it is alive.
+        _ => Probe::Gone,
+    }
 }

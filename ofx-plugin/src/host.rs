@@ -556,7 +556,7 @@ pub(crate) fn set_message(s: &Suites, effect: OfxImageEffectHandle, text: Option
     };
     match text {
         Some(t) => {
-            if let (Some(f), Ok(t)) = (m.setPersistentMessage, CString::new(t)) {
+            if let (Some(f), Ok(t)) = (m.setPersistentMessage, CString::new(crate::one_line(t))) {
                 // SAFETY: "%s" with one NUL-terminated string argument.
                 unsafe {
                     f(

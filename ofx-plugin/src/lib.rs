@@ -102,17 +102,16 @@ impl DaemonLink {
         dst_stride: usize,
         op: FrameOp,
     ) -> RenderOutcome {
-        if !self.health.responding() {
-            copy_rows(src, dst, dst_stride);
-            return RenderOutcome::PassedThrough(NOT_RESPONDING.into());
-        }
-        match self.try_render(src, dst, dst_stride, op) {
-            Ok(()) => RenderOutcome::Processed,
-            Err(e) => {
-                copy_rows(src, dst, dst_stride);
-                RenderOutcome::PassedThrough(self.failed(&e))
+        let why = if !self.health.responding() {
+            NOT_RESPONDING.to_string()
+        } else {
+            match self.try_render(src, dst, dst_stride, op) {
+                Ok(()) => return RenderOutcome::Processed,
+                Err(e) => self.failed(&e),
             }
-        }
+        };
+        copy_rows(src, dst, dst_stride);
+        RenderOutcome::PassedThrough(format!("{why}; showing the source frame"))
     }
 
     /// After a failed call: drops the connection (after a timeout its stream may hold a late
@@ -235,9 +234,9 @@ impl Drop for DaemonLink {
     }
 }
 
-/// What renders say while the daemon has not answered since a missed deadline.
-const NOT_RESPONDING: &str = "Faceswap++: the daemon is not responding; showing the source frame \
-                              until it answers again";
+/// What calls say while the daemon has not answered since a missed deadline.
+const NOT_RESPONDING: &str = "Faceswap++: the daemon is not responding (it is checked in the \
+                              background)";
 
 /// The faceswapd binary to start: `$FACESWAPD_BIN`, `faceswapd` on PATH, `~/.local/bin`.
 fn daemon_binary() -> Option<std::path::PathBuf> {
@@ -297,19 +296,39 @@ pub(crate) fn copy_rows(src: &HostImage<'_>, dst: &mut [u8], dst_stride: usize) 
     }
 }
 
+/// What a failed call means to someone in an editor, in one line: what happened and what to
+/// do (every message the effects set comes from here or from the daemon's answer).
 fn describe(e: &ProtocolError, socket: &SocketPath, deadline: Duration) -> String {
-    if e.is_timeout() {
-        return format!(
-            "Faceswap++: the daemon is not responding (no answer within {} ms); showing the \
-             source frame until it answers again",
+    let text = if e.is_timeout() {
+        format!(
+            "Faceswap++: the daemon is not responding (no answer within {} ms)",
             deadline.as_millis()
-        );
-    }
-    match e {
-        ProtocolError::Disconnected | ProtocolError::Io(_) => format!(
-            "Faceswap++: the daemon is not running ({socket}); start it with `faceswapd serve` \
-             or install the service. Showing the source frame."
-        ),
-        other => format!("Faceswap++: {other}; showing the source frame"),
-    }
+        )
+    } else {
+        match e {
+            ProtocolError::Disconnected | ProtocolError::Io(_) => format!(
+                "Faceswap++: the daemon is not running and could not be started ({socket}); \
+                 install Faceswap++ again or start faceswapd"
+            ),
+            ProtocolError::Remote { message, .. } => format!("Faceswap++: {message}"),
+            ProtocolError::Unexpected(_)
+            | ProtocolError::Malformed(_)
+            | ProtocolError::BadMagic => {
+                "Faceswap++: the daemon answered in a way this plug-in does not understand; \
+                 install the same Faceswap++ release for the plug-in and the daemon"
+                    .to_string()
+            }
+            other => format!("Faceswap++: {other}"),
+        }
+    };
+    one_line(&text)
+}
+
+/// Joins the lines of a message: hosts show persistent messages and status params on one line.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

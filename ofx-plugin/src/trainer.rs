@@ -56,7 +56,7 @@ fn show_status(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
         return Ok(());
     }
     if shown.as_ref().is_none_or(|s| s.text != latest.text) {
-        set_param_string(s, effect, c"status", &latest.text)?;
+        set_param_string(s, effect, c"status", &crate::one_line(&latest.text))?;
     }
     if let Some(step) = latest.checkpoint_step
         && shown
@@ -345,7 +345,14 @@ fn poll_training(
         settings: Box::new(settings),
     }) {
         Ok(Response::JobSubmitted { id }) => id,
-        Ok(other) => return say(format!("Faceswap++: unexpected reply {other:?}"), None),
+        Ok(_) => {
+            return say(
+                "Faceswap++: the daemon answered Train in a way this plug-in does not \
+                 understand; install the same Faceswap++ release for the plug-in and the daemon"
+                    .into(),
+                None,
+            );
+        }
         Err(why) => return say(why, None),
     };
     let mut last_step = None;

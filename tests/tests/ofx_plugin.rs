@@ -534,3 +534,175 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
     }
     assert!(swapped, "the plug-in did not start the daemon");
 }
+
+const MESSAGES_TEST: &str = "every_message_the_effects_can_set_is_one_line_in_editor_words";
+
+/// A message an editor user reads: one line, from Faceswap++, no command-line syntax, no
+/// debug dump.
+fn assert_editor_words(what: &str, msg: &str) {
+    println!("{what}: {msg}");
+    assert!(msg.starts_with("Faceswap++: "), "{what}: {msg}");
+    assert!(!msg.contains('\n') && !msg.contains('\r'), "{what}: {msg}");
+    for cli in [
+        "--",
+        "`",
+        "faceswapd train",
+        "faceswapd serve",
+        "point at",
+        "{",
+        "Some(",
+    ] {
+        assert!(!msg.contains(cli), "{what}: {cli:?} in {msg}");
+    }
+    assert!(msg.len() < 400, "{what}: {} characters", msg.len());
+}
+
+#[test]
+fn every_message_the_effects_can_set_is_one_line_in_editor_words() {
+    if !in_child_process() {
+        let root = tempfile::tempdir().unwrap();
+        let socket = DaemonUnderTest::socket_under(&root.path().join("daemon"));
+        let no_daemon_bin = root.path().join("no-faceswapd");
+        let envs = [
+            ("FACESWAPD_SOCKET", socket.path().as_os_str()),
+            // No daemon to start: the "not running" message, not a restart.
+            ("FACESWAPD_BIN", no_daemon_bin.as_os_str()),
+            (ROOT_ENV, root.path().as_os_str()),
+            (PLUGINS_ENV, plugin_path().as_os_str()),
+            (MODEL_ENV, model().as_os_str()),
+        ];
+        return run_in_child_process(MESSAGES_TEST, &envs).unwrap();
+    }
+    let env_path = |name: &str| PathBuf::from(std::env::var_os(name).unwrap());
+    let (root, plugins, model) = (
+        env_path(ROOT_ENV),
+        env_path(PLUGINS_ENV),
+        env_path(MODEL_ENV),
+    );
+    share_extractor_models(&root.join("daemon")).unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let mut d = DaemonUnderTest::start(&bin, &root.join("daemon")).unwrap();
+    let host = OfxTestHost::load(&plugins.display().to_string()).unwrap();
+    let inst = host.create_instance(EFFECT).unwrap();
+    configure(&inst, &model);
+    let hopper = load_image(&test_asset("grace_hopper.jpg").unwrap()).unwrap();
+    let message = |inst: &Instance| {
+        let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+        let mut dst = src.blank_like();
+        assert_eq!(inst.render(0.0, &mut src, &mut dst), 0);
+        assert!(
+            same_pixels(&src, &dst),
+            "a failed render passes the source through"
+        );
+        inst.persistent_message().unwrap_or_default()
+    };
+
+    // Broken model folders, each a copy of the test model with one thing wrong.
+    let broken = |name: &str, damage: &dyn Fn(&Path)| {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(&model).unwrap().flatten() {
+            if f.path().is_file() {
+                std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+            }
+        }
+        damage(&dir);
+        dir
+    };
+    let ckpt = faceswapd::checkpoint::CURRENT;
+    let prev = faceswapd::checkpoint::PREVIOUS;
+    let cases: Vec<(&str, PathBuf, &str)> = vec![
+        ("no model chosen", PathBuf::new(), "no model chosen"),
+        (
+            "a folder without a model",
+            broken("empty", &|d| {
+                std::fs::remove_dir_all(d).unwrap();
+                std::fs::create_dir_all(d).unwrap();
+            }),
+            "cannot read model.toml",
+        ),
+        (
+            "a damaged model.toml",
+            broken("bad-toml", &|d| {
+                std::fs::write(d.join("model.toml"), "archi = [\"df\"\nresolution = ").unwrap()
+            }),
+            "model.toml is damaged (line",
+        ),
+        (
+            "no checkpoint yet",
+            broken("untrained", &|d| {
+                let _ = std::fs::remove_file(d.join(ckpt));
+                let _ = std::fs::remove_file(d.join(prev));
+            }),
+            "has no checkpoint yet",
+        ),
+        (
+            "a damaged checkpoint and no previous one",
+            broken("bad-checkpoint", &|d| {
+                std::fs::write(d.join(ckpt), b"not a checkpoint").unwrap();
+                let _ = std::fs::remove_file(d.join(prev));
+            }),
+            "no valid checkpoint is left",
+        ),
+    ];
+    for (what, dir, expect) in cases {
+        inst.set_string("model", &dir.display().to_string())
+            .unwrap();
+        let msg = message(&inst);
+        assert_editor_words(what, &msg);
+        assert!(msg.contains(expect), "{what}: {msg}");
+        assert!(!msg.contains("falling back"), "{what}: {msg}");
+    }
+    inst.set_string("model", "").unwrap();
+    for (what, project, expect) in [
+        (
+            "a project not trained yet",
+            "no-such-project",
+            "has no trained model yet",
+        ),
+        ("a project name with a space", "my project", "not allowed"),
+    ] {
+        inst.set_string("project", project).unwrap();
+        let msg = message(&inst);
+        assert_editor_words(what, &msg);
+        assert!(msg.contains(expect), "{what}: {msg}");
+    }
+    configure(&inst, &model);
+    inst.set_string("project", "").unwrap();
+
+    // A Trainer's status line when Train finds no faces: shown at its next render.
+    let trainer = host.create_instance(TRAINER).unwrap();
+    trainer.set_string("project", "nothing-collected").unwrap();
+    assert_eq!(trainer.press("train", 0.0).unwrap(), 0);
+    let status = || {
+        let mut src = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+        let mut dst = src.blank_like();
+        assert_eq!(trainer.render(0.0, &mut src, &mut dst), 0);
+        trainer.string("status").unwrap()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || status().contains("no faces")),
+        "{}",
+        status()
+    );
+    assert_editor_words("Train with nothing collected", &status());
+
+    // The daemon hung, then gone.
+    inst.set_int("deadlineMs", 500).unwrap();
+    d.freeze().unwrap();
+    for what in ["a hung daemon, first frame", "a hung daemon, next frame"] {
+        let msg = message(&inst);
+        assert_editor_words(what, &msg);
+        assert!(msg.contains("not responding"), "{what}: {msg}");
+    }
+    d.thaw().unwrap();
+    d.kill9().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            message(&inst).contains("not running")
+        }),
+        "{}",
+        message(&inst)
+    );
+    assert_editor_words("no daemon", &message(&inst));
+}

@@ -34,18 +34,20 @@ impl ModelPredictor {
         let path = model_dir.join(MODEL_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             fail(format!(
-                "cannot read {MODEL_FILE} ({e}); point --model at a folder written by `faceswapd train`"
+                "cannot read {MODEL_FILE} ({e}): choose a model folder that Faceswap++ training wrote"
             ))
         })?;
-        let file: ModelFile =
-            toml::from_str(&text).map_err(|e| fail(format!("{MODEL_FILE} is damaged ({e})")))?;
+        let file: ModelFile = toml::from_str(&text).map_err(|e| {
+            fail(format!(
+                "{MODEL_FILE} is damaged ({}): restore it from a backup or train again",
+                crate::toml_error::one_line(&text, &e)
+            ))
+        })?;
         let opts = file.options().map_err(fail)?;
         let centering = file.centering().map_err(ConvertError::Settings)?;
         let (latest, _warnings) =
             checkpoint::load_latest(model_dir).map_err(|e| fail(format!("{e}")))?;
-        let ck = latest.ok_or_else(|| {
-            fail("has no checkpoint yet; train it first (`faceswapd train`)".into())
-        })?;
+        let ck = latest.ok_or_else(|| fail("has no checkpoint yet: train it first".into()))?;
         let device = compute
             .device()
             .ok_or_else(|| fail(format!("the {compute} backend is not built in")))?;
