@@ -239,6 +239,33 @@ fn configure(inst: &Instance, model: &Path) {
     inst.set_int("deadlineMs", 60_000).unwrap();
 }
 
+/// Parent side: runs test `name` alone in its own process, whose environment points the
+/// plug-in at a daemon in a new temp folder and at `daemon_bin` there as what it may start.
+fn run_alone(name: &str, daemon_bin: &str) {
+    let root = tempfile::tempdir().unwrap();
+    let socket = DaemonUnderTest::socket_under(&root.path().join("daemon"));
+    let bin = root.path().join(daemon_bin);
+    let envs = [
+        ("FACESWAPD_SOCKET", socket.path().as_os_str()),
+        ("FACESWAPD_BIN", bin.as_os_str()),
+        (ROOT_ENV, root.path().as_os_str()),
+        (PLUGINS_ENV, plugin_path().as_os_str()),
+        (MODEL_ENV, model().as_os_str()),
+    ];
+    run_in_child_process(name, &envs).unwrap();
+}
+
+/// Child side: the temp folder, plug-in folder and model its parent made, and a daemon
+/// started in the temp folder.
+fn start_alone() -> (PathBuf, PathBuf, PathBuf, DaemonUnderTest) {
+    let env_path = |name: &str| PathBuf::from(std::env::var_os(name).unwrap());
+    let root = env_path(ROOT_ENV);
+    share_extractor_models(&root.join("daemon")).unwrap();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
+    let d = DaemonUnderTest::start(&bin, &root.join("daemon")).unwrap();
+    (root, env_path(PLUGINS_ENV), env_path(MODEL_ENV), d)
+}
+
 const RENDER_TEST: &str =
     "rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_on_four_threads";
 
@@ -248,28 +275,9 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
     // FACESWAPD_BIN: this test runs in its own process, which starts with them set, so no
     // sibling test races a changing environment.
     if !in_child_process() {
-        let root = tempfile::tempdir().unwrap();
-        let daemon_root = root.path().join("daemon");
-        let socket = DaemonUnderTest::socket_under(&daemon_root);
-        let wrapper = root.path().join(WRAPPER);
-        let envs = [
-            ("FACESWAPD_SOCKET", socket.path().as_os_str()),
-            ("FACESWAPD_BIN", wrapper.as_os_str()),
-            (ROOT_ENV, root.path().as_os_str()),
-            (PLUGINS_ENV, plugin_path().as_os_str()),
-            (MODEL_ENV, model().as_os_str()),
-        ];
-        return run_in_child_process(RENDER_TEST, &envs).unwrap();
+        return run_alone(RENDER_TEST, WRAPPER);
     }
-    let env_path = |name: &str| PathBuf::from(std::env::var_os(name).unwrap());
-    let (root, plugins, model) = (
-        env_path(ROOT_ENV),
-        env_path(PLUGINS_ENV),
-        env_path(MODEL_ENV),
-    );
-    share_extractor_models(&root.join("daemon")).unwrap();
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
-    let mut d = DaemonUnderTest::start(&bin, &root.join("daemon")).unwrap();
+    let (root, plugins, model, mut d) = start_alone();
     assert_eq!(
         std::env::var_os("FACESWAPD_SOCKET").as_deref(),
         Some(d.socket.path().as_os_str())
@@ -518,7 +526,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
         format!(
             "#!/bin/sh\nexec env {} '{}' \"$@\"\n",
             envs.join(" "),
-            bin.display()
+            env!("CARGO_BIN_EXE_faceswapd-under-test")
         ),
     )
     .unwrap();
@@ -560,28 +568,10 @@ fn assert_editor_words(what: &str, msg: &str) {
 #[test]
 fn every_message_the_effects_can_set_is_one_line_in_editor_words() {
     if !in_child_process() {
-        let root = tempfile::tempdir().unwrap();
-        let socket = DaemonUnderTest::socket_under(&root.path().join("daemon"));
-        let no_daemon_bin = root.path().join("no-faceswapd");
-        let envs = [
-            ("FACESWAPD_SOCKET", socket.path().as_os_str()),
-            // No daemon to start: the "not running" message, not a restart.
-            ("FACESWAPD_BIN", no_daemon_bin.as_os_str()),
-            (ROOT_ENV, root.path().as_os_str()),
-            (PLUGINS_ENV, plugin_path().as_os_str()),
-            (MODEL_ENV, model().as_os_str()),
-        ];
-        return run_in_child_process(MESSAGES_TEST, &envs).unwrap();
+        // No daemon to start: the "not running" message, not a restart.
+        return run_alone(MESSAGES_TEST, "no-faceswapd");
     }
-    let env_path = |name: &str| PathBuf::from(std::env::var_os(name).unwrap());
-    let (root, plugins, model) = (
-        env_path(ROOT_ENV),
-        env_path(PLUGINS_ENV),
-        env_path(MODEL_ENV),
-    );
-    share_extractor_models(&root.join("daemon")).unwrap();
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faceswapd-under-test"));
-    let mut d = DaemonUnderTest::start(&bin, &root.join("daemon")).unwrap();
+    let (root, plugins, model, mut d) = start_alone();
     let host = OfxTestHost::load(&plugins.display().to_string()).unwrap();
     let inst = host.create_instance(EFFECT).unwrap();
     configure(&inst, &model);
