@@ -505,6 +505,10 @@ pub(crate) fn clip_image(
     let mut img = null_mut();
     // SAFETY: a clip handle from the host; a null region asks for the whole image.
     ok(unsafe { get_image(clip, time, null(), &mut img) })?;
+    // Resolve answers OK with no image for a clip that is not connected.
+    if img.is_null() {
+        return Err(kOfxStatFailed);
+    }
     Ok(img)
 }
 

@@ -288,8 +288,15 @@ fn describe_in_context(s: &Suites, effect: OfxImageEffectHandle, kind: Kind) -> 
                 set_int(s, p, kOfxParamPropEvaluateOnChange, 0, 0)?;
             }
             ParamKind::Hidden => {
-                // Bumped when a new checkpoint lands: a changed value makes the host re-render.
+                // Set to the newest checkpoint's step: a changed value makes the host re-render.
                 set_double(s, p, kOfxParamPropDefault, 0, 0.0)?;
+                // Resolve clamps doubles without ranges to (-1, 1): steps would stick at 1.
+                for name in [kOfxParamPropMin, kOfxParamPropDisplayMin] {
+                    set_double(s, p, name, 0, 0.0)?;
+                }
+                for name in [kOfxParamPropMax, kOfxParamPropDisplayMax] {
+                    set_double(s, p, name, 0, 1e15)?;
+                }
                 set_int(s, p, kOfxParamPropSecret, 0, 1)?;
                 set_int(s, p, kOfxParamPropAnimates, 0, 0)?;
             }

@@ -353,13 +353,46 @@ pub extern "C" fn fsh_param_set(
     };
     p.life.note(|| format!("paramSetValue {}", p.name));
     let v = match kind_code(&p.kind) {
-        0 => Value::Int(i),
-        1 => Value::Double(d),
+        0 => Value::Int(resolve_clamp_int(p, i)),
+        1 => Value::Double(resolve_clamp_double(p, d)),
         2 => Value::Str(CString::new(cstr(s)).unwrap_or_default()),
         _ => return kOfxStatErrBadHandle,
     };
     *p.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
     kOfxStatOK
+}
+
+/// As Resolve does: an integer param without both a range and a display range holds 0.
+fn resolve_clamp_int(p: &Param, v: c_int) -> c_int {
+    if p.kind != "OfxParamTypeInteger" {
+        return v;
+    }
+    let bound = |name: &str| match p.props.get(name, 0) {
+        Some(Value::Int(b)) => Some(b),
+        _ => None,
+    };
+    match (
+        bound("OfxParamPropMin").zip(bound("OfxParamPropDisplayMin")),
+        bound("OfxParamPropMax").zip(bound("OfxParamPropDisplayMax")),
+    ) {
+        (Some((lo, _)), Some((hi, _))) => v.clamp(lo, hi.max(lo)),
+        _ => 0,
+    }
+}
+
+/// As Resolve does: a double param without a display range is clamped to (-1, 1).
+fn resolve_clamp_double(p: &Param, v: f64) -> f64 {
+    let bound = |name: &str| match p.props.get(name, 0) {
+        Some(Value::Double(b)) => Some(b),
+        _ => None,
+    };
+    match (
+        bound("OfxParamPropDisplayMin"),
+        bound("OfxParamPropDisplayMax"),
+    ) {
+        (Some(lo), Some(hi)) => v.clamp(lo, hi.max(lo)),
+        _ => v.clamp(-1.0, 1.0),
+    }
 }
 
 // --- property suite ---
@@ -616,7 +649,12 @@ unsafe extern "C" fn clip_get_image(
             unsafe { *out = img.handle() };
             kOfxStatOK
         }
-        None => kOfxStatFailed,
+        None => {
+            // As Resolve does for a clip that is not connected: OK, and no image.
+            // SAFETY: the plug-in's out-pointer.
+            unsafe { *out = null_mut() };
+            kOfxStatOK
+        }
     }
 }
 unsafe extern "C" fn clip_release_image(_img: OfxPropertySetHandle) -> OfxStatus {
@@ -1377,18 +1415,34 @@ impl Instance<'_> {
 
     /// Renders frame `time`: `src` goes into the Source clip, the result into `dst`.
     pub fn render(&self, time: f64, src: &mut HostBuffer, dst: &mut HostBuffer) -> OfxStatus {
+        self.render_with(time, Some(src), dst)
+    }
+
+    /// A render with nothing connected to the source clip: as in Resolve, fetching its image
+    /// succeeds with no image.
+    pub fn render_unconnected(&self, time: f64, dst: &mut HostBuffer) -> OfxStatus {
+        self.render_with(time, None, dst)
+    }
+
+    fn render_with(
+        &self,
+        time: f64,
+        src: Option<&mut HostBuffer>,
+        dst: &mut HostBuffer,
+    ) -> OfxStatus {
         // Clips hold one image per instance: renders of one instance take turns; separate
         // instances render at once.
         let _one = self.render_lock.lock().unwrap_or_else(|p| p.into_inner());
         {
             let clips = self.effect.clips.lock().unwrap_or_else(|e| e.into_inner());
+            let mut src_props = src.map(|s| s.image_props());
             for c in clips.iter() {
                 let img = if c.name == "Source" {
-                    src.image_props()
+                    src_props.take()
                 } else {
-                    dst.image_props()
+                    Some(dst.image_props())
                 };
-                *c.image.lock().unwrap_or_else(|e| e.into_inner()) = Some(img);
+                *c.image.lock().unwrap_or_else(|e| e.into_inner()) = img;
             }
         }
         // The order a host runs: clip preferences, is-identity, then a one-frame sequence.

@@ -660,6 +660,10 @@ fn every_message_the_effects_can_set_is_one_line_in_editor_words() {
     configure(&inst, &model);
     inst.set_string("project", "").unwrap();
 
+    // Nothing connected to the source (Resolve hands back no image): a failed render, no crash.
+    let mut out = host_image(&hopper, hopper.width, c"OfxBitDepthByte", false);
+    assert_ne!(inst.render_unconnected(0.0, &mut out), 0);
+
     // A Trainer's status line when Train finds no faces: shown at its next render.
     let trainer = host.create_instance(TRAINER).unwrap();
     trainer.set_string("project", "nothing-collected").unwrap();

@@ -138,6 +138,8 @@ fn collect_a_and_b_then_train_from_the_editor() {
         let refresh = inst.double("refresh").unwrap();
         if status.contains(" done") && refresh > 0.0 {
             println!("refresh param: {refresh}");
+            // The newest checkpoint's step, not clamped as Resolve clamps doubles without ranges.
+            assert_eq!(refresh, 6.0);
             break;
         }
         assert!(
