@@ -44,10 +44,18 @@ impl DaemonUnderTest {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let mut cmd = self.command();
+        // Into a file, not a pipe: a pipe nobody reads fills after some 64 KiB of debug log
+        // and the daemon then blocks on its next log line.
+        std::fs::create_dir_all(&self.root)?;
+        let stderr_path = self.root.join("faceswapd.stderr");
+        let stderr = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)?;
         cmd.arg("serve")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(stderr);
         let mut child = cmd.spawn().context("starting faceswapd")?;
         let start = Instant::now();
         loop {
@@ -55,10 +63,7 @@ impl DaemonUnderTest {
                 break;
             }
             if let Some(status) = child.try_wait()? {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
+                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
                 bail!("faceswapd exited early ({status}): {err}");
             }
             if start.elapsed() > Duration::from_secs(30) {

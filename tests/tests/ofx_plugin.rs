@@ -700,3 +700,109 @@ fn every_message_the_effects_can_set_is_one_line_in_editor_words() {
     );
     assert_editor_words("no daemon", &message(&inst));
 }
+
+const SOAK_TEST: &str = "a_long_run_through_the_plugin_leaks_no_memory_slots_or_threads";
+/// Frames of the soak in the suite: each is a whole swap in the debug daemon (about 75 ms on
+/// the 2-core VM). `FSPP_SOAK_FRAMES=10000` runs issue 25's full soak (figures in
+/// BENCHMARKS.md).
+const SOAK_FRAMES: usize = 1_000;
+const SOAK_WARM_UP: usize = 300;
+
+/// Resident memory of process `pid` in KiB (`VmRSS` in /proc).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Threads of process `pid` (/proc/<pid>/task).
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_long_run_through_the_plugin_leaks_no_memory_slots_or_threads() {
+    if !in_child_process() {
+        return run_alone(SOAK_TEST, "no-faceswapd");
+    }
+    let (root, plugins, _, d) = start_alone();
+    let model = faceswap_tests::tiny_photo_model(&root.join("model64"), 64, 32, 8).unwrap();
+    let host = OfxTestHost::load(&plugins.display().to_string()).unwrap();
+    let inst = host.create_instance(EFFECT).unwrap();
+    configure(&inst, &model);
+    // A small frame with one face: the photo at a quarter size.
+    let photo = load_image(&test_asset("grace_hopper.jpg").unwrap()).unwrap();
+    let img = image::RgbImage::from_raw(photo.width, photo.height, photo.data).unwrap();
+    let small = image::imageops::resize(
+        &img,
+        photo.width / 4,
+        photo.height / 4,
+        image::imageops::FilterType::Triangle,
+    );
+    let frame = RgbFrame {
+        width: small.width(),
+        height: small.height(),
+        data: small.into_raw(),
+    };
+    let mut src = host_image(&frame, frame.width, c"OfxBitDepthByte", false);
+    let mut dst = src.blank_like();
+    let daemon = d.pid().unwrap();
+    let me = std::process::id();
+    let slot_dir = d.socket.slot_dir().unwrap();
+    let slots = || std::fs::read_dir(&slot_dir).unwrap().count();
+    let frames = std::env::var("FSPP_SOAK_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SOAK_FRAMES)
+        .max(SOAK_WARM_UP + 1);
+    let start = Instant::now();
+    let mut warm = None;
+    for i in 0..frames {
+        assert_eq!(inst.render(i as f64, &mut src, &mut dst), 0, "frame {i}");
+        assert_eq!(inst.persistent_message(), None, "frame {i}");
+        if i + 1 == SOAK_WARM_UP {
+            assert!(!same_pixels(&src, &dst), "the face is swapped");
+            warm = Some((
+                rss_kib(daemon),
+                rss_kib(me),
+                thread_count(daemon),
+                thread_count(me),
+                slots(),
+            ));
+            println!(
+                "warm after {SOAK_WARM_UP} frames in {:?}: {:?}",
+                start.elapsed(),
+                warm
+            );
+        }
+    }
+    let end = (
+        rss_kib(daemon),
+        rss_kib(me),
+        thread_count(daemon),
+        thread_count(me),
+        slots(),
+    );
+    let (d0, h0, dt0, ht0, s0) = warm.unwrap();
+    let (d1, h1, dt1, ht1, s1) = end;
+    println!(
+        "{frames} frames in {:?}; daemon RSS {d0} -> {d1} KiB ({:+.2} %), host RSS {h0} -> {h1} KiB ({:+.2} %), threads daemon {dt0} -> {dt1}, host {ht0} -> {ht1}, slots {s0} -> {s1}",
+        start.elapsed(),
+        (d1 as f64 / d0 as f64 - 1.0) * 100.0,
+        (h1 as f64 / h0 as f64 - 1.0) * 100.0,
+    );
+    assert!(
+        d1 as f64 <= d0 as f64 * 1.05,
+        "daemon RSS grew {d0} -> {d1} KiB"
+    );
+    assert!(
+        h1 as f64 <= h0 as f64 * 1.05,
+        "host RSS grew {h0} -> {h1} KiB"
+    );
+    assert_eq!((dt1, ht1, s1), (dt0, ht0, s0), "threads or slots leaked");
+}
