@@ -291,7 +291,7 @@ pub(crate) struct Instance {
     /// The trainer's status poller, told to stop when the instance goes.
     pub(crate) poller: Mutex<Option<Poller>>,
     /// The trainer's status line and checkpoint step as last set on this instance's params.
-    pub(crate) shown: Mutex<Option<crate::trainer::StatusLine>>,
+    pub(crate) shown: Mutex<Option<crate::status::StatusLine>>,
 }
 
 pub(crate) fn param(s: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> Res<OfxParamHandle> {

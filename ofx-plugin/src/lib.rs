@@ -10,6 +10,7 @@ pub mod background;
 mod health;
 mod host;
 pub mod ofx;
+mod status;
 mod swap;
 mod trainer;
 

@@ -9,9 +9,8 @@
 //! hidden refresh param to the newest checkpoint's step, so the host re-renders. Buttons never
 //! fetch images (that deadlocks Resolve/Fusion).
 
-use std::collections::HashMap;
 use std::ffi::{CStr, c_int};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use faceswap_protocol::{ProjectReport, Request, Response, Side, SocketPath, TrainSettings};
@@ -20,23 +19,8 @@ use openfx::sys::image_effect_v1::image_effect::*;
 
 use crate::background::{self, StopSignal};
 use crate::host::*;
+use crate::status::{STATUS, StatusLine, publish};
 use crate::{DaemonLink, copy_rows};
-
-/// What the status thread last learned about a project, for its instances to show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StatusLine {
-    text: String,
-    checkpoint_step: Option<u64>,
-}
-
-/// Status lines by project, written by status threads and read inside actions.
-static STATUS: Mutex<Option<HashMap<String, StatusLine>>> = Mutex::new(None);
-
-fn publish(project: &str, line: StatusLine) {
-    let mut map = STATUS.lock().unwrap_or_else(|p| p.into_inner());
-    map.get_or_insert_with(HashMap::new)
-        .insert(project.to_string(), line);
-}
 
 /// Inside an action: sets the status param (and the refresh param on a new checkpoint) when
 /// the project's status line changed since this instance last showed it.
@@ -219,7 +203,8 @@ pub(crate) fn render(
         in_args,
         |image, dst, dst_stride, bottom_up, time| {
             copy_rows(image, dst, dst_stride);
-            show_status(s, effect)?;
+            // Best effort: a host that refuses param changes here still gets its frame.
+            let _ = show_status(s, effect);
             let side = match choice_value(&COLLECT, param_int(s, effect, c"collect", time)?) {
                 "a" => Side::A,
                 "b" => Side::B,
@@ -254,7 +239,8 @@ pub(crate) fn instance_changed(
 ) -> Res<()> {
     let name = get_str(s, in_args, kOfxPropName)?;
     let time = get_double(s, in_args, kOfxPropTime).unwrap_or(0.0);
-    show_status(s, effect)?;
+    // Best effort: a failed status update must not stop the button's own work.
+    let _ = show_status(s, effect);
     match name.as_str() {
         "setIn" => set_param_int(s, effect, c"in", time.round() as c_int),
         "setOut" => set_param_int(s, effect, c"out", time.round() as c_int),
