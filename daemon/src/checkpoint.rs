@@ -170,6 +170,11 @@ pub fn backup(dir: &Path, step: u64, keep: usize) -> Result<(), CheckpointError>
     Ok(())
 }
 
+/// Whether `dir` holds a checkpoint file (current or previous), valid or not.
+pub fn has_any(dir: &Path) -> bool {
+    dir.join(CURRENT).is_file() || dir.join(PREVIOUS).is_file()
+}
+
 /// The newest valid checkpoint in `dir`: the current one, else the previous one (a warning
 /// names what was wrong with the current). `Ok(None)` when there is none at all.
 pub fn load_latest(dir: &Path) -> Result<(Option<Checkpoint>, Vec<String>), CheckpointError> {

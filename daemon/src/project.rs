@@ -126,7 +126,9 @@ fn read_file(project: &Path) -> Result<ProjectFile, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectFile::default()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let why = match text.and_then(|t| toml::from_str(&t).map_err(|e| e.to_string())) {
+    let why = match text
+        .and_then(|t| toml::from_str(&t).map_err(|e| crate::toml_error::one_line(&t, &e)))
+    {
         Ok(file) => return Ok(file),
         Err(why) => why,
     };
@@ -136,7 +138,7 @@ fn read_file(project: &Path) -> Result<ProjectFile, String> {
     };
     Err(format!(
         "the project record {} is damaged ({}); {kept}. The collected faces and the model are \
-         untouched; press Train again to link a new training job (`faceswapd jobs list` shows \
+         untouched; press Train again to link a new training job (the daemon's job list keeps \
          the earlier ones)",
         path.display(),
         why.trim()

@@ -426,14 +426,6 @@ fn process_frame(
             if let Some(project) = &settings.project {
                 let dir = crate::project::model_dir(&service.data_dir, project)
                     .map_err(FrameError::Swap)?;
-                if !dir.join(crate::checkpoint::CURRENT).is_file()
-                    && !dir.join(crate::checkpoint::PREVIOUS).is_file()
-                {
-                    return Err(FrameError::Swap(format!(
-                        "project {project} has no trained model yet: press Train on a Faceswap \
-                         Trainer set to project {project}"
-                    )));
-                }
                 settings.model_dir = dir.display().to_string();
             } else if settings.model_dir.trim().is_empty() {
                 return Err(FrameError::Swap(
@@ -446,7 +438,20 @@ fn process_frame(
                 .swapper
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let report = swapper.swap(px, &h, &settings).map_err(FrameError::Swap)?;
+            let report = swapper.swap(px, &h, &settings).map_err(|why| {
+                // Only on failure: a project whose model has no checkpoint is not trained yet.
+                match &settings.project {
+                    Some(project)
+                        if !crate::checkpoint::has_any(Path::new(&settings.model_dir)) =>
+                    {
+                        FrameError::Swap(format!(
+                            "project {project} has no trained model yet: press Train on a \
+                             Faceswap Trainer set to project {project}"
+                        ))
+                    }
+                    _ => FrameError::Swap(why),
+                }
+            })?;
             tracing::debug!(?report, "swapped a frame");
             Ok(slot.seal()?)
         }

@@ -22,12 +22,6 @@ pub(crate) fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> bool {
     true
 }
 
-/// Plug-in threads still running (tests, and the decision to pin at Unload).
-pub fn running_threads() -> usize {
-    let threads = THREADS.lock().unwrap_or_else(|p| p.into_inner());
-    threads.iter().filter(|t| !t.is_finished()).count()
-}
-
 /// At Unload: joins the threads that ended; pins the library if any still runs.
 pub(crate) fn settle_at_unload() {
     let mut threads = THREADS.lock().unwrap_or_else(|p| p.into_inner());

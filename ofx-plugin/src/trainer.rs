@@ -26,19 +26,16 @@ use crate::{DaemonLink, copy_rows};
 /// the project's status line changed since this instance last showed it.
 fn show_status(s: &Suites, effect: OfxImageEffectHandle) -> Res<()> {
     let project = project_name(s, effect)?;
-    let latest = STATUS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&project).cloned());
-    let Some(latest) = latest else {
-        return Ok(());
-    };
     let inst = instance(s, effect)?;
     let mut shown = inst.shown.lock().unwrap_or_else(|p| p.into_inner());
-    if shown.as_ref() == Some(&latest) {
-        return Ok(());
-    }
+    // Per frame: compared in place, copied only when it changed.
+    let latest = {
+        let map = STATUS.lock().unwrap_or_else(|p| p.into_inner());
+        match map.as_ref().and_then(|m| m.get(&project)) {
+            Some(latest) if shown.as_ref() != Some(latest) => latest.clone(),
+            _ => return Ok(()),
+        }
+    };
     if shown.as_ref().is_none_or(|s| s.text != latest.text) {
         set_param_string(s, effect, c"status", &crate::one_line(&latest.text))?;
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::ProtocolError;
-use crate::stream_copy::{STREAMING_MIN_FRAME, copy_streaming, fence};
+use crate::stream_copy::{copy_for, fence};
 
 /// Bytes before the pixels.
 pub const HEADER_LEN: usize = 64;
@@ -37,6 +37,11 @@ const COPY_PIECE: usize = 64 * 1024;
 /// at least one.
 pub fn rows_per_hash_chunk(stride: usize) -> usize {
     (HASH_CHUNK / stride.max(1)).max(1)
+}
+
+/// Bytes per hashed row group for rows `stride` bytes apart.
+fn hash_group_len(stride: usize) -> usize {
+    rows_per_hash_chunk(stride) * stride.max(1)
 }
 
 /// Pixel layouts an OFX host hands us (always RGBA; components per the host's bit depth).
@@ -108,7 +113,7 @@ impl SlotHeader {
 /// hashed on all cores.
 pub fn content_hash(bytes: &[u8], stride: usize) -> u64 {
     let digests: Vec<u64> = bytes
-        .par_chunks(rows_per_hash_chunk(stride) * stride.max(1))
+        .par_chunks(hash_group_len(stride))
         .map(xxh3_64)
         .collect();
     combine_digests(&digests)
@@ -284,14 +289,10 @@ impl FrameSlot {
         // Hash each piece of the source right after copying it, while it is in cache: a separate
         // hashing pass re-reads the whole frame from memory (1.88x -> see BENCHMARKS.md). One
         // core: this side runs on the editor's render thread.
-        let copy: fn(&mut [u8], &[u8]) = if dst.len() >= STREAMING_MIN_FRAME {
-            copy_streaming
-        } else {
-            <[u8]>::copy_from_slice
-        };
-        let rows = rows_per_hash_chunk(row);
-        let mut digests = Vec::with_capacity(dst.len().div_ceil((rows * row).max(1)));
-        for (g, group) in dst.chunks_mut((rows * row).max(1)).enumerate() {
+        let copy = copy_for(dst.len());
+        let (rows, group_len) = (rows_per_hash_chunk(row), hash_group_len(row));
+        let mut digests = Vec::with_capacity(dst.len().div_ceil(group_len));
+        for (g, group) in dst.chunks_mut(group_len).enumerate() {
             let first = g * rows * src_stride;
             let mut hasher = Xxh3::new();
             if src_stride == row {
@@ -338,8 +339,8 @@ impl FrameSlot {
     ) -> Result<SlotHeader, ProtocolError> {
         let mut h = self.header()?;
         let row = h.width as usize * h.format.bytes_per_pixel();
-        let stride = (h.stride as usize).max(1);
-        let group_len = rows_per_hash_chunk(stride) * stride;
+        let stride = h.stride as usize;
+        let group_len = hash_group_len(stride);
         let px = self.pixels_mut(&h);
         let (read, written): (Vec<u64>, Vec<u64>) = px
             .par_chunks_mut(group_len)
@@ -443,11 +444,7 @@ impl FrameSlot {
             ));
         }
         let src = self.pixels(&h);
-        let copy: fn(&mut [u8], &[u8]) = if src.len() >= STREAMING_MIN_FRAME {
-            copy_streaming
-        } else {
-            <[u8]>::copy_from_slice
-        };
+        let copy = copy_for(src.len());
         if dst_stride == row && h.stride as usize == row {
             copy(&mut dst[..src.len()], src);
         } else {
@@ -492,6 +489,7 @@ impl Drop for FrameSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream_copy::STREAMING_MIN_FRAME;
 
     #[test]
     fn create_write_open_verify_and_modify() {

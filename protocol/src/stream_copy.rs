@@ -10,6 +10,16 @@
 /// cache shares, so the reader (the daemon) would fetch them from memory anyway.
 pub const STREAMING_MIN_FRAME: usize = 16 * 1024 * 1024;
 
+/// The copy for a frame of `frame_len` bytes: streaming at [`STREAMING_MIN_FRAME`] and above,
+/// plain below (a small frame stays in cache for its reader).
+pub fn copy_for(frame_len: usize) -> fn(&mut [u8], &[u8]) {
+    if frame_len >= STREAMING_MIN_FRAME {
+        copy_streaming
+    } else {
+        <[u8]>::copy_from_slice
+    }
+}
+
 /// Copies `src` into `dst` (same length) with streaming stores where the CPU has them. Call
 /// [`fence`] once after the last streaming copy, before another process may read `dst`.
 pub fn copy_streaming(dst: &mut [u8], src: &[u8]) {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use faceswap_models::ComputeDevice;
 use faceswap_protocol::{ConvertSettings, PixelFormat, SlotHeader, SwapSettings, SwapTarget};
-use faceswap_tests::ofx_host::{HostBuffer, OfxTestHost};
-use faceswap_tests::{DaemonUnderTest, share_extractor_models, test_asset};
+use faceswap_tests::ofx_host::HostBuffer;
+use faceswap_tests::test_asset;
 use faceswapd::media::{MediaError, decode_video};
 use faceswapd::merge::render::FrameSwapper;
 
@@ -89,14 +89,9 @@ fn main() -> anyhow::Result<()> {
     }
 
     // The editor path: bundle (release), daemon, host, plug-in.
-    let plugins = root.path().join("plugins");
-    faceswap_tests::bundle_plugin(&plugins, true)?;
-    let daemon_root = root.path().join("daemon");
-    share_extractor_models(&daemon_root)?;
-    let d = DaemonUnderTest::start(&PathBuf::from(BIN), &daemon_root)?;
-    // SAFETY: single-threaded here; the plug-in reads it when it first renders.
-    unsafe { std::env::set_var("FACESWAPD_SOCKET", d.socket.path()) };
-    let host = OfxTestHost::load(&plugins.display().to_string())?;
+    // SAFETY: single-threaded here; the plug-in reads the socket when it first connects.
+    let (_daemon, host) =
+        unsafe { faceswap_tests::start_release_editor(root.path(), &PathBuf::from(BIN)) }?;
     let inst = host.create_instance("org.faceswappp.Faceswap")?;
     inst.set_string("model", &model.display().to_string())?;
     inst.set_int("deadlineMs", 120_000)?;

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use faceswap_tests::ofx_host::{HostBuffer, Instance, OfxTestHost};
-use faceswap_tests::{DaemonUnderTest, share_extractor_models, test_asset};
+use faceswap_tests::ofx_host::{HostBuffer, Instance};
+use faceswap_tests::test_asset;
 use faceswapd::sampling::load_image;
 
 const BIN: &str = env!("CARGO_BIN_EXE_faceswapd-under-test");
@@ -47,14 +47,9 @@ fn main() -> anyhow::Result<()> {
         depth: c"OfxBitDepthByte",
     };
 
-    let plugins = root.path().join("plugins");
-    faceswap_tests::bundle_plugin(&plugins, true)?;
-    let daemon_root = root.path().join("daemon");
-    share_extractor_models(&daemon_root)?;
-    let d = DaemonUnderTest::start(&PathBuf::from(BIN), &daemon_root)?;
-    // SAFETY: single-threaded here; the plug-in reads it when it first connects.
-    unsafe { std::env::set_var("FACESWAPD_SOCKET", d.socket.path()) };
-    let host = OfxTestHost::load(&plugins.display().to_string())?;
+    // SAFETY: single-threaded here; the plug-in reads the socket when it first connects.
+    let (d, host) =
+        unsafe { faceswap_tests::start_release_editor(root.path(), &PathBuf::from(BIN)) }?;
     let inst = host.create_instance("org.faceswappp.Faceswap")?;
     inst.set_string("model", &model.display().to_string())?;
     inst.set_int("maskMode", 4)?;
@@ -84,14 +79,10 @@ fn main() -> anyhow::Result<()> {
         }
         d.thaw()?;
         let t = Instant::now();
-        while !render(&inst, &mut src).1 {
-            anyhow::ensure!(
-                t.elapsed() < Duration::from_secs(60),
-                "no swap after SIGCONT"
-            );
-            // A host playing at 25 fps.
-            std::thread::sleep(Duration::from_millis(40));
-        }
+        anyhow::ensure!(
+            faceswap_tests::wait_until(Duration::from_secs(60), || render(&inst, &mut src).1),
+            "no swap after SIGCONT"
+        );
         back.push(t.elapsed());
         anyhow::ensure!(
             faceswap_tests::wait_until(Duration::from_secs(30), || {

@@ -214,6 +214,27 @@ impl Drop for DaemonUnderTest {
     }
 }
 
+/// The editor path for benches: the release bundle in `root/plugins`, a daemon (`bin`) in
+/// `root/daemon` with the extractor models, the plug-in pointed at it through
+/// `FACESWAPD_SOCKET`, and the test host with the bundle loaded.
+///
+/// # Safety
+/// Sets an environment variable for the whole process: call it before any other thread runs.
+pub unsafe fn start_release_editor(
+    root: &Path,
+    bin: &Path,
+) -> anyhow::Result<(DaemonUnderTest, ofx_host::OfxTestHost)> {
+    let plugins = root.join("plugins");
+    bundle_plugin(&plugins, true)?;
+    let daemon_root = root.join("daemon");
+    share_extractor_models(&daemon_root)?;
+    let d = DaemonUnderTest::start(bin, &daemon_root)?;
+    // SAFETY: the caller's promise: no other thread reads the environment meanwhile.
+    unsafe { std::env::set_var("FACESWAPD_SOCKET", d.socket.path()) };
+    let host = ofx_host::OfxTestHost::load(&plugins.display().to_string())?;
+    Ok((d, host))
+}
+
 /// Threads of this process whose name starts with `prefix` (Linux: `/proc/self/task/*/comm`,
 /// names cut at 15 bytes).
 pub fn threads_named(prefix: &str) -> usize {

@@ -181,6 +181,17 @@ fn host_image(frame: &RgbFrame, width: u32, depth: &'static CStr, negative: bool
 }
 
 /// Every pixel equal (row padding is the host's, not the image's).
+/// `frame` resized to `width` × `height` (triangle filter).
+fn scaled(frame: &RgbFrame, width: u32, height: u32) -> RgbFrame {
+    let img = image::RgbImage::from_raw(frame.width, frame.height, frame.data.clone()).unwrap();
+    let img = image::imageops::resize(&img, width, height, image::imageops::FilterType::Triangle);
+    RgbFrame {
+        width,
+        height,
+        data: img.into_raw(),
+    }
+}
+
 fn same_pixels(a: &HostBuffer, b: &HostBuffer) -> bool {
     let row = a.width as usize * a.bpp();
     (0..a.height as usize).all(|y| {
@@ -479,17 +490,7 @@ fn rendering_through_the_daemon_swaps_faces_survives_the_daemon_dying_and_runs_o
 
     // Killed mid-render: a large frame keeps the daemon busy while it is killed; the render
     // still returns the source, with the reason, and the host goes on.
-    let big = image::imageops::resize(
-        &image::RgbImage::from_raw(hopper.width, hopper.height, hopper.data.clone()).unwrap(),
-        hopper.width * 4,
-        hopper.height * 4,
-        image::imageops::FilterType::Triangle,
-    );
-    let big = RgbFrame {
-        width: big.width(),
-        height: big.height(),
-        data: big.into_raw(),
-    };
+    let big = scaled(&hopper, hopper.width * 4, hopper.height * 4);
     let mut src = host_image(&big, big.width, c"OfxBitDepthByte", false);
     let mut dst = src.blank_like();
     let pid = d.pid().unwrap();
@@ -737,18 +738,7 @@ fn a_long_run_through_the_plugin_leaks_no_memory_slots_or_threads() {
     configure(&inst, &model);
     // A small frame with one face: the photo at a quarter size.
     let photo = load_image(&test_asset("grace_hopper.jpg").unwrap()).unwrap();
-    let img = image::RgbImage::from_raw(photo.width, photo.height, photo.data).unwrap();
-    let small = image::imageops::resize(
-        &img,
-        photo.width / 4,
-        photo.height / 4,
-        image::imageops::FilterType::Triangle,
-    );
-    let frame = RgbFrame {
-        width: small.width(),
-        height: small.height(),
-        data: small.into_raw(),
-    };
+    let frame = scaled(&photo, photo.width / 4, photo.height / 4);
     let mut src = host_image(&frame, frame.width, c"OfxBitDepthByte", false);
     let mut dst = src.blank_like();
     let daemon = d.pid().unwrap();

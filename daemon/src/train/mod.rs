@@ -173,8 +173,9 @@ fn open_model(dir: &Path, s: &TrainSettings) -> Result<ModelFile, TrainError> {
         Ok(text) => {
             let have: ModelFile = toml::from_str(&text).map_err(|e| {
                 TrainError::Settings(format!(
-                    "{} is damaged ({e}); restore it or use a new model folder",
-                    path.display()
+                    "{} is damaged ({}); restore it or use a new model folder",
+                    path.display(),
+                    crate::toml_error::one_line(&text, &e)
                 ))
             })?;
             // A Phaze-A model resumes from the options model.toml keeps: the preset it names
@@ -404,8 +405,13 @@ pub fn run_training(
                 dir.display()
             ))
         })?;
-        let theirs: ModelFile = toml::from_str(&text)
-            .map_err(|e| TrainError::Settings(format!("{}: {e}", dir.display())))?;
+        let theirs: ModelFile = toml::from_str(&text).map_err(|e| {
+            TrainError::Settings(format!(
+                "{}: {}",
+                dir.display(),
+                crate::toml_error::one_line(&text, &e)
+            ))
+        })?;
         if !theirs.same_architecture(&model_file) {
             return Err(TrainError::Settings(format!(
                 "pretrained model {} is {}, this one {}: parts only move between equal architectures",
